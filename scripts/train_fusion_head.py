@@ -1,0 +1,181 @@
+"""Train the fusion expression head and export it to ONNX.
+
+    python scripts/train_fusion_head.py ../shared/data/expressions --out models/fusion_head.onnx
+
+Inputs per face (the same `vision.classifier.fusion_features` the frame loop computes): MediaPipe's 52
+blendshapes, 104 normalised landmark coordinates and the fer CNN's 7 log-probabilities. Model: standardise,
+multinomial logistic regression with balanced class weights (L2, C=0.03), then vector-scaling calibration
+(a temperature and a per-class bias fitted on out-of-fold logits) so that the mean of `probs` over many
+faces estimates each expression's share. The balanced decision (`label`, the best macro recall) is a
+second output. Validation is subject-disjoint (StratifiedGroupKFold over the person in the file name);
+calibration is nested (fitted on the other folds' out-of-fold logits). Writes the model and a
+`<out>.metrics.json` with everything the model card reports.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import expression_data as ed  # noqa: E402
+
+C = 0.03
+FOLDS = 5
+
+
+def softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_vector_scaling(logits, y, steps=3000, lr=0.5):
+    """Temperature T and per-class bias b minimising NLL of softmax(logits / T + b)."""
+    t, b = 1.0, np.zeros(logits.shape[1])
+    onehot = np.eye(logits.shape[1])[y]
+    for _ in range(steps):
+        p = softmax(logits / t + b)
+        b -= lr * (p - onehot).mean(axis=0)
+        t -= lr * ((p - onehot) * (-logits / t ** 2)).sum(axis=1).mean()
+        t = max(t, 0.05)
+    return t, b
+
+
+def fit_head(x, y):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    lr = LogisticRegression(C=C, class_weight="balanced", max_iter=5000).fit(scaler.transform(x), y)
+    return scaler, lr
+
+
+def ece(p, y, bins=10):
+    conf, correct = p.max(axis=1), p.argmax(axis=1) == y
+    total = 0.0
+    for lo, hi in zip(np.linspace(0, 1, bins + 1)[:-1], np.linspace(0, 1, bins + 1)[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            total += m.mean() * abs(conf[m].mean() - correct[m].mean())
+    return float(total)
+
+
+def cross_validate(data: ed.LabelledSet) -> dict:
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    x, y, found = data.features, data.labels, data.found
+    groups = np.array(data.subjects)
+    kinds = np.array(data.kinds)
+    folds = list(StratifiedGroupKFold(FOLDS, shuffle=True, random_state=0).split(x, y, groups))
+    logits = np.zeros((len(y), 7))
+    base_pred = np.full(len(y), -1)
+    geo = slice(0, 52 + 104)
+    for tr, te in folds:
+        tr = tr[found[tr]]
+        scaler, lr = fit_head(x[tr], y[tr])
+        logits[te] = lr.decision_function(scaler.transform(x[te]))
+        s2, lr2 = fit_head(x[tr][:, geo], y[tr])
+        te_f = te[found[te]]
+        base_pred[te_f] = lr2.predict(s2.transform(x[te_f][:, geo]))
+    # nested calibration: fold k's probabilities use T, b fitted on the other folds
+    probs = np.zeros_like(logits)
+    for k, (_, te) in enumerate(folds):
+        other = np.concatenate([f[1] for j, f in enumerate(folds) if j != k])
+        other = other[found[other]]
+        t, b = fit_vector_scaling(logits[other], y[other])
+        probs[te] = softmax(logits[te] / t + b)
+    label = np.where(found, logits.argmax(axis=1), -1)
+    cnn = np.where(found, np.nan_to_num(data.cnn_probs, nan=0).argmax(axis=1), -1)
+    share_true = np.bincount(y[found], minlength=7) / found.sum()
+    share_est = probs[found].mean(axis=0)
+    report = {"folds": FOLDS, "split": "subject-disjoint StratifiedGroupKFold", "n": int(len(y)),
+              "no_face_rate": float(1 - found.mean())}
+    for name, pred in (("fusion", label), ("cnn_alone", cnn), ("blendshapes_geometry_lr", base_pred)):
+        report[name] = {"all": ed.recall_report(y, pred)}
+        for kind in ("web", "movie"):
+            report[name][kind] = ed.recall_report(y[kinds == kind], pred[kinds == kind])
+    report["calibration"] = {
+        "classes": list(ed.EMOTIONS),
+        "true_share": share_true.round(4).tolist(),
+        "mean_probability": share_est.round(4).tolist(),
+        "max_abs_share_error": float(np.abs(share_est - share_true).max()),
+        "ece_calibrated": ece(probs[found], y[found]),
+        "ece_uncalibrated": ece(softmax(logits[found]), y[found]),
+    }
+    return report
+
+
+def export_onnx(scaler, lr, t, b, n_features):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+    inits = [numpy_helper.from_array(f32(scaler.mean_), "mean"), numpy_helper.from_array(f32(scaler.scale_), "scale"),
+             numpy_helper.from_array(f32(lr.coef_.T), "W"), numpy_helper.from_array(f32(lr.intercept_), "B"),
+             numpy_helper.from_array(f32([t]), "T"), numpy_helper.from_array(f32(b), "bias")]
+    nodes = [helper.make_node("Sub", ["features", "mean"], ["centred"]),
+             helper.make_node("Div", ["centred", "scale"], ["z"]),
+             helper.make_node("Gemm", ["z", "W", "B"], ["logits"]),
+             helper.make_node("Div", ["logits", "T"], ["scaled"]),
+             helper.make_node("Add", ["scaled", "bias"], ["calibrated"]),
+             helper.make_node("Softmax", ["calibrated"], ["probs"], axis=-1),
+             helper.make_node("ArgMax", ["logits"], ["label"], axis=1, keepdims=0)]
+    graph = helper.make_graph(nodes, "fusion_head", [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", n_features])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 7]),
+                               helper.make_tensor_value_info("label", TensorProto.INT64, ["N"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="audience scripts/train_fusion_head.py")
+    model.ir_version = 8
+    model.doc_string = ("Fusion expression head: blendshapes[52] + landmark geometry[104] + log CNN probs[7] -> "
+                        "calibrated probs[7] and balanced label. Classes: " + ", ".join(ed.EMOTIONS))
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("labelled_dir", type=Path)
+    ap.add_argument("--out", type=Path, default=ed.ROOT / "models" / "fusion_head.onnx")
+    args = ap.parse_args(argv)
+    data = ed.extract(args.labelled_dir)
+    report = cross_validate(data)
+    x, y, found = data.features[data.found], data.labels[data.found], data.found
+    scaler, lr = fit_head(x, y)
+    # final calibration from out-of-fold logits of the whole set
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    oof = np.zeros((len(data.labels), 7))
+    for tr, te in StratifiedGroupKFold(FOLDS, shuffle=True, random_state=0).split(data.features, data.labels, data.subjects):
+        tr = tr[found[tr]]
+        s, m = fit_head(data.features[tr], data.labels[tr])
+        oof[te] = m.decision_function(s.transform(data.features[te]))
+    t, b = fit_vector_scaling(oof[found], data.labels[found])
+    blob = export_onnx(scaler, lr, t, b, x.shape[1])
+    # the exported graph must agree with scikit-learn
+    import onnxruntime as ort
+
+    probs, label = ort.InferenceSession(blob, providers=["CPUExecutionProvider"]).run(None, {"features": x.astype(np.float32)})
+    want = softmax(lr.decision_function(scaler.transform(x)) / t + b)
+    assert np.abs(probs - want).max() < 1e-4 and (label == lr.predict(scaler.transform(x))).mean() > 0.999
+    args.out.write_bytes(blob)
+    report.update(temperature=t, class_bias=np.round(b, 4).tolist(), C=C, n_features=int(x.shape[1]),
+                  trained_on=int(found.sum()), sha256=hashlib.sha256(blob).hexdigest())
+    metrics_path = args.out.with_suffix(".metrics.json")
+    metrics_path.write_text(json.dumps(report, indent=2))
+    for name in ("fusion", "cnn_alone", "blendshapes_geometry_lr"):
+        r = report[name]
+        print(f"{name:26s} macro recall: all {r['all']['macro_recall']:.3f}  web {r['web']['macro_recall']:.3f}  "
+              f"movie {r['movie']['macro_recall']:.3f}  (accuracy all {r['all']['accuracy']:.3f})")
+    cal = report["calibration"]
+    print(f"calibration: max |mean p - share| {cal['max_abs_share_error']:.3f}, ECE {cal['ece_calibrated']:.3f} "
+          f"(uncalibrated {cal['ece_uncalibrated']:.3f})")
+    print(f"wrote {args.out} sha256 {report['sha256']} and {metrics_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""`audience analyze`: inputs -> observations file, curves.csv, curves.png, summary.json."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .capture import resolve_inputs
+from .curves import BucketStats, write_curves_csv
+from .errors import EXIT_OK, EXIT_PARTIAL, AudienceError, UnsupportedInput
+from .labels import EMOTIONS
+from .pipeline import Settings, model_files
+from .plot import plot_curves
+from .progress import Progress
+from .runner import default_workers, plan_jobs, run_jobs
+from .table import ObservationFileWriter
+
+
+@dataclass(frozen=True)
+class AnalyzeRequest:
+    inputs: list[str]
+    out: Path
+    fmt: str = "parquet"
+    fps: float | None = None
+    classifier: str = "fusion"
+    bucket: float = 1.0
+    content_offset: float = 0.0
+    max_faces: int = 8
+    max_lost_s: float = 1.0
+    workers: int | None = None
+
+
+def _expected_frames(specs, fps) -> int | None:
+    import cv2
+
+    total = 0
+    for s in specs:
+        if s.kind == "image":
+            total += 1
+        elif s.kind == "video":
+            cap = cv2.VideoCapture(str(s.location), cv2.CAP_FFMPEG)
+            n, f = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
+            cap.release()
+            if not n or n <= 0:
+                return None
+            total += int(n if not fps or not f or fps >= f else np.ceil(n * fps / f))
+        else:
+            return None
+    return total
+
+
+def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
+    stdout = stdout or sys.stdout
+    started = time.perf_counter()
+    specs = resolve_inputs(req.inputs)
+    settings = Settings(fps=req.fps, classifier=req.classifier, max_faces=req.max_faces, max_lost_s=req.max_lost_s)
+    models = model_files(settings)  # fail on a bad model before any work
+    try:
+        req.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AudienceError(f"{req.out}: cannot create output folder ({exc.strerror})") from None
+    jobs = plan_jobs(specs)
+    workers = req.workers or default_workers(len(jobs))
+    progress = Progress(_expected_frames(specs, req.fps), enabled=False if quiet else None)
+    stats = BucketStats(req.bucket, req.content_offset)
+    obs_path = req.out / f"observations.{req.fmt}"
+    reports = []
+    with ObservationFileWriter(obs_path, req.fmt) as writer:
+        try:
+            for results in run_jobs(jobs, settings, workers, progress.advance):
+                for cols, report in results:
+                    writer.write_columns(cols)
+                    stats.add_rows(cols)
+                    stats.add_frames(np.asarray(report.analysed_t, np.float64))
+                    reports.append(report)
+        finally:
+            progress.close()
+    elapsed = time.perf_counter() - started
+
+    failed = [r for r in reports if r.error]
+    if failed and len(failed) == len(reports):
+        raise UnsupportedInput(f"none of the {len(reports)} files could be read (first: {failed[0].error})")
+    curves = stats.curves()
+    write_curves_csv(curves, req.out / "curves.csv")
+    names = ", ".join(dict.fromkeys(r.source for r in reports))
+    plot_curves(curves, req.out / "curves.png",
+                f"{names[:90]}{'…' if len(names) > 90 else ''} — {writer.rows} face observations, "
+                f"bucket {req.bucket:g} s")
+
+    frames_analysed = sum(r.frames_analysed for r in reports)
+    images = [r for r in reports if r.kind == "image" and not r.error]
+    summary = {
+        "inputs": [str(i) for i in req.inputs],
+        "sources": len(reports),
+        "frames_read": sum(r.frames_read for r in reports),
+        "frames_analysed": frames_analysed,
+        "faces": writer.rows,
+        "tracks": sum(r.tracks for r in reports),
+        "images_without_faces": sum(1 for r in images if r.faces == 0),
+        "files_skipped": [{"source": r.source, "error": r.error} for r in failed],
+        "achieved_fps": frames_analysed / elapsed if elapsed > 0 else 0.0,
+        "elapsed_s": elapsed,
+        "workers": workers,
+        "settings": {"fps": req.fps, "classifier": req.classifier, "bucket_s": req.bucket,
+                     "content_offset_s": req.content_offset, "max_faces": req.max_faces,
+                     "max_lost_s": req.max_lost_s, "format": req.fmt},
+        "labels": list(EMOTIONS),
+        "models": {n: {"file": m.path.name, "sha256": m.sha256} for n, m in models.items()},
+        "per_source": [r.public() for r in reports],
+        "outputs": [obs_path.name, "curves.csv", "curves.png", "summary.json"],
+    }
+    (req.out / "summary.json").write_text(json.dumps(summary, indent=2))
+
+    code = EXIT_OK
+    for r in failed:
+        print(f"audience: warning: skipped {r.source}: {r.error}", file=sys.stderr)
+    for r in reports:
+        if r.stopped_early:
+            print(f"audience: warning: {r.source} stopped decoding at frame {r.frames_read} of "
+                  f"{r.frames_expected} (truncated or corrupt); analysed what decoded", file=sys.stderr)
+            code = EXIT_PARTIAL
+    if writer.rows == 0:
+        print(f"audience: no faces found in {names} ({frames_analysed} frames analysed); "
+              f"outputs written with zero rows", file=sys.stderr)
+    elif images and summary["images_without_faces"]:
+        print(f"audience: {summary['images_without_faces']} of {len(images)} images had no face", file=sys.stderr)
+    if not quiet:
+        print(f"analysed {frames_analysed} frames from {len(reports)} source(s): {writer.rows} face observations, "
+              f"{summary['tracks']} tracks, {summary['achieved_fps']:.1f} fps -> {req.out}/ "
+              f"({', '.join(summary['outputs'])})", file=stdout)
+    return code

@@ -1,0 +1,189 @@
+"""Capture: turn what the user named (files, folders, a webcam index, a stream URL) into frames.
+
+`resolve_inputs` checks and expands the names into `SourceSpec`s; `open_source` gives an iterable of
+`Frame`s for one spec, released deterministically (use it as a context manager). Decoding skips what the
+analysis rate does not need: skipped frames are only grabbed, never converted.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from .errors import InputNotFound, NoInputs, UnsupportedInput
+
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
+VIDEO_EXTS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts", ".mjpeg"})
+
+
+@dataclass(frozen=True)
+class Frame:
+    source: str
+    index: int
+    t: float  # seconds since the source started
+    image: np.ndarray  # BGR uint8, H x W x 3
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str  # what outputs call it (file name, "camera:0", the URL)
+    kind: str  # "video" | "image" | "stream"
+    location: str | int
+    in_folder: bool = False  # found by expanding a folder (a bad file there is skipped, not fatal)
+
+
+def _spec_for_file(path: Path, in_folder: bool = False) -> SourceSpec:
+    kind = "image" if path.suffix.lower() in IMAGE_EXTS else "video"
+    return SourceSpec(path.name, kind, str(path), in_folder)
+
+
+def resolve_inputs(inputs: list[str]) -> list[SourceSpec]:
+    """Expand user inputs into sources. Raises InputNotFound / NoInputs with a one-line message."""
+    specs: list[SourceSpec] = []
+    for raw in inputs:
+        if raw.isdigit():
+            specs.append(SourceSpec(f"camera:{raw}", "stream", int(raw)))
+            continue
+        if "://" in raw:
+            specs.append(SourceSpec(raw, "stream", raw))
+            continue
+        path = Path(raw)
+        if not path.exists():
+            raise InputNotFound(f"{raw}: no such file or folder")
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
+            if not files:
+                raise NoInputs(f"{raw}: folder has no images or videos "
+                               f"(looked for {', '.join(sorted(IMAGE_EXTS | VIDEO_EXTS))})")
+            specs.extend(_spec_for_file(p, True) for p in files)
+        else:
+            specs.append(_spec_for_file(path))
+    return specs
+
+
+def read_image(path: str) -> np.ndarray | None:
+    """Decode an image file to 8-bit BGR (grayscale, 16-bit and alpha are converted); None if it won't."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    if data.size == 0:
+        return None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        return None
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(image)
+
+
+class ImageSource:
+    """One still image: one frame, index 0, t 0."""
+
+    fps = 0.0
+
+    def __init__(self, spec: SourceSpec):
+        self.spec = spec
+        self.frames_read = 0
+        self.frames_expected = 1
+        self.stopped_early = False
+        self._image = read_image(str(spec.location))
+        if self._image is None:
+            raise UnsupportedInput(f"{spec.location}: not a readable image")
+
+    def __iter__(self) -> Iterator[Frame]:
+        self.frames_read = 1
+        yield Frame(self.spec.name, 0, 0.0, self._image)
+
+    def close(self) -> None:
+        self._image = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class VideoSource:
+    """A video file or a live stream through OpenCV, yielding the frames an analysis rate selects.
+
+    every: analyse at most `analysis_fps` frames per second of the source's own clock (None = every frame).
+    After iteration: frames_read (decoded or grabbed), frames_expected (container's count, 0 if unknown),
+    stopped_early (a file that stopped decoding before its expected end).
+    """
+
+    def __init__(self, spec: SourceSpec, analysis_fps: float | None = None):
+        if analysis_fps is not None and analysis_fps <= 0:
+            raise ValueError("analysis_fps must be > 0")
+        self.spec = spec
+        self.analysis_fps = analysis_fps
+        self.frames_read = 0
+        self.stopped_early = False
+        if spec.kind == "video":
+            self._cap = cv2.VideoCapture(str(spec.location), cv2.CAP_FFMPEG)
+        else:
+            self._cap = cv2.VideoCapture(spec.location)
+        if not self._cap.isOpened():
+            self._cap.release()
+            what = "a video or image" if spec.kind == "video" else "an open stream"
+            raise UnsupportedInput(f"{spec.location}: cannot be opened as {what}")
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1000 else 30.0
+        count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT) if spec.kind == "video" else 0
+        self.frames_expected = int(count) if count and count > 0 else 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        cap, live = self._cap, self.spec.kind == "stream"
+        start = time.monotonic()
+        next_t = 0.0
+        period = 1.0 / self.analysis_fps if self.analysis_fps else 0.0
+        index = 0
+        while True:
+            t = (time.monotonic() - start) if live else index / self.fps
+            wanted = t + 1e-9 >= next_t
+            ok = cap.grab()
+            if not ok:
+                break
+            self.frames_read += 1
+            if wanted:
+                ok, image = cap.retrieve()
+                if ok and image is not None:
+                    next_t = (math.floor(t / period + 1e-9) + 1) * period if period else 0.0
+                    yield Frame(self.spec.name, index, t, image)
+            index += 1
+        if self.spec.kind == "video" and self.frames_expected and self.frames_read < self.frames_expected - 1:
+            self.stopped_early = True
+        if self.frames_read == 0 and self.spec.kind == "video":
+            raise UnsupportedInput(f"{self.spec.location}: no frame could be decoded (not a video, or corrupt)")
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_source(spec: SourceSpec, analysis_fps: float | None = None) -> ImageSource | VideoSource:
+    """Open one source; raise UnsupportedInput if it cannot be read at all."""
+    if spec.kind == "image":
+        return ImageSource(spec)
+    if spec.kind == "video" and Path(str(spec.location)).stat().st_size == 0:
+        raise UnsupportedInput(f"{spec.location}: empty file, not a video or image")
+    return VideoSource(spec, analysis_fps)

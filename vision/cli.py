@@ -1,0 +1,115 @@
+"""`audience`: the command line. Subcommands: analyze.
+
+Exit codes: 0 done (also when no face was found: a message says so); 1 internal error; 2 bad usage;
+3 input not found; 4 input not a readable video or image; 5 folder with no images or videos;
+6 partial: a video stopped decoding early (what decoded was analysed and written); 7 model file
+missing or not the pinned sha256; 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_CODES = """exit codes:
+  0  done (also when no face was found: a message says so)
+  1  internal error
+  2  bad usage
+  3  input not found
+  4  input is not a readable video or image
+  5  folder has no images or videos
+  6  partial: a video stopped decoding early; what decoded was analysed and written
+  7  a model file is missing or does not match its pinned sha256
+  130 interrupted"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        self.exit(2, f"audience: error: {message}\n")
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    return parse
+
+
+def _number(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="audience", description="Audience reaction analysis: faces -> expressions -> curves.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    a = sub.add_parser("analyze", help="analyse recorded videos, images or folders of them",
+                       description="Analyse recorded videos, images or folders of them and write "
+                                   "observations, per-second curves, a plot and a summary.",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video file, image file, folder of images/videos, webcam index or rtsp/http URL")
+    a.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    a.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="observations file format")
+    a.add_argument("--fps", type=_positive(float), default=None,
+                   help="analysis rate in frames per second of the source (default: every frame)")
+    a.add_argument("--classifier", choices=("fusion", "cnn"), default="fusion",
+                   help="expression model: fusion (blendshapes+geometry+CNN, default) or cnn (fer mini-Xception)")
+    a.add_argument("--bucket", type=_positive(float), default=1.0, help="curve bucket in seconds (default 1)")
+    a.add_argument("--content-offset", type=_number, default=0.0,
+                   help="seconds between recording start and content start (curves use content time)")
+    a.add_argument("--max-faces", type=_positive(int), default=8, help="faces per frame at most (default 8)")
+    a.add_argument("--max-lost", type=_positive(float), default=1.0,
+                   help="seconds a face may be unseen before its track ends (default 1)")
+    a.add_argument("--workers", type=_positive(int), default=None,
+                   help="processes (default: one per core, at most one per input)")
+    a.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .quiet import native_stderr_to_devnull
+
+    with native_stderr_to_devnull():
+        try:
+            if args.command == "analyze":
+                return _analyze(args)
+        except KeyboardInterrupt:
+            print("audience: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:  # noqa: BLE001 - every failure leaves as one line
+            from .errors import AudienceError
+
+            if isinstance(exc, AudienceError):
+                print(f"audience: error: {exc}", file=sys.stderr)
+                return exc.exit_code
+            if os.environ.get("AUDIENCE_DEBUG"):
+                raise
+            print(f"audience: internal error: {exc.__class__.__name__}: {exc} "
+                  f"(set AUDIENCE_DEBUG=1 for a traceback)", file=sys.stderr)
+            return 1
+    return 2
+
+
+def _analyze(args) -> int:
+    from .analyze import AnalyzeRequest, run_analyze
+
+    request = AnalyzeRequest(inputs=args.inputs, out=args.out, fmt=args.format, fps=args.fps,
+                             classifier=args.classifier, bucket=args.bucket, content_offset=args.content_offset,
+                             max_faces=args.max_faces, max_lost_s=args.max_lost, workers=args.workers)
+    return run_analyze(request, quiet=args.quiet)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

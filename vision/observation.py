@@ -1,0 +1,106 @@
+"""The one per-frame value that flows landmarker -> classifier -> describe -> tracker -> sinks.
+
+`Observation` is a frozen struct of arrays: row i of every array is face i of the frame. Stages never
+mutate it; they return a new one with `Observation.replace(...)`. Arrays are made read-only on creation.
+
+Landmarks live only in memory (the classifier and geometry need them); sinks write the numbers named in
+`vision.labels.VALUE_COLUMNS` plus the box and track id, never landmarks, crops or pixels.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .labels import EMOTIONS, METRICS
+
+N_LANDMARKS = 478
+N_BLENDSHAPES = 52
+
+# (name, per-face shape, dtype, fill value used when a stage has not produced it yet)
+_FIELDS = {
+    "boxes": ((4,), np.float32, 0.0),
+    "landmarks": ((N_LANDMARKS, 3), np.float32, 0.0),
+    "blendshapes": ((N_BLENDSHAPES,), np.float32, 0.0),
+    "matrices": ((4, 4), np.float32, 0.0),
+    "probs": ((len(EMOTIONS),), np.float32, np.nan),
+    "labels": ((), np.int64, -1),
+    "metrics": ((len(METRICS),), np.float32, np.nan),
+    "valence": ((), np.float32, np.nan),
+    "pose": ((3,), np.float32, np.nan),
+    "attention": ((), np.float32, np.nan),
+    "track_ids": ((), np.int64, -1),
+}
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one analysed frame of one source showed.
+
+    source: input name; frame: index in the source; t: seconds since the source started;
+    width/height: frame size in pixels. Per face (N rows): boxes [x, y, w, h] normalised 0-1 by frame
+    size (top-left corner and size); landmarks [478, 3] normalised; blendshapes [52]; matrices [4, 4]
+    facial transformation; probs [7] in `EMOTIONS` order (calibrated: their mean over faces estimates
+    each expression's share); labels: top expression index per face (the classifier's decision, -1 before
+    classification); metrics [5] in `METRICS` order; valence -1..1;
+    pose [yaw, pitch, roll] degrees; attention 0-1; track_ids (-1 before tracking).
+    """
+
+    source: str
+    frame: int
+    t: float
+    width: int
+    height: int
+    boxes: np.ndarray = field(default=None)
+    landmarks: np.ndarray = field(default=None, repr=False)
+    blendshapes: np.ndarray = field(default=None, repr=False)
+    matrices: np.ndarray = field(default=None, repr=False)
+    probs: np.ndarray = field(default=None)
+    labels: np.ndarray = field(default=None)
+    metrics: np.ndarray = field(default=None, repr=False)
+    valence: np.ndarray = field(default=None, repr=False)
+    pose: np.ndarray = field(default=None, repr=False)
+    attention: np.ndarray = field(default=None, repr=False)
+    track_ids: np.ndarray = field(default=None)
+
+    def __post_init__(self):
+        n = None
+        for name, (shape, dtype, _) in _FIELDS.items():
+            value = getattr(self, name)
+            if value is not None:
+                n = len(value)
+                break
+        n = 0 if n is None else n
+        for name, (shape, dtype, fill) in _FIELDS.items():
+            value = getattr(self, name)
+            value = np.full((n, *shape), fill, dtype) if value is None else np.asarray(value, dtype)
+            if value.shape != (n, *shape):
+                raise ValueError(f"Observation.{name} has shape {value.shape}, expected {(n, *shape)}")
+            object.__setattr__(self, name, _frozen(value))
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def replace(self, **changes) -> "Observation":
+        """A new observation with some fields changed (the input is left as it was)."""
+        return dataclasses.replace(self, **changes)
+
+    def select(self, mask: np.ndarray) -> "Observation":
+        """A new observation with only the faces where `mask` (bool or index array) selects."""
+        return self.replace(**{name: getattr(self, name)[mask] for name in _FIELDS})
+
+    @property
+    def emotions(self) -> list[str]:
+        """Top label per face ("" where no classifier has run)."""
+        return [EMOTIONS[i] if i >= 0 else "" for i in self.labels.tolist()]
+
+    @classmethod
+    def empty(cls, source: str, frame: int, t: float, width: int, height: int) -> "Observation":
+        return cls(source, frame, t, width, height)

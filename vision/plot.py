@@ -1,0 +1,54 @@
+"""curves.png: the audience's expressions, a few face metrics and the number of faces over content time."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .labels import EMOTIONS
+
+COLOURS = {"anger": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happiness": "#2ca02c",
+           "sadness": "#1f77b4", "surprise": "#ff7f0e", "neutral": "#7f7f7f"}
+
+
+def plot_curves(curves: dict[str, np.ndarray], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    t = np.asarray(curves["t"], float)
+    width = float(t[1] - t[0]) if len(t) > 1 else 1.0
+    centre = t + width / 2  # lines at bucket centres, bars over the whole bucket
+    fig, axes = plt.subplots(3, 1, figsize=(12, 8.5), sharex=True,
+                             gridspec_kw={"height_ratios": [3, 2, 1]}, constrained_layout=True)
+    step = len(t) <= 1
+
+    def line(ax, key, label, colour, style="-"):
+        y, h = np.asarray(curves[key], float), np.asarray(curves[f"{key}_ci95"], float)
+        ax.plot(centre, y, style, color=colour, label=label, lw=1.6, marker="o" if step else None)
+        ok = np.isfinite(h)
+        ax.fill_between(centre, y - np.where(ok, h, 0), y + np.where(ok, h, 0), color=colour, alpha=0.15, lw=0)
+
+    for e in EMOTIONS:
+        line(axes[0], f"p_{e}", e, COLOURS[e])
+    axes[0].set_ylabel("mean probability")
+    axes[0].set_ylim(0, 1)
+    axes[0].legend(ncol=7, fontsize=8, loc="upper center", frameon=False)
+    axes[0].set_title(title, fontsize=11, loc="left")
+
+    line(axes[1], "valence", "valence (-1..1)", "#000000")
+    line(axes[1], "smile", "smile", "#2ca02c", "--")
+    line(axes[1], "attention", "attention", "#17becf", ":")
+    axes[1].axhline(0, color="#bbbbbb", lw=0.8)
+    axes[1].set_ylim(-1.05, 1.05)
+    axes[1].set_ylabel("face metrics")
+    axes[1].legend(ncol=3, fontsize=8, loc="lower left", frameon=False)
+
+    axes[2].bar(t, curves["n_faces"], width=width, color="#999999", align="edge")
+    axes[2].set_ylabel("faces")
+    axes[2].set_xlabel("content time (s); bands: 95% CI over faces")
+    for ax in axes:
+        ax.grid(alpha=0.25)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,127 @@
+"""Observations as a column table: what sinks write, one row per face per analysed frame.
+
+Only these columns ever leave the process: the source name, frame index, time, anonymous track id, the
+normalised box and the numbers in `vision.labels.VALUE_COLUMNS`. Never landmarks, crops or pixels.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .labels import EMOTIONS, METRICS, VALUE_COLUMNS
+from .observation import Observation
+
+KEY_COLUMNS = ("source", "frame", "t", "track_id", "x", "y", "w", "h", "emotion")
+COLUMNS = KEY_COLUMNS + VALUE_COLUMNS
+
+
+def observation_columns(obs: Observation) -> dict[str, np.ndarray]:
+    """One observation -> the table's columns (N rows)."""
+    n = len(obs)
+    cols: dict[str, np.ndarray] = {
+        "source": np.full(n, obs.source, dtype=object),
+        "frame": np.full(n, obs.frame, np.int64),
+        "t": np.full(n, obs.t, np.float64),
+        "track_id": obs.track_ids.astype(np.int64),
+        "x": obs.boxes[:, 0], "y": obs.boxes[:, 1], "w": obs.boxes[:, 2], "h": obs.boxes[:, 3],
+        "emotion": np.array(obs.emotions, dtype=object),
+    }
+    for j, e in enumerate(EMOTIONS):
+        cols[f"p_{e}"] = obs.probs[:, j]
+    for j, m in enumerate(METRICS):
+        cols[m] = obs.metrics[:, j]
+    cols["valence"] = obs.valence
+    cols["yaw"], cols["pitch"], cols["roll"] = obs.pose[:, 0], obs.pose[:, 1], obs.pose[:, 2]
+    cols["attention"] = obs.attention
+    return cols
+
+
+def empty_columns() -> dict[str, np.ndarray]:
+    cols = {c: np.zeros(0, np.float32) for c in COLUMNS}
+    cols.update(source=np.zeros(0, object), emotion=np.zeros(0, object), frame=np.zeros(0, np.int64),
+                t=np.zeros(0, np.float64), track_id=np.zeros(0, np.int64))
+    return cols
+
+
+def concat_columns(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if not parts:
+        return empty_columns()
+    return {c: np.concatenate([p[c] for p in parts]) for c in COLUMNS}
+
+
+class TableSink:
+    """Collects observations into columns in memory (for a worker to hand back, or for tests)."""
+
+    def __init__(self):
+        self._parts: list[dict[str, np.ndarray]] = []
+
+    def write(self, obs: Observation) -> None:
+        if len(obs):
+            self._parts.append(observation_columns(obs))
+
+    def columns(self) -> dict[str, np.ndarray]:
+        return concat_columns(self._parts)
+
+
+def _arrow_table(cols: dict[str, np.ndarray]):
+    import pyarrow as pa
+
+    arrays = {}
+    for c in COLUMNS:
+        v = cols[c]
+        arrays[c] = pa.array(v.tolist(), pa.string()) if v.dtype == object else pa.array(v)
+    return pa.table(arrays)
+
+
+class ObservationFileWriter:
+    """Context-manager sink writing the observations table as Parquet or CSV, in chunks as it goes."""
+
+    def __init__(self, path: Path, fmt: str = "parquet"):
+        if fmt not in ("parquet", "csv"):
+            raise ValueError("format must be 'parquet' or 'csv'")
+        self.path, self.fmt, self.rows = Path(path), fmt, 0
+        self._writer = None
+        self._csv = None
+
+    def write_columns(self, cols: dict[str, np.ndarray]) -> None:
+        n = len(cols["frame"])
+        if self.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            table = _arrow_table(cols)
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(str(self.path), table.schema)
+            if n:
+                self._writer.write_table(table)
+        else:
+            self._write_csv(cols, n)
+        self.rows += n
+
+    def _write_csv(self, cols, n):
+        import csv
+
+        if self._csv is None:
+            self._csv = open(self.path, "w", newline="")
+            self._csv_writer = csv.writer(self._csv)
+            self._csv_writer.writerow(COLUMNS)
+        fmt = {c: (lambda v: v) if cols[c].dtype.kind in "OiU" else (lambda v: "" if v != v else f"{v:.6g}")
+               for c in COLUMNS}
+        for i in range(n):
+            self._csv_writer.writerow([fmt[c](cols[c][i]) for c in COLUMNS])
+
+    def close(self) -> None:
+        if self._writer is None and self._csv is None:
+            self.write_columns(empty_columns())  # an empty file with the schema, never no file
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._csv is not None:
+            self._csv.close()
+            self._csv = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
