@@ -36,11 +36,11 @@ def face_crops(image_bgr: np.ndarray, obs: Observation, size: int = CROP_SIZE) -
     """[N,1,size,size] float32 in [-1,1]: upright grayscale crops of every face (pixels stay in memory)."""
     if len(obs) == 0:
         return np.zeros((0, 1, size, size), np.float32)
-    gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY) if image_bgr.ndim == 3 else image_bgr
     maps = crop_transforms(obs.landmarks, obs.width, obs.height, size)
     crops = np.empty((len(obs), 1, size, size), np.float32)
-    for i, m in enumerate(maps):
-        crops[i, 0] = cv2.warpAffine(gray, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    for i, m in enumerate(maps):  # cut in colour, then convert only the small crop to gray
+        crop = cv2.warpAffine(image_bgr, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        crops[i, 0] = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
     return crops * np.float32(2 / 255.0) - np.float32(1.0)
 
 

@@ -8,10 +8,8 @@ missing or not the pinned sha256; 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 from pathlib import Path
 
 EXIT_CODES = """exit codes:

@@ -48,6 +48,9 @@ GEOMETRY_LANDMARKS: tuple[int, ...] = (
     152, 172, 397, 234, 454, 10,                             # jaw, cheeks, forehead
 )
 RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263
+# Face oval (MediaPipe FACEMESH_FACE_OVAL): the crop's extent is taken from these points only.
+FACE_OVAL: tuple[int, ...] = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
+                              377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 
 ATTENTION_FULL_DEG = 15.0  # head within this angle of the camera axis: attention 1
 ATTENTION_ZERO_DEG = 60.0  # beyond this: attention 0
@@ -110,13 +113,16 @@ def crop_transforms(landmarks: np.ndarray, width: int, height: int, size: int = 
                     margin: float = 1.15) -> np.ndarray:
     """[N,478,3] -> [N,2,3] affine maps from frame pixels to an upright `size` x `size` face crop.
 
-    The crop is square, centred on the landmarks' box, rotated so the eyes are level, and `margin` times
-    the larger side of the landmarks' box in the rotated frame."""
-    pts = np.asarray(landmarks, np.float64)[:, :, :2] * np.array([width, height], np.float64)
+    The crop is square, centred on the face oval's box, rotated so the eyes are level, and `margin` times
+    the larger side of that box in the rotated frame."""
+    keep = (RIGHT_EYE_OUTER, LEFT_EYE_OUTER) + FACE_OVAL
+    pts = np.asarray(landmarks, np.float64)[:, keep, :2] * np.array([width, height], np.float64)
     n = len(pts)
     if n == 0:
         return np.zeros((0, 2, 3), np.float32)
-    _, angle, _ = _eye_frame(pts)
+    right, left = pts[:, 0], pts[:, 1]
+    angle = np.arctan2(left[:, 1] - right[:, 1], left[:, 0] - right[:, 0])
+    pts = pts[:, 2:]
     c, s = np.cos(-angle), np.sin(-angle)
     rot = np.stack([np.stack([c, -s], 1), np.stack([s, c], 1)], 1)  # [N,2,2] levels the eyes
     upright = np.einsum("nij,nkj->nki", rot, pts)

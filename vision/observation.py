@@ -1,7 +1,8 @@
 """The one per-frame value that flows landmarker -> classifier -> describe -> tracker -> sinks.
 
 `Observation` is a frozen struct of arrays: row i of every array is face i of the frame. Stages never
-mutate it; they return a new one with `Observation.replace(...)`. Arrays are made read-only on creation.
+mutate it; they return a new one with `Observation.replace(...)`. Arrays are made read-only on creation
+(a fresh array handed in is taken over, not copied: the stage that made it must not write to it again).
 
 Landmarks live only in memory (the classifier and geometry need them); sinks write the numbers named in
 `vision.labels.VALUE_COLUMNS` plus the box and track id, never landmarks, crops or pixels.
@@ -35,7 +36,12 @@ _FIELDS = {
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.array(a, copy=True)
+    """Read-only array: already read-only as is; a fresh array owning its data is taken over (made
+    read-only in place, no copy); anything else (a view, a list) is copied first."""
+    if not a.flags.writeable:
+        return a
+    if a.base is not None or not a.flags.owndata:
+        a = a.copy()
     a.setflags(write=False)
     return a
 

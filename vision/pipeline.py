@@ -11,8 +11,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
-import numpy as np
-
 from .capture import Frame, SourceSpec, open_source
 from .classifier import CnnClassifier, FusionClassifier
 from .describe import describe
