@@ -63,8 +63,9 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
         req.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AudienceError(f"{req.out}: cannot create output folder ({exc.strerror})") from None
-    jobs = plan_jobs(specs)
-    workers = req.workers or default_workers(len(jobs))
+    workers = req.workers or default_workers()
+    jobs = plan_jobs(specs, workers, overlap_s=req.max_lost_s + 1.0)
+    workers = min(workers, len(jobs))
     progress = Progress(_expected_frames(specs, req.fps), enabled=False if quiet else None)
     stats = BucketStats(req.bucket, req.content_offset)
     obs_path = req.out / f"observations.{req.fmt}"

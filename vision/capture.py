@@ -35,6 +35,8 @@ class SourceSpec:
     kind: str  # "video" | "image" | "stream"
     location: str | int
     in_folder: bool = False  # found by expanding a folder (a bad file there is skipped, not fatal)
+    start_frame: int = 0  # a segment of a video: frames [start_frame, end_frame) are yielded
+    end_frame: int | None = None
 
 
 def _spec_for_file(path: Path, in_folder: bool = False) -> SourceSpec:
@@ -145,29 +147,36 @@ class VideoSource:
         self.frames_expected = int(count) if count and count > 0 else 0
 
     def __iter__(self) -> Iterator[Frame]:
+        """Frames the analysis rate selects: frame i is selected when floor(t_i * rate) moves on from the
+        previous frame's. A segment decodes (grabs) from the start without converting, so it selects
+        exactly the frames the whole video would (seeking is not frame-accurate in every container)."""
         cap, live = self._cap, self.spec.kind == "stream"
-        start = time.monotonic()
+        start, end = self.spec.start_frame, self.spec.end_frame
+        started = time.monotonic()
         next_t = 0.0
         period = 1.0 / self.analysis_fps if self.analysis_fps else 0.0
         index = 0
-        while True:
-            t = (time.monotonic() - start) if live else index / self.fps
+        while end is None or index < end:
+            t = (time.monotonic() - started) if live else index / self.fps
             wanted = t + 1e-9 >= next_t
-            ok = cap.grab()
-            if not ok:
+            if not cap.grab():
                 break
-            self.frames_read += 1
             if wanted:
-                ok, image = cap.retrieve()
-                if ok and image is not None:
-                    next_t = (math.floor(t / period + 1e-9) + 1) * period if period else 0.0
-                    yield Frame(self.spec.name, index, t, image)
+                next_t = (math.floor(t / period + 1e-9) + 1) * period if period else 0.0
+            if index >= start:
+                self.frames_read += 1
+                if wanted:
+                    ok, image = cap.retrieve()
+                    if ok and image is not None:
+                        yield Frame(self.spec.name, index, t, image)
             index += 1
+        expected = self.frames_expected if end is None else min(end, self.frames_expected or end)
+        expected = max(expected - start, 0)
         # containers' frame counts are estimates (seen: 98 announced, 95 decodable in an intact file)
-        slack = max(5, int(0.03 * self.frames_expected))
-        if self.spec.kind == "video" and self.frames_expected and self.frames_read < self.frames_expected - slack:
+        slack = max(5, int(0.03 * expected))
+        if self.spec.kind == "video" and expected and self.frames_read < expected - slack:
             self.stopped_early = True
-        if self.frames_read == 0 and self.spec.kind == "video":
+        if self.frames_read == 0 and self.spec.kind == "video" and start == 0:
             raise UnsupportedInput(f"{self.spec.location}: no frame could be decoded (not a video, or corrupt)")
 
     def close(self) -> None:

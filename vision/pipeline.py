@@ -51,6 +51,7 @@ class SourceReport:
     stopped_early: bool = False
     elapsed_s: float = 0.0
     error: str | None = None
+    start_frame: int = 0  # first frame of a segment (0 for a whole source)
     analysed_t: list = field(default_factory=list, repr=False)
 
     def public(self) -> dict:
@@ -134,7 +135,7 @@ def _run_source(spec, settings, stages, tracker, progress):
     from .errors import AudienceError
 
     started = time.perf_counter()
-    report = SourceReport(spec.name, spec.kind)
+    report = SourceReport(spec.name, spec.kind, start_frame=spec.start_frame)
     table, counter = TableSink(), _Counter(report, progress)
     tracker.reset()
     try:

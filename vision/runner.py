@@ -10,28 +10,54 @@ import os
 import queue
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Callable, Iterator
+
+import cv2
 
 from .capture import SourceSpec
 from .pipeline import Settings, analyze_job
+from .segments import merge_segments, split_video
 
 IMAGES_PER_JOB = 64
 
 _progress_queue = None  # set in worker processes only, by _init_worker
 
 
-def plan_jobs(specs: list[SourceSpec], images_per_job: int = IMAGES_PER_JOB) -> list[list[SourceSpec]]:
-    jobs: list[list[SourceSpec]] = []
+@dataclass(frozen=True)
+class Job:
+    specs: list[SourceSpec]
+    boundary: int = -1  # for a segment of a video: its first frame of its own (earlier frames overlap)
+
+
+def _frames_and_fps(spec: SourceSpec) -> tuple[int, float]:
+    cap = cv2.VideoCapture(str(spec.location), cv2.CAP_FFMPEG)
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), float(cap.get(cv2.CAP_PROP_FPS) or 0)
+    finally:
+        cap.release()
+
+
+def plan_jobs(specs: list[SourceSpec], workers: int = 1, overlap_s: float = 2.0,
+              images_per_job: int = IMAGES_PER_JOB) -> list[Job]:
+    """Runs of still images in jobs of up to `images_per_job`; each video one job, or, when there are
+    fewer videos than workers, long videos (>= 2 x 30 s) split into overlapping segments."""
+    jobs: list[Job] = []
+    videos = sum(1 for s in specs if s.kind == "video")
     for spec in specs:
-        if spec.kind == "image" and jobs and jobs[-1][0].kind == "image" and len(jobs[-1]) < images_per_job:
-            jobs[-1].append(spec)
+        if spec.kind == "image" and jobs and jobs[-1].specs[0].kind == "image" and len(jobs[-1].specs) < images_per_job:
+            jobs[-1].specs.append(spec)
+        elif spec.kind == "video" and 0 < videos < workers:
+            frames, fps = _frames_and_fps(spec)
+            parts = split_video(spec, frames, fps, -(-workers // videos), overlap_s)
+            jobs.extend(Job([seg], boundary if len(parts) > 1 else -1) for seg, boundary in parts)
         else:
-            jobs.append([spec])
+            jobs.append(Job([spec]))
     return jobs
 
 
-def default_workers(n_jobs: int) -> int:
-    return max(1, min(os.cpu_count() or 1, n_jobs))
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 def _init_worker(q) -> None:
@@ -43,17 +69,30 @@ def _report_to_queue(obs) -> None:
     _progress_queue.put((1, len(obs)))
 
 
-def _worker(job: list[SourceSpec], settings: Settings):
-    return analyze_job(job, settings, _report_to_queue if _progress_queue is not None else None)
+def _worker(specs: list[SourceSpec], settings: Settings):
+    return analyze_job(specs, settings, _report_to_queue if _progress_queue is not None else None)
 
 
-def run_jobs(jobs: list[list[SourceSpec]], settings: Settings, workers: int,
+def run_jobs(jobs: list[Job], settings: Settings, workers: int,
              on_frame: Callable[[int, int], None] | None = None) -> Iterator[list]:
-    """Yield each job's results, in job order. on_frame(frames, faces) is called as frames complete."""
+    """Yield, in input order, each job's [(columns, report)] per source; segments of one video come back
+    stitched into one source. on_frame(frames, faces) is called as frames complete."""
+    pending: list = []
+    for i, results in enumerate(_run(jobs, settings, workers, on_frame)):
+        if jobs[i].boundary < 0:
+            yield results
+            continue
+        pending.append((*results[0], jobs[i].boundary))
+        if i + 1 == len(jobs) or jobs[i + 1].boundary <= 0:  # the video's last segment
+            yield [merge_segments(pending)]
+            pending = []
+
+
+def _run(jobs: list[Job], settings: Settings, workers: int, on_frame) -> Iterator[list]:
     if workers <= 1 or len(jobs) <= 1:
         cb = (lambda obs: on_frame(1, len(obs))) if on_frame else None
         for job in jobs:
-            yield analyze_job(job, settings, cb)
+            yield analyze_job(job.specs, settings, cb)
         return
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -72,7 +111,7 @@ def run_jobs(jobs: list[list[SourceSpec]], settings: Settings, workers: int,
     reader.start()
     try:
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
-            futures = [pool.submit(_worker, job, settings) for job in jobs]
+            futures = [pool.submit(_worker, job.specs, settings) for job in jobs]
             for f in futures:
                 yield f.result()
     finally:
