@@ -43,3 +43,14 @@ def test_select_and_empty():
 def test_emotions_follow_labels():
     obs = make_observation(2, labels=np.array([3, 6]))
     assert obs.emotions == ["happiness", "neutral"]
+
+
+def test_replace_validates_changed_fields_and_names():
+    obs = make_observation(2)
+    with pytest.raises(ValueError, match="track_ids"):
+        obs.replace(track_ids=np.array([1, 2, 3]))
+    with pytest.raises(TypeError):
+        obs.replace(nonsense=1)
+    moved = obs.replace(t=3.5, frame=7)
+    assert (moved.t, moved.frame, obs.t) == (3.5, 7, 0.0)
+    assert moved == moved and moved.boxes is obs.boxes  # unchanged arrays are shared, not copied

@@ -1,7 +1,9 @@
-"""Expression classifiers: ONNX models run on every face of a frame in one batched call.
+"""Expression classifiers: ONNX models run on every face of a window of frames in one batched call.
 
-Both classifiers are callables `(image_bgr, observation) -> observation` that fill `probs` [N,7]
-(`vision.labels.EMOTIONS` order), and both are built once with an explicit model path:
+Both classifiers fill `probs` [N,7] (`vision.labels.EMOTIONS` order) and `labels`, are built once with an
+explicit model path, and take a window of frames at once so the frame loop can batch across frames:
+`classify(images_bgr, observations) -> observations` makes one ONNX call per model for all their faces
+(crops are cut in memory and dropped). Calling a classifier, `(image_bgr, obs) -> obs`, does one frame.
 
 - `CnnClassifier`: the fer mini-Xception (FER2013) on an upright 64x64 grayscale crop.
 - `FusionClassifier`: a calibrated linear head over MediaPipe's 52 blendshapes, normalised landmark
@@ -32,43 +34,74 @@ def _session(path: Path, threads: int):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def face_crops(image_bgr: np.ndarray, obs: Observation, size: int = CROP_SIZE) -> np.ndarray:
-    """[N,1,size,size] float32 in [-1,1]: upright grayscale crops of every face (pixels stay in memory)."""
-    if len(obs) == 0:
-        return np.zeros((0, 1, size, size), np.float32)
-    maps = crop_transforms(obs.landmarks, obs.width, obs.height, size)
-    crops = np.empty((len(obs), 1, size, size), np.float32)
-    for i, m in enumerate(maps):  # cut in colour, then convert only the small crop to gray
-        crop = cv2.warpAffine(image_bgr, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        crops[i, 0] = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+def face_crops(images: list[np.ndarray], observations: list[Observation], size: int = CROP_SIZE) -> np.ndarray:
+    """[N,1,size,size] float32 in [-1,1]: upright grayscale crops of every face of every frame given
+    (pixels stay in memory). The affine maps of all faces are computed in one pass."""
+    faces = [(img, o) for img, o in zip(images, observations) if len(o)]
+    n = sum(len(o) for _, o in faces)
+    crops = np.empty((n, 1, size, size), np.float32)
+    if n == 0:
+        return crops
+    sizes = np.repeat([[o.width, o.height] for _, o in faces], [len(o) for _, o in faces], axis=0)
+    maps = crop_transforms(np.concatenate([o.landmarks for _, o in faces]), sizes[:, 0], sizes[:, 1], size)
+    k = 0
+    for image, o in faces:
+        for _ in range(len(o)):  # cut in colour, then convert only the small crop to gray
+            crop = cv2.warpAffine(image, maps[k], (size, size), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+            crops[k, 0] = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+            k += 1
     return crops * np.float32(2 / 255.0) - np.float32(1.0)
 
 
-class CnnClassifier:
+def _split(observations: list[Observation], *arrays: np.ndarray) -> list[Observation]:
+    """Hand rows of window-wide (probs, labels) back to the observations they came from."""
+    out, start = [], 0
+    for obs in observations:
+        end = start + len(obs)
+        out.append(obs.replace(probs=arrays[0][start:end].copy(), labels=arrays[1][start:end].copy())
+                   if len(obs) else obs)
+        start = end
+    return out
+
+
+class _Classifier:
+    def __call__(self, image_bgr: np.ndarray, obs: Observation) -> Observation:
+        return self.classify([image_bgr], [obs])[0]
+
+
+class CnnClassifier(_Classifier):
     name = "cnn"
 
     def __init__(self, model_path: Path, threads: int = 1):
         self.model_path = Path(model_path)
         self._session = _session(self.model_path, threads)
 
-    def predict(self, image_bgr: np.ndarray, obs: Observation) -> np.ndarray:
-        if len(obs) == 0:
+    def probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """[N,1,64,64] crops -> [N,7] softmax, in one call."""
+        if len(crops) == 0:
             return np.zeros((0, 7), np.float32)
-        return self._session.run(None, {"input": face_crops(image_bgr, obs)})[0]
+        return self._session.run(None, {"input": crops})[0]
 
-    def __call__(self, image_bgr: np.ndarray, obs: Observation) -> Observation:
-        probs = self.predict(image_bgr, obs)
-        return obs.replace(probs=probs, labels=probs.argmax(axis=1))
+    def predict(self, image_bgr: np.ndarray, obs: Observation) -> np.ndarray:
+        return self.probabilities(face_crops([image_bgr], [obs]))
+
+    def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
+        probs = self.probabilities(face_crops(images, observations))
+        return _split(observations, probs, probs.argmax(axis=1))
 
 
 def fusion_features(cnn_probs: np.ndarray, obs: Observation) -> np.ndarray:
     """[N, 52 + geometry + 7] inputs of the fusion head: blendshapes, geometry, log CNN probabilities."""
-    geometry = geometry_features(obs.landmarks, obs.width, obs.height)
+    return _features(cnn_probs, obs.blendshapes, geometry_features(obs.landmarks, obs.width, obs.height))
+
+
+def _features(cnn_probs, blendshapes, geometry):
     logp = np.log(np.clip(cnn_probs, 1e-6, 1.0))
-    return np.concatenate([obs.blendshapes, geometry, logp], axis=1).astype(np.float32)
+    return np.concatenate([blendshapes, geometry, logp], axis=1).astype(np.float32)
 
 
-class FusionClassifier:
+class FusionClassifier(_Classifier):
     name = "fusion"
 
     def __init__(self, model_path: Path, cnn: CnnClassifier, threads: int = 1):
@@ -76,9 +109,14 @@ class FusionClassifier:
         self.cnn = cnn
         self._session = _session(self.model_path, threads)
 
-    def __call__(self, image_bgr: np.ndarray, obs: Observation) -> Observation:
-        if len(obs) == 0:
-            return obs
-        features = fusion_features(self.cnn.predict(image_bgr, obs), obs)
+    def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
+        faces = [o for o in observations if len(o)]
+        if not faces:
+            return list(observations)
+        landmarks = np.concatenate([o.landmarks for o in faces])
+        size = np.repeat([[o.width, o.height] for o in faces], [len(o) for o in faces], axis=0)
+        features = _features(self.cnn.probabilities(face_crops(images, observations)),
+                             np.concatenate([o.blendshapes for o in faces]),
+                             geometry_features(landmarks, size[:, 0], size[:, 1]))
         probs, labels = self._session.run(None, {"features": features})
-        return obs.replace(probs=probs, labels=labels)
+        return _split(observations, probs, labels)

@@ -1,12 +1,31 @@
 """The describe stage: fill metrics, valence, head pose and attention from what earlier stages found."""
 from __future__ import annotations
 
+import numpy as np
+
 from .features import attention, blendshape_metrics, head_pose, valence
 from .observation import Observation
 
 
 def describe(obs: Observation) -> Observation:
-    if len(obs) == 0:
-        return obs
-    return obs.replace(metrics=blendshape_metrics(obs.blendshapes), valence=valence(obs.probs),
-                       pose=head_pose(obs.matrices), attention=attention(obs.matrices))
+    return describe_window([obs])[0]
+
+
+def describe_window(observations: list[Observation]) -> list[Observation]:
+    """describe() for several observations with one vectorised pass over all their faces."""
+    faces = [o for o in observations if len(o)]
+    if not faces:
+        return list(observations)
+    blend = np.concatenate([o.blendshapes for o in faces])
+    matrices = np.concatenate([o.matrices for o in faces])
+    metrics, val = blendshape_metrics(blend), valence(np.concatenate([o.probs for o in faces]))
+    pose, att = head_pose(matrices), attention(matrices)
+    out, start = [], 0
+    for obs in observations:
+        if len(obs):
+            end = start + len(obs)
+            obs = obs.replace(metrics=metrics[start:end].copy(), valence=val[start:end].copy(),
+                              pose=pose[start:end].copy(), attention=att[start:end].copy())
+            start = end
+        out.append(obs)
+    return out

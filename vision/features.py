@@ -90,33 +90,36 @@ def attention(matrices: np.ndarray) -> np.ndarray:
     return np.clip((ATTENTION_ZERO_DEG - angle) / span, 0.0, 1.0).astype(np.float32)
 
 
-def _eye_frame(landmarks_px: np.ndarray):
-    """Per face: centre between the outer eye corners, eye-line angle (radians), inter-ocular distance."""
-    right, left = landmarks_px[:, RIGHT_EYE_OUTER, :2], landmarks_px[:, LEFT_EYE_OUTER, :2]
-    d = left - right
-    return (left + right) / 2, np.arctan2(d[:, 1], d[:, 0]), np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-6)
-
-
-def geometry_features(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:
+def geometry_features(landmarks: np.ndarray, width, height) -> np.ndarray:
     """[N,478,3] normalised landmarks -> [N, 2*len(GEOMETRY_LANDMARKS)] positions in an upright face frame
-    (origin between the eyes, x along the eye line, unit = inter-ocular distance)."""
-    pts = np.asarray(landmarks, np.float64)[:, :, :2] * np.array([width, height], np.float64)
-    centre, angle, iod = _eye_frame(pts)
+    (origin between the eyes, x along the eye line, unit = inter-ocular distance). width and height:
+    the frame size, one for all faces or one per face."""
+    keep = (RIGHT_EYE_OUTER, LEFT_EYE_OUTER) + GEOMETRY_LANDMARKS
+    pts = np.asarray(landmarks, np.float64)[:, keep, :2] * _pixel_scale(width, height)
+    right, left = pts[:, 0], pts[:, 1]
+    d = left - right
+    centre, angle = (left + right) / 2, np.arctan2(d[:, 1], d[:, 0])
+    iod = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-6)
     c, s = np.cos(-angle), np.sin(-angle)
-    sel = pts[:, GEOMETRY_LANDMARKS, :] - centre[:, None, :]
+    sel = pts[:, 2:, :] - centre[:, None, :]
     x = (c[:, None] * sel[:, :, 0] - s[:, None] * sel[:, :, 1]) / iod[:, None]
     y = (s[:, None] * sel[:, :, 0] + c[:, None] * sel[:, :, 1]) / iod[:, None]
     return np.stack([x, y], axis=2).reshape(len(pts), -1).astype(np.float32)
 
 
-def crop_transforms(landmarks: np.ndarray, width: int, height: int, size: int = 64,
-                    margin: float = 1.15) -> np.ndarray:
+def _pixel_scale(width, height) -> np.ndarray:
+    """Frame size as [N or 1, 1, 2] to scale normalised points: one size for all faces, or one per face."""
+    size = np.stack(np.broadcast_arrays(np.asarray(width, np.float64), np.asarray(height, np.float64)), -1)
+    return size.reshape(-1, 1, 2)
+
+
+def crop_transforms(landmarks: np.ndarray, width, height, size: int = 64, margin: float = 1.15) -> np.ndarray:
     """[N,478,3] -> [N,2,3] affine maps from frame pixels to an upright `size` x `size` face crop.
 
     The crop is square, centred on the face oval's box, rotated so the eyes are level, and `margin` times
     the larger side of that box in the rotated frame."""
     keep = (RIGHT_EYE_OUTER, LEFT_EYE_OUTER) + FACE_OVAL
-    pts = np.asarray(landmarks, np.float64)[:, keep, :2] * np.array([width, height], np.float64)
+    pts = np.asarray(landmarks, np.float64)[:, keep, :2] * _pixel_scale(width, height)
     n = len(pts)
     if n == 0:
         return np.zeros((0, 2, 3), np.float32)

@@ -7,6 +7,8 @@ maps the landmarks back to the original image.
 """
 from __future__ import annotations
 
+import itertools
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +45,10 @@ def result_to_arrays(result, n_landmarks: int = N_LANDMARKS):
     landmarks = np.zeros((n, n_landmarks, 3), np.float32)
     blendshapes = np.zeros((n, N_BLENDSHAPES), np.float32)
     matrices = np.tile(np.eye(4, dtype=np.float32), (n, 1, 1))
+    xyz = operator.attrgetter("x", "y", "z")
     for i, face in enumerate(faces):
-        landmarks[i] = [(p.x, p.y, p.z) for p in face[:n_landmarks]]
+        landmarks[i] = np.fromiter(itertools.chain.from_iterable(map(xyz, face[:n_landmarks])), np.float32,
+                                   count=3 * n_landmarks).reshape(n_landmarks, 3)
         if result.face_blendshapes:
             blendshapes[i] = [c.score for c in result.face_blendshapes[i][:N_BLENDSHAPES]]
         if result.facial_transformation_matrixes:
@@ -56,9 +60,24 @@ def boxes_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
     """[N,478,3] normalised landmarks -> [N,4] boxes (x, y, w, h), clipped to the frame."""
     if len(landmarks) == 0:
         return np.zeros((0, 4), np.float32)
-    lo = np.clip(landmarks[:, :, :2].min(axis=1), 0, 1)
-    hi = np.clip(landmarks[:, :, :2].max(axis=1), 0, 1)
-    return np.concatenate([lo, hi - lo], axis=1).astype(np.float32)
+    xy = landmarks[:, :, :2]
+    boxes = np.concatenate([xy.min(axis=1), xy.max(axis=1)], axis=1).clip(0, 1).astype(np.float32)
+    boxes[:, 2:] -= boxes[:, :2]
+    return boxes
+
+
+def to_observations(frames: list[Frame], results: list[tuple]) -> list[Observation]:
+    """Frames and their `Landmarker.landmark` results -> Observations, boxes computed in one pass."""
+    counts = [len(r[0]) for r in results]
+    boxes = boxes_from_landmarks(np.concatenate([r[0] for r in results])) if sum(counts) else None
+    out, start = [], 0
+    for frame, (landmarks, blendshapes, matrices), n in zip(frames, results, counts):
+        h, w = frame.image.shape[:2]
+        box = boxes[start:start + n].copy() if n else np.zeros((0, 4), np.float32)
+        out.append(Observation(frame.source, frame.index, frame.t, w, h, boxes=box, landmarks=landmarks,
+                               blendshapes=blendshapes, matrices=matrices))
+        start += n
+    return out
 
 
 class Landmarker:
@@ -83,6 +102,11 @@ class Landmarker:
         self._last_ms = -1
 
     def detect(self, frame: Frame) -> Observation:
+        """One frame -> its Observation (boxes, landmarks, blendshapes, matrices)."""
+        return to_observations([frame], [self.landmark(frame)])[0]
+
+    def landmark(self, frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One frame -> (landmarks [N,478,3], blendshapes [N,52], matrices [N,4,4]); see to_observations."""
         import mediapipe as mp
 
         h, w = frame.image.shape[:2]
@@ -103,8 +127,7 @@ class Landmarker:
             scale = np.array([(w + 2 * pad) / w, (h + 2 * pad) / h, (w + 2 * pad) / w], np.float32)
             offset = np.array([pad / w, pad / h, 0], np.float32)
             landmarks = landmarks * scale - offset
-        return Observation(frame.source, frame.index, frame.t, w, h, boxes=boxes_from_landmarks(landmarks),
-                           landmarks=landmarks, blendshapes=blendshapes, matrices=matrices)
+        return landmarks, blendshapes, matrices
 
     def close(self) -> None:
         if self._task is not None:

@@ -35,6 +35,17 @@ _FIELDS = {
 }
 
 
+_META = ("source", "frame", "t", "width", "height")
+
+
+def _checked(name: str, value, n: int, spec) -> np.ndarray:
+    shape, dtype, fill = spec
+    value = np.full((n, *shape), fill, dtype) if value is None else np.asarray(value, dtype)
+    if value.shape != (n, *shape):
+        raise ValueError(f"Observation.{name} has shape {value.shape}, expected {(n, *shape)}")
+    return _frozen(value)
+
+
 def _frozen(a: np.ndarray) -> np.ndarray:
     """Read-only array: already read-only as is; a fresh array owning its data is taken over (made
     read-only in place, no copy); anything else (a view, a list) is copied first."""
@@ -77,30 +88,30 @@ class Observation:
     track_ids: np.ndarray = field(default=None)
 
     def __post_init__(self):
-        n = None
-        for name, (shape, dtype, _) in _FIELDS.items():
-            value = getattr(self, name)
-            if value is not None:
-                n = len(value)
-                break
-        n = 0 if n is None else n
-        for name, (shape, dtype, fill) in _FIELDS.items():
-            value = getattr(self, name)
-            value = np.full((n, *shape), fill, dtype) if value is None else np.asarray(value, dtype)
-            if value.shape != (n, *shape):
-                raise ValueError(f"Observation.{name} has shape {value.shape}, expected {(n, *shape)}")
-            object.__setattr__(self, name, _frozen(value))
+        n = next((len(getattr(self, f)) for f in _FIELDS if getattr(self, f) is not None), 0)
+        for name, spec in _FIELDS.items():
+            object.__setattr__(self, name, _checked(name, getattr(self, name), n, spec))
 
     def __len__(self) -> int:
         return len(self.boxes)
 
     def replace(self, **changes) -> "Observation":
-        """A new observation with some fields changed (the input is left as it was)."""
-        return dataclasses.replace(self, **changes)
+        """A new observation with some fields changed (the input is left as it was). Per-face fields
+        must keep the number of faces; `select` changes it."""
+        new = object.__new__(Observation)
+        new.__dict__.update(self.__dict__)
+        n = len(self)
+        for name, value in changes.items():
+            if name in _FIELDS:
+                value = _checked(name, value, n, _FIELDS[name])
+            elif name not in _META:
+                raise TypeError(f"Observation has no field {name!r}")
+            object.__setattr__(new, name, value)
+        return new
 
     def select(self, mask: np.ndarray) -> "Observation":
         """A new observation with only the faces where `mask` (bool or index array) selects."""
-        return self.replace(**{name: getattr(self, name)[mask] for name in _FIELDS})
+        return dataclasses.replace(self, **{name: getattr(self, name)[mask] for name in _FIELDS})
 
     @property
     def emotions(self) -> list[str]:
