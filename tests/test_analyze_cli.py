@@ -128,3 +128,27 @@ def test_content_offset_moves_the_curve(tmp_path):
     assert r.returncode == 0, r.stderr
     curves = pd.read_csv(tmp_path / "curves.csv")
     assert curves["t"].iloc[0] == -2.0 and curves["t"].iloc[-1] == 2.5
+
+
+def test_http_stream(tmp_path):
+    from mjpeg_server import MjpegServer
+
+    cap = cv2.VideoCapture(str(FIXTURES / "two_faces.mp4"))
+    frames = []
+    for _ in range(30):
+        ok, f = cap.read()
+        frames.append(f)
+    with MjpegServer(frames, fps=30) as server:
+        r = run_cli("analyze", server.url, "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    obs = pd.read_parquet(tmp_path / "observations.parquet")
+    assert obs["source"].iloc[0] == server.url
+    assert obs["track_id"].nunique() == 2 and obs["frame"].nunique() >= 25
+    assert obs.groupby("track_id")["t"].apply(lambda t: t.is_monotonic_increasing).all()
+
+
+def test_stream_that_delivers_nothing_is_an_error(tmp_path):
+    with __import__("mjpeg_server").MjpegServer([], fps=30) as server:
+        r = run_cli("analyze", server.url, "--out", tmp_path)
+    assert r.returncode == 4, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

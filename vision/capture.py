@@ -156,11 +156,13 @@ class VideoSource:
         next_t = 0.0
         period = 1.0 / self.analysis_fps if self.analysis_fps else 0.0
         index = 0
+        last_t = -1.0
         while end is None or index < end:
-            t = (time.monotonic() - started) if live else index / self.fps
-            wanted = t + 1e-9 >= next_t
             if not cap.grab():
                 break
+            t = self._stream_time(started, last_t) if live else index / self.fps
+            last_t = t
+            wanted = t + 1e-9 >= next_t
             if wanted:
                 next_t = (math.floor(t / period + 1e-9) + 1) * period if period else 0.0
             if index >= start:
@@ -176,8 +178,18 @@ class VideoSource:
         slack = max(5, int(0.03 * expected))
         if self.spec.kind == "video" and expected and self.frames_read < expected - slack:
             self.stopped_early = True
-        if self.frames_read == 0 and self.spec.kind == "video" and start == 0:
+        if self.frames_read == 0 and start == 0:
+            if live:
+                raise UnsupportedInput(f"{self.spec.location}: the stream delivered no frame")
             raise UnsupportedInput(f"{self.spec.location}: no frame could be decoded (not a video, or corrupt)")
+
+    def _stream_time(self, started: float, last_t: float) -> float:
+        """A stream's own clock (its timestamps, for URLs) when it has one that moves forward, else the
+        time since it was opened (webcams)."""
+        pos = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+        if pos and math.isfinite(pos) and pos / 1000.0 > last_t:
+            return pos / 1000.0
+        return max(time.monotonic() - started, last_t + 1e-3)
 
     def close(self) -> None:
         if self._cap is not None:
