@@ -1,6 +1,5 @@
 import numpy as np
 import pandas as pd
-import pytest
 
 from conftest import FIXTURES, run_cli
 from vision.capture import SourceSpec

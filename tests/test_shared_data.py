@@ -1,7 +1,6 @@
 """Integration and golden-metric tests on ../shared data (CI has it beside the project)."""
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -2,15 +2,15 @@
 
     source -> landmarker -> classifier -> describe -> tracker -> sinks
 
-`analyze_source` builds the stages, runs the loop and hands back the observations table plus a report,
-so inputs can be spread over processes (and later machines) and merged in input order.
+`analyze_job` builds the stages once, runs the loop over its sources and hands back, per source, the
+observations table plus a report, so inputs can be spread over processes (and later machines) and
+merged in input order.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
-
 
 from .capture import Frame, SourceSpec, open_source
 from .classifier import CnnClassifier, FusionClassifier
@@ -38,6 +38,8 @@ class Settings:
             raise ValueError(f"classifier must be one of {', '.join(CLASSIFIERS)}")
         if self.fps is not None and not self.fps > 0:
             raise ValueError("fps must be > 0")
+        if self.batch_frames < 1:
+            raise ValueError("batch_frames must be >= 1")
 
 
 @dataclass
