@@ -32,6 +32,8 @@ class AnalyzeRequest:
     max_faces: int = 8
     max_lost_s: float = 1.0
     workers: int | None = None
+    scene: str = "single"
+    detect_every_s: float = 2.0
 
 
 def _expected_frames(specs, fps) -> int | None:
@@ -57,7 +59,8 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
     stdout = stdout or sys.stdout
     started = time.perf_counter()
     specs = resolve_inputs(req.inputs)
-    settings = Settings(fps=req.fps, classifier=req.classifier, max_faces=req.max_faces, max_lost_s=req.max_lost_s)
+    settings = Settings(fps=req.fps, classifier=req.classifier, max_faces=req.max_faces, max_lost_s=req.max_lost_s,
+                        scene=req.scene, detect_every_s=req.detect_every_s)
     models = model_files(settings)  # fail on a bad model before any work
     try:
         req.out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +111,8 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
         "workers": workers,
         "settings": {"fps": req.fps, "classifier": req.classifier, "bucket_s": req.bucket,
                      "content_offset_s": req.content_offset, "max_faces": req.max_faces,
-                     "max_lost_s": req.max_lost_s, "format": req.fmt},
+                     "max_lost_s": req.max_lost_s, "format": req.fmt, "scene": req.scene,
+                     "detect_every_s": req.detect_every_s},
         "labels": list(EMOTIONS),
         "models": {n: {"file": m.path.name, "sha256": m.sha256} for n, m in models.items()},
         "per_source": [r.public() for r in reports],

@@ -66,7 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--bucket", type=_positive(float), default=1.0, help="curve bucket in seconds (default 1)")
     a.add_argument("--content-offset", type=_number, default=0.0,
                    help="seconds between recording start and content start (curves use content time)")
-    a.add_argument("--max-faces", type=_positive(int), default=8, help="faces per frame at most (default 8)")
+    a.add_argument("--scene", choices=("single", "audience"), default="single",
+                   help="single: faces near the camera (MediaPipe's detector); audience: a wide shot of many "
+                        "small faces (MTCNN every --detect-every seconds, then each face followed by crop)")
+    a.add_argument("--detect-every", type=_positive(float), default=2.0,
+                   help="audience scene: seconds between full-frame face detections (default 2)")
+    a.add_argument("--max-faces", type=_positive(int), default=None,
+                   help="faces per frame at most (default 8 for single, 500 for audience)")
     a.add_argument("--max-lost", type=_positive(float), default=1.0,
                    help="seconds a face may be unseen before its track ends (default 1)")
     a.add_argument("--workers", type=_positive(int), default=None,
@@ -105,7 +111,9 @@ def _analyze(args) -> int:
 
     request = AnalyzeRequest(inputs=args.inputs, out=args.out, fmt=args.format, fps=args.fps,
                              classifier=args.classifier, bucket=args.bucket, content_offset=args.content_offset,
-                             max_faces=args.max_faces, max_lost_s=args.max_lost, workers=args.workers)
+                             max_faces=args.max_faces or (500 if args.scene == "audience" else 8),
+                             max_lost_s=args.max_lost, workers=args.workers, scene=args.scene,
+                             detect_every_s=args.detect_every)
     return run_analyze(request, quiet=args.quiet)
 
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
+from .audience import AudienceLandmarker, AudienceOptions
 from .capture import Frame, SourceSpec, open_source
 from .classifier import CnnClassifier, FusionClassifier
 from .describe import describe_window
@@ -22,6 +23,7 @@ from .table import TableSink
 from .tracker import FaceTracker
 
 CLASSIFIERS = ("fusion", "cnn")
+SCENES = ("single", "audience")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class Settings:
     max_lost_s: float = 1.0  # a face unseen this long ends its track
     threads: int = 1  # ONNX Runtime threads per process
     batch_frames: int = 8  # frames whose faces are classified in one call (streams always use 1)
+    scene: str = "single"  # "single": MediaPipe's own detector (faces near the camera);
+    #                        "audience": MTCNN every detect_every_s + landmarks per face crop (wide shots)
+    detect_every_s: float = 2.0
 
     def __post_init__(self):
         if self.classifier not in CLASSIFIERS:
@@ -40,6 +45,10 @@ class Settings:
             raise ValueError("fps must be > 0")
         if self.batch_frames < 1:
             raise ValueError("batch_frames must be >= 1")
+        if self.scene not in SCENES:
+            raise ValueError(f"scene must be one of {', '.join(SCENES)}")
+        if self.detect_every_s < 0:
+            raise ValueError("detect_every_s must be >= 0")
 
 
 @dataclass
@@ -68,7 +77,7 @@ class SourceReport:
 class Stages:
     """The stages of one source kind, built once: landmarker -> classifier -> describe -> tracker."""
 
-    landmarker: Landmarker
+    landmarker: Landmarker | AudienceLandmarker
     classifier: CnnClassifier | FusionClassifier
     tracker: FaceTracker
 
@@ -116,13 +125,20 @@ class FrameLoop:
 
 def model_files(settings: Settings) -> dict:
     names = ["face_landmarker", "cnn"] + (["fusion"] if settings.classifier == "fusion" else [])
+    if settings.scene == "audience":
+        names += ["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"]
     return {n: model_file(n) for n in names}
 
 
 def build_stages(settings: Settings, mode: str, models: dict) -> Stages:
     """Build the stages once (close them when done). mode: "video" or "image" landmarking."""
-    landmarker = Landmarker(LandmarkerOptions(models["face_landmarker"].path, mode=mode,
-                                              max_faces=settings.max_faces))
+    if settings.scene == "audience":
+        landmarker = AudienceLandmarker(AudienceOptions(
+            models["face_landmarker"].path, tuple(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet")),
+            detect_every_s=settings.detect_every_s, max_faces=settings.max_faces))
+    else:
+        landmarker = Landmarker(LandmarkerOptions(models["face_landmarker"].path, mode=mode,
+                                                  max_faces=settings.max_faces))
     try:
         cnn = CnnClassifier(models["cnn"].path, settings.threads)
         classifier = (FusionClassifier(models["fusion"].path, cnn, settings.threads)
@@ -169,6 +185,8 @@ def _run_source(spec, settings, stages, progress):
     report = SourceReport(spec.name, spec.kind, start_frame=spec.start_frame)
     table, counter = TableSink(), _Counter(report, progress)
     stages.tracker.reset()
+    if hasattr(stages.landmarker, "reset"):
+        stages.landmarker.reset()
     try:
         source = open_source(spec, settings.fps)
     except AudienceError as exc:
