@@ -9,6 +9,7 @@ the frame. Faces found twice (a detection and a followed crop) are merged.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +31,15 @@ class AudienceOptions:
     crop_scale: float = 1.8  # crop side as a multiple of the face box
     crop_size: int = 256  # pixels the crop is resized to for the landmarker
     max_faces: int = 500
+    threads: int = 2  # landmarker instances run side by side on the faces of a frame (crops are independent)
 
     def __post_init__(self):
         if self.detect_every_s < 0:
             raise ValueError("detect_every_s must be >= 0 seconds")
         if self.crop_scale < 1:
             raise ValueError("crop_scale must be >= 1")
+        if self.threads < 1:
+            raise ValueError("threads must be >= 1")
 
 
 def square_regions(boxes_px: np.ndarray, scale: float, width: int, height: int) -> np.ndarray:
@@ -62,8 +66,9 @@ class AudienceLandmarker:
     def __init__(self, options: AudienceOptions):
         self.options = options
         self._detector = MtcnnDetector(MtcnnOptions(*options.mtcnn, min_face=options.min_face))
-        self._landmarker = Landmarker(LandmarkerOptions(options.landmarker_path, mode="image", max_faces=1,
-                                                        image_padding=0.0))
+        self._landmarkers = [Landmarker(LandmarkerOptions(options.landmarker_path, mode="image", max_faces=1,
+                                                          image_padding=0.0)) for _ in range(options.threads)]
+        self._pool = ThreadPoolExecutor(options.threads) if options.threads > 1 else None
         self._followed = np.zeros((0, 4), np.float32)  # last faces' boxes, x1 y1 x2 y2 pixels
         self._last_detection_t: float | None = None
 
@@ -88,12 +93,13 @@ class AudienceLandmarker:
             candidates = np.concatenate([boxes, detected])
             priority = np.concatenate([np.full(len(boxes), 2.0), scores])
             boxes = candidates[np.sort(nms(candidates, priority, 0.3))]
-        found = []
-        for region in square_regions(boxes, self.options.crop_scale, w, h)[: self.options.max_faces]:
-            crop = Frame(frame.source, frame.index, frame.t, self._crop(frame.image, region))
-            lm, bs, mx = self._landmarker.landmark(crop)
-            if len(lm):
-                found.append((crop_to_frame(lm[:1], region, self.options.crop_size, w, h), bs[:1], mx[:1]))
+        regions = square_regions(boxes, self.options.crop_scale, w, h)[: self.options.max_faces]
+        chunks = [(k, regions[k::len(self._landmarkers)]) for k in range(len(self._landmarkers))]
+        run = (lambda c: self._landmark_regions(frame, *c))
+        results = list(self._pool.map(run, chunks)) if self._pool and len(regions) > 1 else [run(c) for c in chunks]
+        # back in region order, so the output does not depend on the number of threads
+        found = [r for _, r in sorted(((i * len(chunks) + k, r) for k, rs in enumerate(results)
+                                       for i, r in enumerate(rs)), key=lambda x: x[0]) if r is not None]
         if not found:
             self._followed = np.zeros((0, 4), np.float32)
             return (np.zeros((0, N_LANDMARKS, 3), np.float32), np.zeros((0, N_BLENDSHAPES), np.float32),
@@ -107,5 +113,18 @@ class AudienceLandmarker:
         self._followed = px[keep].astype(np.float32)
         return landmarks[keep], blendshapes[keep], matrices[keep]
 
+    def _landmark_regions(self, frame: Frame, k: int, regions: np.ndarray) -> list:
+        """Landmark crops with landmarker k (one thread each): per region, arrays or None."""
+        h, w = frame.image.shape[:2]
+        out = []
+        for region in regions:
+            crop = Frame(frame.source, frame.index, frame.t, self._crop(frame.image, region))
+            lm, bs, mx = self._landmarkers[k].landmark(crop)
+            out.append((crop_to_frame(lm[:1], region, self.options.crop_size, w, h), bs[:1], mx[:1]) if len(lm) else None)
+        return out
+
     def close(self) -> None:
-        self._landmarker.close()
+        if self._pool is not None:
+            self._pool.shutdown()
+        for lm in self._landmarkers:
+            lm.close()

@@ -1,0 +1,137 @@
+"""Audience-scale benchmark on synthetic theatre audiences (scripts/make_audience.py), in one run.
+
+    python scripts/bench_audience.py ../shared/data/expressions [--seats 32] [--seconds 20] [--fps 2]
+                                     [--scaling 10,40,100] [--workers 2]
+
+Generates the audiences into a temporary folder, runs `audience analyze --scene audience` on them and
+prints, against the ground truth: seat recall (faces found / faces visible, for faces >= 48 px tall),
+duplicate and false-positive rates, id switches per seat-hour, the per-second correlation between the
+measured happiness share (mean p_happiness) and the true share, frames/s and faces analysed/s, and how
+the cost per frame grows with the number of faces (--scaling).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vision.tracker import iou_matrix  # noqa: E402
+
+MIN_FACE_PX = 48
+
+
+def generate(labelled: Path, out: Path, seats: int, seconds: float) -> None:
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_audience.py"), str(labelled), "--out", str(out),
+                    "--seats", str(seats), "--seconds", str(seconds)], check=True, stdout=subprocess.DEVNULL)
+
+
+def analyse(folder: Path, fps: float, workers: int, extra=()) -> tuple[float, dict]:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "vision.cli", "analyze", str(folder / "audience.avi"), "--scene", "audience",
+                    "--fps", str(fps), "--out", str(folder / "out"), "--quiet", "--workers", str(workers), *extra],
+                   check=True)
+    return time.perf_counter() - t0, json.loads((folder / "out" / "summary.json").read_text())
+
+
+def analysed_frames(n_frames: int, source_fps: float, rate: float) -> list[int]:
+    """The frames the capture selects at an analysis rate: where floor(t * rate) moves on."""
+    ticks = np.floor(np.arange(n_frames) / source_fps * rate + 1e-9)
+    return [0] + [i for i in range(1, n_frames) if ticks[i] != ticks[i - 1]]
+
+
+def evaluate(folder: Path, rate: float) -> dict:
+    import pandas as pd
+
+    truth = pd.read_csv(folder / "truth.csv")
+    obs = pd.read_parquet(folder / "out" / "observations.parquet")
+    meta = json.loads((folder / "seats.json").read_text())
+    by_frame = dict(tuple(obs.groupby("frame")))
+    visible = found = duplicates = false_pos = 0
+    seat_ids: dict[int, list[tuple[int, int]]] = {}  # seat -> [(frame, track id)]
+    away = truth[truth["visible"] == 0].groupby("seat")["frame"].apply(set).to_dict()
+    for f in analysed_frames(int(truth["frame"].max()) + 1, meta["fps"], rate):
+        t_rows = truth[(truth["frame"] == f) & (truth["visible"] == 1)]
+        o_rows = by_frame.get(f)
+        big = (t_rows["h"] * meta["height"] >= MIN_FACE_PX).to_numpy()
+        visible += int(big.sum())
+        if o_rows is None or len(o_rows) == 0:
+            continue
+        if len(t_rows) == 0:
+            false_pos += len(o_rows)
+            continue
+        iou = iou_matrix(t_rows[["x", "y", "w", "h"]].to_numpy(), o_rows[["x", "y", "w", "h"]].to_numpy())
+        best_truth, best_iou = iou.argmax(axis=0), iou.max(axis=0)
+        matched = set()
+        for j in np.argsort(-best_iou):
+            if best_iou[j] < 0.3:
+                false_pos += 1
+            elif best_truth[j] in matched:
+                duplicates += 1
+            else:
+                matched.add(best_truth[j])
+                seat = int(t_rows["seat"].iloc[best_truth[j]])
+                seat_ids.setdefault(seat, []).append((f, int(o_rows["track_id"].iloc[j])))
+        found += sum(1 for i in matched if big[i])
+    # a switch: the id of a seat changes while its viewer stayed (a viewer who left may come back new)
+    switches = sum(1 for seat, seq in seat_ids.items() for (f0, a), (f1, b) in zip(seq, seq[1:])
+                   if a != b and not any(f0 < g < f1 for g in away.get(seat, ())))
+    seat_seconds = truth["visible"].sum() / meta["fps"]
+    truth["sec"] = np.floor(truth["t"]).astype(int)
+    true_share = truth[truth["visible"] == 1].groupby("sec")["emotion"].apply(lambda e: float((e == "happiness").mean()))
+    curves = pd.read_csv(folder / "out" / "curves.csv").set_index("t")
+    common = [s for s in true_share.index if s in curves.index and np.isfinite(curves.loc[s, "p_happiness"])]
+    r = float(np.corrcoef(true_share.loc[common], curves.loc[common, "p_happiness"])[0, 1]) if len(common) > 2 else float("nan")
+    n_obs = max(len(obs), 1)
+    return {"recall": found / max(visible, 1), "visible": visible, "found": found,
+            "duplicate_rate": duplicates / n_obs, "false_positive_rate": false_pos / n_obs,
+            "id_switches": switches, "id_switches_per_seat_hour": switches / max(seat_seconds / 3600, 1e-9),
+            "happiness_r": r}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("labelled_dir", type=Path)
+    ap.add_argument("--seats", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--fps", type=float, default=2.0, help="analysis rate")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--scaling", default="10,40,100", help="seat counts for the cost-growth runs ('' to skip)")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        main_dir = Path(tmp) / f"seats{args.seats}"
+        generate(args.labelled_dir, main_dir, args.seats, args.seconds)
+        elapsed, summary = analyse(main_dir, args.fps, args.workers)
+        m = evaluate(main_dir, args.fps)
+        print(f"{args.seats} seats, {args.seconds:g} s at analysis rate {args.fps:g} fps, 1920x1080:")
+        print(f"  seat recall (faces >= {MIN_FACE_PX} px): {m['recall']:.3f} ({m['found']}/{m['visible']})   target >= 0.95")
+        print(f"  duplicate rate {m['duplicate_rate']:.3f}, false-positive rate {m['false_positive_rate']:.3f}")
+        print(f"  id switches: {m['id_switches']} = {m['id_switches_per_seat_hour']:.1f} per seat-hour   target <= 1")
+        print(f"  happiness share per second, correlation with truth: r = {m['happiness_r']:.3f}   target >= 0.9")
+        print(f"  {summary['frames_analysed'] / elapsed:.2f} frames/s, {summary['faces'] / elapsed:.1f} faces analysed/s "
+              f"end to end ({elapsed:.1f} s, {args.workers} worker(s))   target >= 100 faces/s")
+        sizes = [int(s) for s in args.scaling.split(",") if s.strip()]
+        rows = []
+        for seats in sizes:
+            d = Path(tmp) / f"scale{seats}"
+            generate(args.labelled_dir, d, seats, 6.0)
+            e, s = analyse(d, args.fps, args.workers)
+            rows.append((seats, s["faces"] / max(s["frames_analysed"], 1), e / max(s["frames_analysed"], 1), s["faces"] / e))
+        if rows:
+            print("cost growth (6 s clips, model loading included):")
+            for seats, faces, per_frame, fps in rows:
+                print(f"  {seats:4d} seats: {faces:6.1f} faces/frame, {per_frame:6.2f} s/frame, "
+                      f"{1000 * per_frame / max(faces, 1):6.1f} ms/face, {fps:6.1f} faces/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
