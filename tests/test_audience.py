@@ -1,0 +1,76 @@
+"""The audience front end: MTCNN, crop geometry, and the whole scene on a synthetic audience."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import FIXTURES, ROOT, SHARED, run_cli
+from vision.audience import crop_to_frame, square_regions
+from vision.detector import MtcnnDetector, MtcnnOptions, nms
+from vision.models import model_file
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], float)
+    assert sorted(nms(boxes, np.array([0.9, 0.8, 0.7]), 0.5).tolist()) == [0, 2]
+    assert sorted(nms(boxes, np.array([0.1, 0.8, 0.7]), 0.5).tolist()) == [1, 2]
+    # a box inside a bigger one: kept by IoU, dropped by intersection-over-minimum
+    inner = np.array([[0, 0, 20, 20], [2, 2, 8, 8]], float)
+    assert len(nms(inner, np.array([0.9, 0.8]), 0.5)) == 2
+    assert len(nms(inner, np.array([0.9, 0.8]), 0.5, by_min=True)) == 1
+    assert len(nms(np.zeros((0, 4)), np.zeros(0), 0.5)) == 0
+
+
+def test_square_regions_and_mapping_back_to_the_frame():
+    boxes = np.array([[100, 50, 140, 110]], float)  # 40 x 60 face
+    region = square_regions(boxes, 2.0, 640, 360)[0]
+    assert region.tolist() == [60.0, 20.0, 120.0]
+    # a landmark at the centre of the 256 px crop lands at the centre of the face box
+    lm = np.array([[[0.5, 0.5, 0.1]]], np.float32)
+    back = crop_to_frame(lm, region, 256, 640, 360)[0, 0]
+    assert back[0] * 640 == pytest.approx(120) and back[1] * 360 == pytest.approx(80)
+    assert back[2] == pytest.approx(0.1 * 120 / 640)
+
+
+def test_mtcnn_finds_the_fixture_faces():
+    files = [model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")]
+    det = MtcnnDetector(MtcnnOptions(*files))
+    frame = cv2.VideoCapture(str(FIXTURES / "two_faces.mp4")).read()[1]
+    boxes, scores = det.detect(frame)
+    assert len(boxes) == 2 and (scores > 0.9).all()
+    assert sorted(((boxes[:, 0] + boxes[:, 2]) / 2 < 320).tolist()) == [False, True]
+    empty, _ = det.detect(np.full((360, 640, 3), 30, np.uint8))
+    assert len(empty) == 0
+    with pytest.raises(ValueError):
+        MtcnnOptions(*files, min_face=5)
+
+
+def test_audience_scene_on_the_fixture_video(tmp_path):
+    r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--scene", "audience", "--fps", "5", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    obs = pd.read_parquet(tmp_path / "observations.parquet")
+    left = obs[obs["x"] < 0.45]
+    assert left["track_id"].nunique() == 1 and len(left) == 25
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["settings"]["scene"] == "audience" and "mtcnn_pnet" in summary["models"]
+
+
+@pytest.mark.shared
+def test_synthetic_audience_recall_ids_and_happiness_curve(tmp_path):
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_audience.py"), str(SHARED / "data" / "expressions"),
+                    "--out", str(tmp_path), "--seats", "12", "--seconds", "12", "--seed", "3"],
+                   check=True, capture_output=True)
+    r = run_cli("analyze", tmp_path / "audience.avi", "--scene", "audience", "--fps", "2", "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench_audience
+
+    m = bench_audience.evaluate(tmp_path, 2.0)
+    assert m["recall"] >= 0.95
+    assert m["duplicate_rate"] == 0 and m["false_positive_rate"] <= 0.01
+    assert m["id_switches"] == 0
+    assert m["happiness_r"] >= 0.8
