@@ -16,6 +16,7 @@ from .labels import EMOTIONS
 from .pipeline import Settings, model_files
 from .plot import plot_curves
 from .progress import Progress
+from .seats import SeatMap
 from .runner import default_workers, plan_jobs, run_jobs
 from .table import ObservationFileWriter
 
@@ -34,6 +35,8 @@ class AnalyzeRequest:
     workers: int | None = None
     scene: str = "single"
     detect_every_s: float = 2.0
+    seat_map: str | None = None
+    seat_empty_after_s: float = 10.0
 
 
 def _expected_frames(specs, fps) -> int | None:
@@ -60,7 +63,10 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
     started = time.perf_counter()
     specs = resolve_inputs(req.inputs)
     settings = Settings(fps=req.fps, classifier=req.classifier, max_faces=req.max_faces, max_lost_s=req.max_lost_s,
-                        scene=req.scene, detect_every_s=req.detect_every_s)
+                        scene=req.scene, detect_every_s=req.detect_every_s, seat_map=req.seat_map,
+                        seat_empty_after_s=req.seat_empty_after_s)
+    if req.seat_map:
+        SeatMap.load(req.seat_map)  # a bad map fails here, before any work
     models = model_files(settings)  # fail on a bad model before any work
     try:
         req.out.mkdir(parents=True, exist_ok=True)
@@ -112,7 +118,8 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
         "settings": {"fps": req.fps, "classifier": req.classifier, "bucket_s": req.bucket,
                      "content_offset_s": req.content_offset, "max_faces": req.max_faces,
                      "max_lost_s": req.max_lost_s, "format": req.fmt, "scene": req.scene,
-                     "detect_every_s": req.detect_every_s},
+                     "detect_every_s": req.detect_every_s, "seat_map": req.seat_map,
+                     "seat_empty_after_s": req.seat_empty_after_s},
         "labels": list(EMOTIONS),
         "models": {n: {"file": m.path.name, "sha256": m.sha256} for n, m in models.items()},
         "per_source": [r.public() for r in reports],

@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "small faces (MTCNN every --detect-every seconds, then each face followed by crop)")
     a.add_argument("--detect-every", type=_positive(float), default=2.0,
                    help="audience scene: seconds between full-frame face detections (default 2)")
+    a.add_argument("--seat-map", type=Path, default=None,
+                   help="JSON seat map: seats (ids anchored to them) and excluded opt-out regions, which are "
+                        "blacked out before any model sees the frame")
+    a.add_argument("--seat-empty-after", type=_positive(float), default=10.0,
+                   help="audience scene / seat map: seconds a seat must stay empty before its next face "
+                        "counts as a new viewer (default 10)")
     a.add_argument("--max-faces", type=_positive(int), default=None,
                    help="faces per frame at most (default 8 for single, 500 for audience)")
     a.add_argument("--max-lost", type=_positive(float), default=1.0,
@@ -113,7 +119,9 @@ def _analyze(args) -> int:
                              classifier=args.classifier, bucket=args.bucket, content_offset=args.content_offset,
                              max_faces=args.max_faces or (500 if args.scene == "audience" else 8),
                              max_lost_s=args.max_lost, workers=args.workers, scene=args.scene,
-                             detect_every_s=args.detect_every)
+                             detect_every_s=args.detect_every,
+                             seat_map=str(args.seat_map) if args.seat_map else None,
+                             seat_empty_after_s=args.seat_empty_after)
     return run_analyze(request, quiet=args.quiet)
 
 

@@ -12,6 +12,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
+import numpy as np
+
 from .audience import AudienceLandmarker, AudienceOptions
 from .capture import Frame, SourceSpec, open_source
 from .classifier import CnnClassifier, FusionClassifier
@@ -20,6 +22,7 @@ from .landmarker import Landmarker, LandmarkerOptions, to_observations
 from .models import model_file
 from .observation import Observation
 from .table import TableSink
+from .seats import SeatMap, SeatTracker, mask_excluded
 from .tracker import FaceTracker
 
 CLASSIFIERS = ("fusion", "cnn")
@@ -37,6 +40,8 @@ class Settings:
     scene: str = "single"  # "single": MediaPipe's own detector (faces near the camera);
     #                        "audience": MTCNN every detect_every_s + landmarks per face crop (wide shots)
     detect_every_s: float = 2.0
+    seat_map: str | None = None  # JSON seat map (seats and opt-out regions); see vision.seats
+    seat_empty_after_s: float = 10.0  # audience scene: a seat empty this long gives its next face a new id
 
     def __post_init__(self):
         if self.classifier not in CLASSIFIERS:
@@ -79,7 +84,8 @@ class Stages:
 
     landmarker: Landmarker | AudienceLandmarker
     classifier: CnnClassifier | FusionClassifier
-    tracker: FaceTracker
+    tracker: FaceTracker | SeatTracker
+    excluded: np.ndarray  # opt-out regions, blacked out before any model sees the frame
 
     def close(self) -> None:
         self.landmarker.close()
@@ -100,6 +106,7 @@ class FrameLoop:
         self._landmarks: list[tuple] = []
 
     def push(self, frame: Frame) -> None:
+        frame = mask_excluded(frame, self.stages.excluded)
         self._frames.append(frame)
         self._landmarks.append(self.stages.landmarker.landmark(frame))
         if len(self._frames) >= self.batch_frames:
@@ -132,6 +139,7 @@ def model_files(settings: Settings) -> dict:
 
 def build_stages(settings: Settings, mode: str, models: dict) -> Stages:
     """Build the stages once (close them when done). mode: "video" or "image" landmarking."""
+    seat_map = SeatMap.load(settings.seat_map) if settings.seat_map else None
     if settings.scene == "audience":
         landmarker = AudienceLandmarker(AudienceOptions(
             models["face_landmarker"].path, tuple(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet")),
@@ -146,7 +154,11 @@ def build_stages(settings: Settings, mode: str, models: dict) -> Stages:
     except BaseException:
         landmarker.close()
         raise
-    return Stages(landmarker, classifier, FaceTracker(max_lost_s=settings.max_lost_s))
+    if settings.scene == "audience" or seat_map is not None:
+        tracker = SeatTracker(seat_map, empty_after_s=settings.seat_empty_after_s)
+    else:
+        tracker = FaceTracker(max_lost_s=settings.max_lost_s)
+    return Stages(landmarker, classifier, tracker, seat_map.excluded if seat_map else np.zeros((0, 4), np.float32))
 
 
 class _Counter:
