@@ -74,3 +74,19 @@ def test_synthetic_audience_recall_ids_and_happiness_curve(tmp_path):
     assert m["duplicate_rate"] == 0 and m["false_positive_rate"] <= 0.01
     assert m["id_switches"] == 0
     assert m["happiness_r"] >= 0.8
+
+
+def test_auto_scene_picks_by_the_first_frame(tmp_path):
+    r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--fps", "2", "--out", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "a" / "summary.json").read_text())["settings"]
+    assert s["scene"] == "single" and s["scene_reason"].startswith("auto: 2 face(s)") and s["max_faces"] == 8
+    # three copies of the fixture's faces side by side and smaller: an audience
+    frame = cv2.VideoCapture(str(FIXTURES / "two_faces.mp4")).read()[1]
+    wide = np.concatenate([frame] * 3, axis=1)
+    wide = np.concatenate([wide, wide], axis=0)
+    cv2.imwrite(str(tmp_path / "wide.png"), wide)
+    r = run_cli("analyze", tmp_path / "wide.png", "--out", tmp_path / "b")
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert s["settings"]["scene"] == "audience" and s["faces"] == 12

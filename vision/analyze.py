@@ -13,7 +13,7 @@ from .capture import resolve_inputs
 from .curves import BucketStats, write_curves_csv
 from .errors import EXIT_OK, EXIT_PARTIAL, AudienceError, UnsupportedInput
 from .labels import EMOTIONS
-from .pipeline import Settings, model_files
+from .pipeline import Settings, model_files, resolve_scene
 from .plot import plot_curves
 from .progress import Progress
 from .seats import SeatMap
@@ -30,10 +30,10 @@ class AnalyzeRequest:
     classifier: str = "fusion"
     bucket: float = 1.0
     content_offset: float = 0.0
-    max_faces: int = 8
+    max_faces: int | None = None
     max_lost_s: float = 1.0
     workers: int | None = None
-    scene: str = "single"
+    scene: str = "auto"
     detect_every_s: float = 2.0
     seat_map: str | None = None
     seat_empty_after_s: float = 10.0
@@ -67,6 +67,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
                         seat_empty_after_s=req.seat_empty_after_s)
     if req.seat_map:
         SeatMap.load(req.seat_map)  # a bad map fails here, before any work
+    settings, scene_reason = resolve_scene(specs, settings)
     models = model_files(settings)  # fail on a bad model before any work
     try:
         req.out.mkdir(parents=True, exist_ok=True)
@@ -116,8 +117,9 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
         "elapsed_s": elapsed,
         "workers": workers,
         "settings": {"fps": req.fps, "classifier": req.classifier, "bucket_s": req.bucket,
-                     "content_offset_s": req.content_offset, "max_faces": req.max_faces,
-                     "max_lost_s": req.max_lost_s, "format": req.fmt, "scene": req.scene,
+                     "content_offset_s": req.content_offset, "max_faces": settings.max_faces or (500 if settings.scene == "audience" else 8),
+                     "max_lost_s": req.max_lost_s, "format": req.fmt, "scene": settings.scene,
+                     "scene_reason": scene_reason,
                      "detect_every_s": req.detect_every_s, "seat_map": req.seat_map,
                      "seat_empty_after_s": req.seat_empty_after_s},
         "labels": list(EMOTIONS),

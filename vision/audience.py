@@ -128,3 +128,16 @@ class AudienceLandmarker:
             self._pool.shutdown()
         for lm in self._landmarkers:
             lm.close()
+
+
+def choose_scene(image_bgr: np.ndarray, detector: MtcnnDetector, min_faces: int = 3,
+                 small_face: float = 0.12) -> tuple[str, str]:
+    """'audience' when a frame shows at least `min_faces` faces or any face smaller than `small_face` of
+    the frame height (MediaPipe's own detector misses those), else 'single'. Returns (scene, reason)."""
+    boxes, _ = detector.detect(image_bgr)
+    if len(boxes) == 0:
+        return "single", "no face on the first frame"
+    smallest = float((boxes[:, 3] - boxes[:, 1]).min() / image_bgr.shape[0])
+    reason = f"{len(boxes)} face(s) on the first frame, smallest {100 * smallest:.0f}% of its height"
+    return ("audience" if len(boxes) >= min_faces or smallest < small_face else "single"), reason
+

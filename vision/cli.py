@@ -66,9 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--bucket", type=_positive(float), default=1.0, help="curve bucket in seconds (default 1)")
     a.add_argument("--content-offset", type=_number, default=0.0,
                    help="seconds between recording start and content start (curves use content time)")
-    a.add_argument("--scene", choices=("single", "audience"), default="single",
+    a.add_argument("--scene", choices=("auto", "single", "audience"), default="auto",
                    help="single: faces near the camera (MediaPipe's detector); audience: a wide shot of many "
-                        "small faces (MTCNN every --detect-every seconds, then each face followed by crop)")
+                        "small faces (MTCNN every --detect-every seconds, then each face followed by crop); "
+                        "auto (default): audience when the first frame shows 3 or more faces or a face under "
+                        "12%% of the frame height")
     a.add_argument("--detect-every", type=_positive(float), default=2.0,
                    help="audience scene: seconds between full-frame face detections (default 2)")
     a.add_argument("--seat-map", type=Path, default=None,
@@ -78,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="audience scene / seat map: seconds a seat must stay empty before its next face "
                         "counts as a new viewer (default 10)")
     a.add_argument("--max-faces", type=_positive(int), default=None,
-                   help="faces per frame at most (default 8 for single, 500 for audience)")
+                   help="faces per frame at most (default 8 in the single scene, 500 in the audience scene)")
     a.add_argument("--max-lost", type=_positive(float), default=1.0,
                    help="seconds a face may be unseen before its track ends (default 1)")
     a.add_argument("--workers", type=_positive(int), default=None,
@@ -117,7 +119,7 @@ def _analyze(args) -> int:
 
     request = AnalyzeRequest(inputs=args.inputs, out=args.out, fmt=args.format, fps=args.fps,
                              classifier=args.classifier, bucket=args.bucket, content_offset=args.content_offset,
-                             max_faces=args.max_faces or (500 if args.scene == "audience" else 8),
+                             max_faces=args.max_faces,
                              max_lost_s=args.max_lost, workers=args.workers, scene=args.scene,
                              detect_every_s=args.detect_every,
                              seat_map=str(args.seat_map) if args.seat_map else None,

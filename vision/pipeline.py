@@ -8,6 +8,7 @@ merged in input order.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
@@ -26,19 +27,20 @@ from .seats import SeatMap, SeatTracker, mask_excluded
 from .tracker import FaceTracker
 
 CLASSIFIERS = ("fusion", "cnn")
-SCENES = ("single", "audience")
+SCENES = ("single", "audience", "auto")
 
 
 @dataclass(frozen=True)
 class Settings:
     fps: float | None = None  # analysis rate; None = every frame (files)
     classifier: str = "fusion"
-    max_faces: int = 8
+    max_faces: int | None = None  # faces per frame at most; None: 8 (single scene), 500 (audience)
     max_lost_s: float = 1.0  # a face unseen this long ends its track
     threads: int = 1  # ONNX Runtime threads per process
     batch_frames: int = 8  # frames whose faces are classified in one call (streams always use 1)
     scene: str = "single"  # "single": MediaPipe's own detector (faces near the camera);
-    #                        "audience": MTCNN every detect_every_s + landmarks per face crop (wide shots)
+    #                        "audience": MTCNN every detect_every_s + landmarks per face crop (wide shots);
+    #                        "auto": resolved to one of them before analysis (see resolve_scene)
     detect_every_s: float = 2.0
     seat_map: str | None = None  # JSON seat map (seats and opt-out regions); see vision.seats
     seat_empty_after_s: float = 10.0  # audience scene: a seat empty this long gives its next face a new id
@@ -132,7 +134,7 @@ class FrameLoop:
 
 def model_files(settings: Settings) -> dict:
     names = ["face_landmarker", "cnn"] + (["fusion"] if settings.classifier == "fusion" else [])
-    if settings.scene == "audience":
+    if settings.scene in ("audience", "auto"):
         names += ["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"]
     return {n: model_file(n) for n in names}
 
@@ -143,10 +145,10 @@ def build_stages(settings: Settings, mode: str, models: dict) -> Stages:
     if settings.scene == "audience":
         landmarker = AudienceLandmarker(AudienceOptions(
             models["face_landmarker"].path, tuple(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet")),
-            detect_every_s=settings.detect_every_s, max_faces=settings.max_faces))
+            detect_every_s=settings.detect_every_s, max_faces=settings.max_faces or 500))
     else:
         landmarker = Landmarker(LandmarkerOptions(models["face_landmarker"].path, mode=mode,
-                                                  max_faces=settings.max_faces))
+                                                  max_faces=settings.max_faces or 8))
     try:
         cnn = CnnClassifier(models["cnn"].path, settings.threads)
         classifier = (FusionClassifier(models["fusion"].path, cnn, settings.threads)
@@ -174,12 +176,37 @@ class _Counter:
             self.progress(obs)
 
 
+def resolve_scene(specs: list[SourceSpec], settings: Settings) -> tuple[Settings, str]:
+    """Settings with scene "auto" made concrete from the first readable frame of the inputs (one decision
+    for the whole run, so segments and cameras of one screening agree), and the reason."""
+    from .audience import choose_scene
+    from .detector import MtcnnDetector, MtcnnOptions
+    from .errors import AudienceError
+
+    if settings.scene != "auto":
+        return settings, "chosen by setting"
+    models = model_files(settings)
+    detector = MtcnnDetector(MtcnnOptions(*(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet"))))
+    for spec in specs:
+        try:
+            with open_source(spec) as source:
+                frame = next(iter(source), None)
+        except AudienceError:
+            continue
+        if frame is not None:
+            scene, reason = choose_scene(frame.image, detector)
+            return dataclasses.replace(settings, scene=scene), f"auto: {reason}"
+    return dataclasses.replace(settings, scene="single"), "auto: no readable frame to decide from"
+
+
 def analyze_job(specs: list[SourceSpec], settings: Settings, progress=None) -> list[tuple[dict, SourceReport]]:
     """Analyse sources with one set of stages: one video or stream, or a run of still images.
 
     Returns, per source, (observations table columns, report). A source named directly by the user that
     cannot be read raises its AudienceError; one found in a folder is reported (report.error) and skipped.
     A video that stops decoding early returns what decoded, flagged `stopped_early`."""
+    if settings.scene == "auto":
+        raise ValueError("resolve the scene first (resolve_scene)")
     mode = "image" if all(s.kind == "image" for s in specs) else "video"
     if mode == "video" and len(specs) != 1:
         raise ValueError("a video job holds exactly one source")
