@@ -27,7 +27,7 @@ class AudienceOptions:
     landmarker_path: Path
     mtcnn: tuple[Path, Path, Path]
     detect_every_s: float = 2.0  # full-frame detection cadence; faces are followed by crop in between
-    min_face: int = 24  # pixels, smallest face the detector looks for
+    min_face: int = 32  # pixels, smallest face the detector looks for (a 48 px face gives a ~56 px box)
     crop_scale: float = 1.8  # crop side as a multiple of the face box
     crop_size: int = 256  # pixels the crop is resized to for the landmarker
     max_faces: int = 500
@@ -65,7 +65,7 @@ class AudienceLandmarker:
 
     def __init__(self, options: AudienceOptions):
         self.options = options
-        self._detector = MtcnnDetector(MtcnnOptions(*options.mtcnn, min_face=options.min_face))
+        self._detector = MtcnnDetector(MtcnnOptions(*options.mtcnn, min_face=options.min_face, threads=options.threads))
         self._landmarkers = [Landmarker(LandmarkerOptions(options.landmarker_path, mode="image", max_faces=1,
                                                           image_padding=0.0)) for _ in range(options.threads)]
         self._pool = ThreadPoolExecutor(options.threads) if options.threads > 1 else None
