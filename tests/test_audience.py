@@ -90,3 +90,10 @@ def test_auto_scene_picks_by_the_first_frame(tmp_path):
     assert r.returncode == 0, r.stderr
     s = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert s["settings"]["scene"] == "audience" and s["faces"] == 12
+
+
+def test_audience_scene_defaults_to_two_analysed_frames_per_second(tmp_path):
+    r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--scene", "audience", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["settings"]["fps"] == 2.0 and summary["frames_analysed"] == 10

@@ -1,6 +1,7 @@
 """`audience analyze`: inputs -> observations file, curves.csv, curves.png, summary.json."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -19,6 +20,9 @@ from .progress import Progress
 from .seats import SeatMap
 from .runner import default_workers, plan_jobs, run_jobs
 from .table import ObservationFileWriter
+
+
+AUDIENCE_DEFAULT_FPS = 2.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
     if req.seat_map:
         SeatMap.load(req.seat_map)  # a bad map fails here, before any work
     settings, scene_reason = resolve_scene(specs, settings)
+    if settings.scene == "audience" and req.fps is None:  # every frame of 100 faces is not needed for curves
+        settings = dataclasses.replace(settings, fps=AUDIENCE_DEFAULT_FPS)
     models = model_files(settings)  # fail on a bad model before any work
     try:
         req.out.mkdir(parents=True, exist_ok=True)
@@ -76,7 +82,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
     workers = req.workers or default_workers()
     jobs = plan_jobs(specs, workers, overlap_s=req.max_lost_s + 1.0)
     workers = min(workers, len(jobs))
-    progress = Progress(_expected_frames(specs, req.fps), enabled=False if quiet else None)
+    progress = Progress(_expected_frames(specs, settings.fps), enabled=False if quiet else None)
     stats = BucketStats(req.bucket, req.content_offset)
     obs_path = req.out / f"observations.{req.fmt}"
     reports = []
@@ -116,7 +122,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
         "achieved_fps": frames_analysed / elapsed if elapsed > 0 else 0.0,
         "elapsed_s": elapsed,
         "workers": workers,
-        "settings": {"fps": req.fps, "classifier": req.classifier, "bucket_s": req.bucket,
+        "settings": {"fps": settings.fps, "classifier": req.classifier, "bucket_s": req.bucket,
                      "content_offset_s": req.content_offset, "max_faces": settings.max_faces or (500 if settings.scene == "audience" else 8),
                      "max_lost_s": req.max_lost_s, "format": req.fmt, "scene": settings.scene,
                      "scene_reason": scene_reason,

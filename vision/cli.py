@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     a.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="observations file format")
     a.add_argument("--fps", type=_positive(float), default=None,
-                   help="analysis rate in frames per second of the source (default: every frame)")
+                   help="analysis rate in frames per second of the source (default: every frame; 2 in the "
+                        "audience scene)")
     a.add_argument("--classifier", choices=("fusion", "cnn"), default="fusion",
                    help="expression model: fusion (blendshapes+geometry+CNN, default) or cnn (fer mini-Xception)")
     a.add_argument("--bucket", type=_positive(float), default=1.0, help="curve bucket in seconds (default 1)")
