@@ -49,12 +49,35 @@ def test_mtcnn_finds_the_fixture_faces():
         MtcnnOptions(*files, min_face=5)
 
 
+def test_two_threads_give_the_same_landmarks_as_one():
+    from vision.audience import AudienceLandmarker, AudienceOptions
+    from vision.capture import Frame
+    from vision.quiet import native_stderr_to_devnull
+
+    frame = cv2.VideoCapture(str(FIXTURES / "two_faces.mp4")).read()[1]
+    wide = np.concatenate([frame, frame[:, ::-1]], axis=1)
+    results = []
+    with native_stderr_to_devnull():
+        for threads in (1, 2):
+            a = AudienceLandmarker(AudienceOptions(model_file("face_landmarker").path,
+                                                   tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")),
+                                                   threads=threads))
+            try:
+                results.append(a.landmark(Frame("w", 0, 0.0, wide)))
+            finally:
+                a.close()
+    assert len(results[0][0]) == 4
+    for one, two in zip(results[0], results[1]):
+        assert np.array_equal(one, two)
+
+
 def test_audience_scene_on_the_fixture_video(tmp_path):
     r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--scene", "audience", "--fps", "5", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
     obs = pd.read_parquet(tmp_path / "observations.parquet")
     left = obs[obs["x"] < 0.45]
     assert left["track_id"].nunique() == 1 and len(left) == 25
+    assert left["seat"].nunique() == 1 and left["seat"].iloc[0].startswith("L")
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["settings"]["scene"] == "audience" and "mtcnn_pnet" in summary["models"]
 

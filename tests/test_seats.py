@@ -24,6 +24,7 @@ def test_viewer_keeps_id_through_short_absences_and_a_new_viewer_after_a_long_on
         tr.update(make_observation(1, t=t, boxes=[LEFT]))
     assert tr.update(make_observation(2, t=12.0, boxes=[LEFT, RIGHT])).track_ids.tolist() == [1, 3]
     assert tr.seat_ids == ["L1", "L2"]
+    assert tr.update(make_observation(1, t=12.5, boxes=[RIGHT])).seats.tolist() == ["L2"]
 
 
 def test_moving_within_the_seat_keeps_the_id_and_neighbours_do_not_swap():
@@ -39,6 +40,7 @@ def test_seat_map_names_seats_and_drops_faces_outside_when_not_learning(tmp_path
     tr = SeatTracker(SeatMap.load(p), learn=False)
     out = tr.update(make_observation(2, t=0, boxes=[LEFT, RIGHT]))
     assert len(out) == 1 and out.track_ids.tolist() == [1] and tr.seat_ids == ["A1"]
+    assert out.seats.tolist() == ["A1"]
 
 
 @pytest.mark.parametrize("content,reason", [

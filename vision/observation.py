@@ -32,6 +32,7 @@ _FIELDS = {
     "pose": ((3,), np.float32, np.nan),
     "attention": ((), np.float32, np.nan),
     "track_ids": ((), np.int64, -1),
+    "seats": ((), object, ""),
 }
 
 
@@ -67,7 +68,8 @@ class Observation:
     facial transformation; probs [7] in `EMOTIONS` order (calibrated: their mean over faces estimates
     each expression's share); labels: top expression index per face (the classifier's decision, -1 before
     classification); metrics [5] in `METRICS` order; valence -1..1;
-    pose [yaw, pitch, roll] degrees; attention 0-1; track_ids (-1 before tracking).
+    pose [yaw, pitch, roll] degrees; attention 0-1; track_ids (-1 before tracking); seats: the seat a
+    face was assigned to (a seat map's id, or L<n> for a learned seat; "" without seats).
     """
 
     source: str
@@ -86,6 +88,7 @@ class Observation:
     pose: np.ndarray = field(default=None, repr=False)
     attention: np.ndarray = field(default=None, repr=False)
     track_ids: np.ndarray = field(default=None)
+    seats: np.ndarray = field(default=None)
 
     def __post_init__(self):
         n = next((len(getattr(self, f)) for f in _FIELDS if getattr(self, f) is not None), 0)

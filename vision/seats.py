@@ -94,8 +94,11 @@ class SeatTracker:
     @property
     def seat_ids(self) -> list[str]:
         """Names of the seats: the map's ids, then learned seats as L1, L2, ..."""
-        named = list(self.seat_map.ids)
-        return named + [f"L{i + 1}" for i in range(len(self._seats) - len(named))]
+        return [self._name(k) for k in range(len(self._seats))]
+
+    def _name(self, k: int) -> str:
+        named = len(self.seat_map.ids)
+        return self.seat_map.ids[k] if k < named else f"L{k - named + 1}"
 
     def assign(self, boxes: np.ndarray) -> np.ndarray:
         """Seat index per face (-1: none), without changing any state."""
@@ -115,6 +118,7 @@ class SeatTracker:
     def update(self, obs: Observation) -> Observation:
         seats = self.assign(obs.boxes)
         ids = np.full(len(obs), -1, np.int64)
+        names = np.full(len(obs), "", object)
         for i, k in enumerate(seats.tolist()):
             if k < 0:
                 if not self.learn:
@@ -129,5 +133,6 @@ class SeatTracker:
                 self._next_viewer += 1
             seat.last_seen = obs.t
             ids[i] = seat.viewer
-        obs = obs.replace(track_ids=ids)
+            names[i] = self._name(k)
+        obs = obs.replace(track_ids=ids, seats=names)
         return obs if self.learn else obs.select(ids >= 0)

@@ -12,7 +12,7 @@ import numpy as np
 from .labels import EMOTIONS, METRICS, VALUE_COLUMNS
 from .observation import Observation
 
-KEY_COLUMNS = ("source", "frame", "t", "track_id", "x", "y", "w", "h", "emotion")
+KEY_COLUMNS = ("source", "frame", "t", "track_id", "seat", "x", "y", "w", "h", "emotion")
 COLUMNS = KEY_COLUMNS + VALUE_COLUMNS
 
 
@@ -24,6 +24,7 @@ def observation_columns(obs: Observation) -> dict[str, np.ndarray]:
         "frame": np.full(n, obs.frame, np.int64),
         "t": np.full(n, obs.t, np.float64),
         "track_id": obs.track_ids.astype(np.int64),
+        "seat": obs.seats.astype(object),
         "x": obs.boxes[:, 0], "y": obs.boxes[:, 1], "w": obs.boxes[:, 2], "h": obs.boxes[:, 3],
         "emotion": np.array(obs.emotions, dtype=object),
     }
@@ -39,7 +40,8 @@ def observation_columns(obs: Observation) -> dict[str, np.ndarray]:
 
 def empty_columns() -> dict[str, np.ndarray]:
     cols = {c: np.zeros(0, np.float32) for c in COLUMNS}
-    cols.update(source=np.zeros(0, object), emotion=np.zeros(0, object), frame=np.zeros(0, np.int64),
+    cols.update(source=np.zeros(0, object), seat=np.zeros(0, object), emotion=np.zeros(0, object),
+                frame=np.zeros(0, np.int64),
                 t=np.zeros(0, np.float64), track_id=np.zeros(0, np.int64))
     return cols
 
