@@ -41,6 +41,9 @@ class AnalyzeRequest:
     detect_every_s: float = 2.0
     seat_map: str | None = None
     seat_empty_after_s: float = 10.0
+    db: str | None = None  # also store the statistics here (service.publish)
+    api: str | None = None  # ...or send them to this running service
+    screening: int | None = None
 
 
 def _expected_frames(specs, fps) -> int | None:
@@ -85,13 +88,17 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
     progress = Progress(_expected_frames(specs, settings.fps), enabled=False if quiet else None)
     stats = BucketStats(req.bucket, req.content_offset)
     obs_path = req.out / f"observations.{req.fmt}"
-    reports = []
+    reports, batches = [], []
     with ObservationFileWriter(obs_path, req.fmt) as writer:
         try:
             for results in run_jobs(jobs, settings, workers, progress.advance):
                 for cols, report in results:
                     writer.write_columns(cols)
                     stats.add_rows(cols)
+                    if req.db or req.api:
+                        from service.stats import track_seconds
+
+                        batches.append((report.source, track_seconds(cols, req.content_offset)))
                     stats.add_frames(np.asarray(report.analysed_t, np.float64))
                     reports.append(report)
         finally:
@@ -134,6 +141,18 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
         "outputs": [obs_path.name, "curves.csv", "curves.png", "summary.json"],
     }
     (req.out / "summary.json").write_text(json.dumps(summary, indent=2))
+
+    if req.db or req.api:
+        from service import publish
+
+        sent = (publish.publish_to_db(req.db, req.screening, batches) if req.db else
+                publish.publish_to_api(req.api, req.screening, batches))
+        summary["published"] = {"to": req.db or req.api, "screening": req.screening,
+                                "inserted": sent[0], "unchanged": sent[1]}
+        (req.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        if not quiet:
+            print(f"stored {sent[0]} track-seconds in screening {req.screening} ({sent[1]} already there)",
+                  file=stdout)
 
     code = EXIT_OK
     for r in failed:

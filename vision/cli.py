@@ -1,9 +1,9 @@
-"""`audience`: the command line. Subcommands: analyze.
+"""`audience`: the command line. Subcommands: analyze, serve.
 
 Exit codes: 0 done (also when no face was found: a message says so); 1 internal error; 2 bad usage;
 3 input not found; 4 input not a readable video or image; 5 folder with no images or videos;
 6 partial: a video stopped decoding early (what decoded was analysed and written); 7 model file
-missing or not the pinned sha256; 130 interrupted.
+missing or not the pinned sha256; 8 database or API refused or unreachable; 130 interrupted.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ EXIT_CODES = """exit codes:
   5  folder has no images or videos
   6  partial: a video stopped decoding early; what decoded was analysed and written
   7  a model file is missing or does not match its pinned sha256
+  8  the database or API refused or could not be reached (unknown screening, conflicting data)
   130 interrupted"""
 
 
@@ -65,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--classifier", choices=("fusion", "cnn"), default="fusion",
                    help="expression model: fusion (blendshapes+geometry+CNN, default) or cnn (fer mini-Xception)")
     a.add_argument("--bucket", type=_positive(float), default=1.0, help="curve bucket in seconds (default 1)")
-    a.add_argument("--content-offset", type=_number, default=0.0,
-                   help="seconds between recording start and content start (curves use content time)")
+    a.add_argument("--content-offset", type=_number, default=None,
+                   help="seconds between recording start and content start (curves use content time; "
+                        "default: the screening's offset with --db/--api, else 0)")
     a.add_argument("--scene", choices=("auto", "single", "audience"), default="auto",
                    help="single: faces near the camera (MediaPipe's detector); audience: a wide shot of many "
                         "small faces (MTCNN every --detect-every seconds, then each face followed by crop); "
@@ -87,6 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--workers", type=_positive(int), default=None,
                    help="processes (default: one per core, at most one per input)")
     a.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+    a.add_argument("--db", default=None, help="also store the statistics in this database (sqlite:///file.db or "
+                                               "postgresql://...); needs --screening")
+    a.add_argument("--api", default=None, help="also send the statistics to a running service (http://host:port); "
+                                                "needs --screening")
+    a.add_argument("--content", type=_positive(int), default=None, help="content id (checked against the screening)")
+    a.add_argument("--screening", type=_positive(int), default=None, help="screening id to store the statistics under")
+
+    s = sub.add_parser("serve", help="run the HTTP API", description="Run the HTTP API (OpenAPI docs at /docs).",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--db", default="sqlite:///audience.db", help="database URL (default: sqlite:///audience.db)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=_positive(int), default=8000)
     return p
 
 
@@ -98,6 +112,8 @@ def main(argv=None) -> int:
         try:
             if args.command == "analyze":
                 return _analyze(args)
+            if args.command == "serve":
+                return _serve(args)
         except KeyboardInterrupt:
             print("audience: interrupted", file=sys.stderr)
             return 130
@@ -115,16 +131,41 @@ def main(argv=None) -> int:
     return 2
 
 
+def _serve(args) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.db import make_engine
+
+    app = create_app(make_engine(args.db))
+    print(f"serving the API at http://{args.host}:{args.port}/api/v1 (docs: /docs), database {args.db}",
+          file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def _analyze(args) -> int:
     from .analyze import AnalyzeRequest, run_analyze
 
+    if (args.db or args.api) and args.screening is None:
+        print("audience: error: --db and --api need --screening ID", file=sys.stderr)
+        return 2
+    offset = args.content_offset
+    if args.screening is not None and (args.db or args.api):
+        from service import publish
+
+        found = (publish.screening_offset_from_db(args.db, args.screening, args.content) if args.db else
+                 publish.screening_offset_from_api(args.api, args.screening, args.content))
+        offset = found if offset is None else offset
+
     request = AnalyzeRequest(inputs=args.inputs, out=args.out, fmt=args.format, fps=args.fps,
-                             classifier=args.classifier, bucket=args.bucket, content_offset=args.content_offset,
+                             classifier=args.classifier, bucket=args.bucket, content_offset=offset or 0.0,
                              max_faces=args.max_faces,
                              max_lost_s=args.max_lost, workers=args.workers, scene=args.scene,
                              detect_every_s=args.detect_every,
                              seat_map=str(args.seat_map) if args.seat_map else None,
-                             seat_empty_after_s=args.seat_empty_after)
+                             seat_empty_after_s=args.seat_empty_after, db=args.db, api=args.api,
+                             screening=args.screening)
     return run_analyze(request, quiet=args.quiet)
 
 

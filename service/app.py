@@ -1,0 +1,25 @@
+"""The FastAPI application: `create_app(engine)`; routes under /api/v1, documented in OpenAPI."""
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.engine import Engine
+
+from .db import migrate
+from .routes import contents, curves, screenings
+
+
+def create_app(engine: Engine) -> FastAPI:
+    migrate(engine)
+    app = FastAPI(title="audience-reactions", version="0.1.0",
+                  description="Reaction curves of whole audiences: contents, screenings, per-second statistics.")
+    app.state.engine = engine
+    api = APIRouter(prefix="/api/v1")
+    for module in (contents, screenings, curves):
+        api.include_router(module.router)
+    app.include_router(api)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz():
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,43 @@
+"""Engine and sessions. SQLite file by default; PostgreSQL by URL. Created at start-up, not import."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from .models import SCHEMA_VERSION, SchemaVersion
+
+DEFAULT_DB = "sqlite:///audience.db"
+
+
+def make_engine(url: str = DEFAULT_DB) -> Engine:
+    if url.startswith("sqlite"):
+        if url.startswith("sqlite:///") and url != "sqlite://":
+            Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):
+            cur = dbapi_connection.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    return engine
+
+
+def migrate(engine: Engine) -> int:
+    """Create what is missing and record the schema version; refuses a database from a newer version."""
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as session:
+        row = session.exec(select(SchemaVersion)).first()
+        if row is None:
+            session.add(SchemaVersion(id=1, version=SCHEMA_VERSION))
+            session.commit()
+            return SCHEMA_VERSION
+        if row.version > SCHEMA_VERSION:
+            raise RuntimeError(f"database schema version {row.version} is newer than this program's {SCHEMA_VERSION}")
+        return row.version

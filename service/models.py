@@ -1,0 +1,112 @@
+"""Tables and API schemas. Contents and screenings are SQLModel tables with Create / Public schemas;
+the reaction statistics are two SQLAlchemy Core tables on the same metadata (one float column per
+value, generated from `vision.labels.VALUE_COLUMNS`, so SQL does the sums)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import Column, Float, ForeignKey, Integer, String, Table
+from sqlmodel import JSON, Field, SQLModel
+
+from .stats import VALUES
+
+SCHEMA_VERSION = 1
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ContentBase(SQLModel):
+    title: str = Field(min_length=1, max_length=300)
+    duration_s: float = Field(gt=0, description="length of the content in seconds")
+
+
+class Content(ContentBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=_now)
+
+
+class ContentCreate(ContentBase):
+    pass
+
+
+class ContentPublic(ContentBase):
+    id: int
+    created_at: datetime
+
+
+class ScreeningBase(SQLModel):
+    venue: str = Field(default="", max_length=300)
+    started_at: datetime | None = None
+    content_offset_s: float = Field(default=0.0, description="seconds between recording start and content start")
+    labels: dict[str, str] = Field(default_factory=dict, sa_type=JSON,
+                                   description="free segment labels, e.g. {\"cut\": \"B\", \"audience\": \"under30\"}")
+
+
+class Screening(ScreeningBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    content_id: int = Field(foreign_key="content.id", index=True)
+    created_at: datetime = Field(default_factory=_now)
+
+
+class ScreeningCreate(ScreeningBase):
+    content_id: int
+
+
+class ScreeningPublic(ScreeningBase):
+    id: int
+    content_id: int
+    created_at: datetime
+
+
+class SchemaVersion(SQLModel, table=True):
+    id: int = Field(default=1, primary_key=True)
+    version: int
+
+
+track_second = Table(
+    "track_second", SQLModel.metadata,
+    Column("screening_id", Integer, ForeignKey("screening.id", ondelete="CASCADE"), primary_key=True),
+    Column("camera", String(300), primary_key=True),
+    Column("track_id", Integer, primary_key=True),
+    Column("second", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),
+    *[Column(f"s_{v}", Float, nullable=False) for v in VALUES],
+    *[Column(f"q_{v}", Float, nullable=False) for v in VALUES],
+)
+
+camera_second = Table(
+    "camera_second", SQLModel.metadata,
+    Column("screening_id", Integer, ForeignKey("screening.id", ondelete="CASCADE"), primary_key=True),
+    Column("camera", String(300), primary_key=True),
+    Column("second", Integer, primary_key=True),
+    Column("k", Integer, nullable=False),
+    *[Column(f"m_{v}", Float, nullable=False) for v in VALUES],
+    *[Column(f"mm_{v}", Float, nullable=False) for v in VALUES],
+)
+
+
+class CurvePoint(SQLModel):
+    t: float
+    n: int
+    mean: dict[str, float | None]
+    ci95: dict[str, float | None]
+
+
+class Curves(SQLModel):
+    content_id: int
+    bucket_s: float
+    screenings: list[int]
+    metrics: list[str]
+    points: list[CurvePoint]
+
+
+class StatsBatch(SQLModel):
+    camera: str = Field(min_length=1, max_length=300)
+    rows: list[dict] = Field(description="per (track, second): track_id, second, n, s_<value>, q_<value>")
+
+
+class IngestResult(SQLModel):
+    inserted: int
+    unchanged: int

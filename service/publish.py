@@ -1,0 +1,103 @@
+"""Send an analysis's per-track-second statistics to a database (--db) or to a running service (--api).
+
+Both paths are idempotent: a retried or replayed batch is stored once; one that contradicts stored
+rows is refused (409) and nothing of it is written."""
+from __future__ import annotations
+
+import http.client
+import json
+from urllib.parse import urlsplit
+
+from vision.errors import AudienceError
+
+BATCH_ROWS = 5000
+
+
+class PublishError(AudienceError):
+    exit_code = 8
+
+
+def screening_offset_from_db(url: str, screening_id: int, content_id: int | None) -> float:
+    """Check the screening exists (and belongs to the content); its offset to the content timeline."""
+    from sqlmodel import Session
+
+    from .db import make_engine, migrate
+    from .models import Screening
+
+    try:
+        engine = make_engine(url)
+        migrate(engine)
+        with Session(engine) as session:
+            screening = session.get(Screening, screening_id)
+    except Exception as exc:  # noqa: BLE001 - any driver error is one line for the user
+        raise PublishError(f"database {url}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+    if screening is None:
+        raise PublishError(f"screening {screening_id} not found in {url} (create it with the API first)")
+    if content_id is not None and screening.content_id != content_id:
+        raise PublishError(f"screening {screening_id} belongs to content {screening.content_id}, not {content_id}")
+    return screening.content_offset_s
+
+
+def publish_to_db(url: str, screening_id: int, batches: list[tuple[str, list[dict]]]) -> tuple[int, int]:
+    from sqlmodel import Session
+
+    from . import store
+    from .db import make_engine
+
+    inserted = unchanged = 0
+    engine = make_engine(url)
+    with Session(engine) as session:
+        for camera, rows in batches:
+            for start in range(0, len(rows), BATCH_ROWS):
+                try:
+                    i, u = store.ingest(session, screening_id, camera, rows[start:start + BATCH_ROWS])
+                except (store.Conflict, store.Invalid) as exc:
+                    session.rollback()
+                    raise PublishError(f"database {url}: {exc}") from None
+                inserted, unchanged = inserted + i, unchanged + u
+    return inserted, unchanged
+
+
+def _request(base: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PublishError(f"--api must be an http(s) URL, got {base!r}")
+    conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = conn_cls(parts.hostname, parts.port, timeout=60)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, parts.path.rstrip("/") + path, body=data, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        text = response.read().decode("utf-8", "replace")
+    except OSError as exc:
+        raise PublishError(f"cannot reach the API at {base} ({exc.strerror or exc})") from None
+    finally:
+        conn.close()
+    try:
+        payload = json.loads(text) if text else {}
+    except ValueError:
+        payload = {"detail": text[:200]}
+    return response.status, payload
+
+
+def screening_offset_from_api(base: str, screening_id: int, content_id: int | None) -> float:
+    status, payload = _request(base, "GET", f"/api/v1/screenings/{screening_id}")
+    if status == 404:
+        raise PublishError(f"screening {screening_id} not found at {base}")
+    if status != 200:
+        raise PublishError(f"API {base} answered {status}: {payload.get('detail', '')}")
+    if content_id is not None and payload["content_id"] != content_id:
+        raise PublishError(f"screening {screening_id} belongs to content {payload['content_id']}, not {content_id}")
+    return float(payload.get("content_offset_s", 0.0))
+
+
+def publish_to_api(base: str, screening_id: int, batches: list[tuple[str, list[dict]]]) -> tuple[int, int]:
+    inserted = unchanged = 0
+    for camera, rows in batches:
+        for start in range(0, len(rows), BATCH_ROWS):
+            status, payload = _request(base, "POST", f"/api/v1/screenings/{screening_id}/stats",
+                                       {"camera": camera, "rows": rows[start:start + BATCH_ROWS]})
+            if status != 200:
+                raise PublishError(f"API {base} refused a batch ({status}): {payload.get('detail', '')}")
+            inserted, unchanged = inserted + payload["inserted"], unchanged + payload["unchanged"]
+    return inserted, unchanged

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from sqlmodel import select
+
+from .. import store
+from ..deps import SessionDep
+from ..models import Content, ContentCreate, ContentPublic
+
+router = APIRouter(prefix="/contents", tags=["contents"])
+
+
+def get_content(session, content_id: int) -> Content:
+    content = session.get(Content, content_id)
+    if content is None:
+        raise HTTPException(404, f"content {content_id} not found")
+    return content
+
+
+@router.post("", response_model=ContentPublic, status_code=201)
+def create_content(body: ContentCreate, session: SessionDep):
+    content = Content.model_validate(body)
+    session.add(content)
+    session.commit()
+    session.refresh(content)
+    return content
+
+
+@router.get("", response_model=list[ContentPublic])
+def list_contents(session: SessionDep):
+    return session.exec(select(Content).order_by(Content.id)).all()
+
+
+@router.get("/{content_id}", response_model=ContentPublic)
+def read_content(content_id: int, session: SessionDep):
+    return get_content(session, content_id)
+
+
+@router.delete("/{content_id}", status_code=204)
+def delete_content(content_id: int, session: SessionDep):
+    store.delete_content(session, get_content(session, content_id))

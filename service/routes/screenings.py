@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from sqlmodel import select
+
+from .. import store
+from ..deps import SessionDep
+from ..models import IngestResult, Screening, ScreeningCreate, ScreeningPublic, StatsBatch
+from .contents import get_content
+
+router = APIRouter(prefix="/screenings", tags=["screenings"])
+
+
+def get_screening(session, screening_id: int) -> Screening:
+    screening = session.get(Screening, screening_id)
+    if screening is None:
+        raise HTTPException(404, f"screening {screening_id} not found")
+    return screening
+
+
+@router.post("", response_model=ScreeningPublic, status_code=201)
+def create_screening(body: ScreeningCreate, session: SessionDep):
+    get_content(session, body.content_id)
+    screening = Screening.model_validate(body)
+    session.add(screening)
+    session.commit()
+    session.refresh(screening)
+    return screening
+
+
+@router.get("", response_model=list[ScreeningPublic])
+def list_screenings(session: SessionDep, content_id: int | None = None):
+    query = select(Screening).order_by(Screening.id)
+    if content_id is not None:
+        query = query.where(Screening.content_id == content_id)
+    return session.exec(query).all()
+
+
+@router.get("/{screening_id}", response_model=ScreeningPublic)
+def read_screening(screening_id: int, session: SessionDep):
+    return get_screening(session, screening_id)
+
+
+@router.delete("/{screening_id}", status_code=204)
+def delete_screening(screening_id: int, session: SessionDep):
+    store.delete_screening(session, get_screening(session, screening_id))
+
+
+@router.post("/{screening_id}/stats", response_model=IngestResult)
+def ingest_stats(screening_id: int, body: StatsBatch, session: SessionDep):
+    """Per-track-second statistics of one camera. Idempotent: a replayed batch changes nothing;
+    a batch contradicting stored rows is refused with 409 and nothing of it is written."""
+    get_screening(session, screening_id)
+    try:
+        inserted, unchanged = store.ingest(session, screening_id, body.camera, body.rows)
+    except store.Invalid as exc:
+        session.rollback()
+        raise HTTPException(422, str(exc)) from None
+    except store.Conflict as exc:
+        session.rollback()
+        raise HTTPException(409, str(exc)) from None
+    return IngestResult(inserted=inserted, unchanged=unchanged)

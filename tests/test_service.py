@@ -1,0 +1,185 @@
+"""The HTTP API against real databases: SQLite always, PostgreSQL when AUDIENCE_TEST_PG names a server
+(.ci/run starts one; outside CI the PostgreSQL cases are skipped when none is reachable)."""
+import os
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.pool import StaticPool
+from sqlmodel import SQLModel, create_engine
+
+from conftest import FIXTURES, run_cli
+from service.app import create_app
+from service.stats import VALUES, second_aggregates, track_seconds
+from vision.curves import BucketStats
+from vision.table import COLUMNS
+
+
+def _pg_engine():
+    url = os.environ.get("AUDIENCE_TEST_PG")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide PostgreSQL (AUDIENCE_TEST_PG)")
+        pytest.skip("no PostgreSQL server (set AUDIENCE_TEST_PG)")
+    schema = f"t_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc.__class__.__name__}")
+    engine = create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    return engine, lambda: _drop(admin, schema)
+
+
+def _drop(admin, schema):
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def client(request):
+    if request.param == "sqlite":
+        engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
+        cleanup = None
+    else:
+        engine, cleanup = _pg_engine()
+    with TestClient(create_app(engine)) as c:
+        yield c
+    engine.dispose()
+    SQLModel.metadata  # noqa: B018 - tables live in the throwaway schema / memory database
+    if cleanup:
+        cleanup()
+
+
+def fake_observations(n_tracks=5, seconds=4, per_second=3, seed=0, source="cam1"):
+    rng = np.random.default_rng(seed)
+    rows = n_tracks * seconds * per_second
+    cols = {c: np.zeros(rows, np.float32) for c in COLUMNS}
+    cols["source"] = np.array([source] * rows, object)
+    cols["seat"] = np.array([""] * rows, object)
+    cols["emotion"] = np.array(["neutral"] * rows, object)
+    cols["track_id"] = np.repeat(np.arange(1, n_tracks + 1), seconds * per_second)
+    cols["t"] = np.tile(np.arange(seconds * per_second) / per_second, n_tracks).astype(np.float64)
+    cols["frame"] = (cols["t"] * per_second).astype(np.int64)
+    for v in VALUES:
+        cols[v] = rng.uniform(0, 1, rows).astype(np.float32)
+    return cols
+
+
+def make_screening(client, labels=None, offset=0.0):
+    content = client.post("/api/v1/contents", json={"title": "Ad", "duration_s": 60}).json()
+    s = client.post("/api/v1/screenings", json={"content_id": content["id"], "content_offset_s": offset,
+                                                "labels": labels or {}})
+    assert s.status_code == 201, s.text
+    return content["id"], s.json()["id"]
+
+
+def test_crud_and_errors(client):
+    assert client.get("/api/v1/contents/99").status_code == 404
+    assert client.post("/api/v1/contents", json={"title": "", "duration_s": 10}).status_code == 422
+    assert client.post("/api/v1/contents", json={"title": "x", "duration_s": -1}).status_code == 422
+    assert client.post("/api/v1/screenings", json={"content_id": 99}).status_code == 404
+    cid, sid = make_screening(client, {"cut": "B"})
+    assert client.get(f"/api/v1/screenings/{sid}").json()["labels"] == {"cut": "B"}
+    assert [s["id"] for s in client.get("/api/v1/screenings", params={"content_id": cid}).json()] == [sid]
+    assert client.get(f"/api/v1/contents/{cid}/curves", params={"metrics": "nope"}).status_code == 422
+    assert client.get(f"/api/v1/contents/{cid}/curves", params={"bucket": 0}).status_code == 422
+    assert client.get(f"/api/v1/contents/{cid}/curves", params={"segment": "novalue"}).status_code == 422
+    assert client.delete(f"/api/v1/contents/{cid}").status_code == 204
+    assert client.get(f"/api/v1/screenings/{sid}").status_code == 404
+    assert "/api/v1/contents/{content_id}/curves" in client.get("/openapi.json").json()["paths"]
+
+
+def test_ingest_is_idempotent_and_conflicts_write_nothing(client):
+    cid, sid = make_screening(client)
+    rows = track_seconds(fake_observations())
+    batch = {"camera": "cam1", "rows": rows}
+    first = client.post(f"/api/v1/screenings/{sid}/stats", json=batch)
+    assert first.json() == {"inserted": len(rows), "unchanged": 0}
+    assert client.post(f"/api/v1/screenings/{sid}/stats", json=batch).json() == {"inserted": 0, "unchanged": len(rows)}
+    before = client.get(f"/api/v1/contents/{cid}/curves").json()
+    changed = [dict(r) for r in rows]
+    changed[-1]["s_p_happiness"] += 1.0
+    extra = dict(rows[0], track_id=99)
+    r = client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "cam1", "rows": [extra] + changed})
+    assert r.status_code == 409
+    assert client.get(f"/api/v1/contents/{cid}/curves").json() == before  # the new track 99 was not written
+    bad = dict(rows[0])
+    del bad["n"]
+    assert client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": [bad]}).status_code == 422
+    assert client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": [rows[0], rows[0]]}).status_code == 422
+    assert client.post("/api/v1/screenings/999/stats", json=batch).status_code == 404
+
+
+@pytest.mark.parametrize("bucket", [1.0, 2.0])
+def test_curves_equal_the_analysis_curves_and_merge_across_cameras(client, bucket):
+    cid, sid = make_screening(client)
+    a, b = fake_observations(seed=1, source="cam1"), fake_observations(n_tracks=3, seed=2, source="cam2")
+    for cols in (a, b):
+        camera = cols["source"][0]
+        r = client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": camera, "rows": track_seconds(cols)})
+        assert r.status_code == 200, r.text
+    expected = BucketStats(bucket=bucket)
+    expected.add_rows(a)
+    expected.add_rows(b)
+    want = expected.curves()
+    got = client.get(f"/api/v1/contents/{cid}/curves",
+                     params={"metrics": "p_happiness,valence,attention", "bucket": bucket}).json()["points"]
+    assert [p["t"] for p in got] == want["t"].tolist()
+    assert [p["n"] for p in got] == want["n_faces"].tolist() == [8] * len(got)
+    for m in ("p_happiness", "valence", "attention"):
+        assert np.allclose([p["mean"][m] for p in got], want[m], atol=1e-5)
+        assert np.allclose([p["ci95"][m] for p in got], want[f"{m}_ci95"], atol=1e-5)
+
+
+def test_screening_and_segment_filters(client):
+    cid, s1 = make_screening(client, {"cut": "A"})
+    s2 = client.post("/api/v1/screenings", json={"content_id": cid, "labels": {"cut": "B"}}).json()["id"]
+    for sid, seed in ((s1, 1), (s2, 2)):
+        client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations(seed=seed))})
+    all_ = client.get(f"/api/v1/contents/{cid}/curves").json()
+    only_b = client.get(f"/api/v1/contents/{cid}/curves", params={"segment": "cut=B"}).json()
+    by_id = client.get(f"/api/v1/contents/{cid}/curves", params={"screenings": str(s2)}).json()
+    assert all_["screenings"] == [s1, s2] and only_b["screenings"] == [s2] and only_b == by_id
+    assert all_["points"][0]["n"] == 10 and only_b["points"][0]["n"] == 5
+    assert client.delete(f"/api/v1/screenings/{s2}").status_code == 204
+    assert client.get(f"/api/v1/contents/{cid}/curves").json()["points"][0]["n"] == 5
+
+
+def test_second_aggregates_are_sums_of_track_means():
+    rows = track_seconds(fake_observations(n_tracks=2, seconds=1, per_second=2))
+    agg = second_aggregates(rows)
+    assert len(agg) == 1 and agg[0]["k"] == 2
+    means = [r["s_smile"] / r["n"] for r in rows]
+    assert agg[0]["m_smile"] == pytest.approx(sum(means))
+    assert agg[0]["mm_smile"] == pytest.approx(sum(m * m for m in means))
+
+
+def test_analyze_writes_to_a_database_idempotently(tmp_path):
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    from service.db import make_engine
+
+    with TestClient(create_app(make_engine(db))) as c:
+        cid, sid = make_screening(c)
+    args = ["analyze", FIXTURES / "two_faces.mp4", "--fps", "5", "--db", db, "--screening", sid, "--content", cid]
+    r = run_cli(*args, "--out", tmp_path / "o1")
+    assert r.returncode == 0, r.stderr
+    r = run_cli(*args, "--out", tmp_path / "o2")  # a replay stores nothing twice
+    assert r.returncode == 0, r.stderr
+    assert pd.read_json(tmp_path / "o2" / "summary.json", typ="series")["published"]["inserted"] == 0
+    with TestClient(create_app(make_engine(db))) as c:
+        got = c.get(f"/api/v1/contents/{cid}/curves", params={"metrics": "p_happiness"}).json()["points"]
+    want = pd.read_csv(tmp_path / "o1" / "curves.csv")
+    assert [p["n"] for p in got] == want["n_faces"].tolist()
+    assert np.allclose([p["mean"]["p_happiness"] for p in got], want["p_happiness"], atol=1e-5)
+    r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--db", db, "--screening", 99, "--out", tmp_path / "o3")
+    assert r.returncode == 8 and "screening 99 not found" in r.stderr
+    r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--db", db, "--out", tmp_path / "o4")
+    assert r.returncode == 2
