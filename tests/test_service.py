@@ -183,3 +183,14 @@ def test_analyze_writes_to_a_database_idempotently(tmp_path):
     assert r.returncode == 8 and "screening 99 not found" in r.stderr
     r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--db", db, "--out", tmp_path / "o4")
     assert r.returncode == 2
+
+
+def test_demo_analyses_the_sample_into_a_database(tmp_path):
+    r = run_cli("demo", "--no-serve", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "curves.png").exists() and (tmp_path / "demo.db").exists()
+    from service.db import make_engine
+
+    with TestClient(create_app(make_engine(f"sqlite:///{tmp_path / 'demo.db'}"))) as c:
+        points = c.get("/api/v1/contents/1/curves").json()["points"]
+    assert [p["n"] for p in points] == pd.read_csv(tmp_path / "curves.csv")["n_faces"].tolist()

@@ -1,4 +1,4 @@
-"""`audience`: the command line. Subcommands: analyze, serve.
+"""`audience`: the command line. Subcommands: analyze, serve, demo.
 
 Exit codes: 0 done (also when no face was found: a message says so); 1 internal error; 2 bad usage;
 3 input not found; 4 input not a readable video or image; 5 folder with no images or videos;
@@ -96,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--content", type=_positive(int), default=None, help="content id (checked against the screening)")
     a.add_argument("--screening", type=_positive(int), default=None, help="screening id to store the statistics under")
 
+    d = sub.add_parser("demo", help="analyse the bundled sample into a demo database and serve it",
+                       description="Analyse the bundled sample video into a fresh SQLite database, then serve "
+                                   "the API on it and print the URLs to open.",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default demo-out)")
+    d.add_argument("--port", type=_positive(int), default=8000)
+    d.add_argument("--no-serve", action="store_true", help="stop after the analysis (for scripts and tests)")
+
     s = sub.add_parser("serve", help="run the HTTP API", description="Run the HTTP API (OpenAPI docs at /docs).",
                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--db", default="sqlite:///audience.db", help="database URL (default: sqlite:///audience.db)")
@@ -114,6 +122,8 @@ def main(argv=None) -> int:
                 return _analyze(args)
             if args.command == "serve":
                 return _serve(args)
+            if args.command == "demo":
+                return _demo(args)
         except KeyboardInterrupt:
             print("audience: interrupted", file=sys.stderr)
             return 130
@@ -142,6 +152,40 @@ def _serve(args) -> int:
           file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def _demo(args) -> int:
+    from sqlmodel import Session
+
+    from service.db import make_engine, migrate
+    from service.models import Content, Screening
+
+    from .analyze import AnalyzeRequest, run_analyze
+
+    sample = Path(__file__).resolve().parent.parent / "fixtures" / "two_faces.mp4"
+    args.out.mkdir(parents=True, exist_ok=True)
+    db_file = args.out / "demo.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+    db = f"sqlite:///{db_file}"
+    engine = make_engine(db)
+    migrate(engine)
+    with Session(engine) as session:
+        content = Content(title="Demo: two viewers (bundled sample)", duration_s=5.0)
+        session.add(content)
+        session.commit()
+        screening = Screening(content_id=content.id, venue="bundled sample", labels={"demo": "yes"})
+        session.add(screening)
+        session.commit()
+        content_id, screening_id = content.id, screening.id
+    engine.dispose()
+    code = run_analyze(AnalyzeRequest(inputs=[str(sample)], out=args.out, db=db, screening=screening_id))
+    if code != 0 or args.no_serve:
+        return code
+    base = f"http://127.0.0.1:{args.port}"
+    print(f"demo service: {base}/api/v1/contents/{content_id}/curves?metrics=p_happiness,smile,valence "
+          f"(API docs: {base}/docs); Ctrl-C to stop", file=sys.stderr)
+    return _serve(argparse.Namespace(db=db, host="127.0.0.1", port=args.port))
 
 
 def _analyze(args) -> int:
