@@ -1,0 +1,141 @@
+"""Service benchmark: ingest rate and curve-query latency over loopback HTTP, in one run.
+
+    python scripts/bench_api.py [--db sqlite:///tmp/bench.db | --db postgresql+psycopg://...]
+                                [--screenings 50] [--viewers 200] [--seconds 7200] [--ingest-seconds 300]
+
+Scenario: a 2-hour content, 50 screenings x 200 viewers at 1 s buckets. Ingest: one screening's
+per-track-second rows posted over HTTP in batches of 5,000 (`--ingest-seconds` of it; face-seconds per
+second of wall time). Curves: the other screenings' per-second aggregates are written straight to the
+database (the same rows ingest would derive), then the whole content's curve across all screenings is
+queried `--queries` times over HTTP; p50 and p95 latency. Starts its own server on a free loopback port.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from service.publish import _request  # noqa: E402
+from service.stats import VALUES  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(db: str, port: int):
+    import uvicorn
+
+    from service.app import create_app
+    from service.db import make_engine
+
+    config = uvicorn.Config(create_app(make_engine(db)), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            return server, thread
+        time.sleep(0.05)
+    raise SystemExit("server did not start")
+
+
+def track_rows(rng, viewers: int, seconds: range) -> list[dict]:
+    rows = []
+    for s in seconds:
+        values = rng.uniform(0, 1, (viewers, len(VALUES)))
+        for v in range(viewers):
+            row = {"track_id": v + 1, "second": s, "n": 10}
+            for j, name in enumerate(VALUES):
+                row[f"s_{name}"] = float(values[v, j] * 10)
+                row[f"q_{name}"] = float(values[v, j] ** 2 * 10)
+            rows.append(row)
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", default=None)
+    ap.add_argument("--screenings", type=int, default=50)
+    ap.add_argument("--viewers", type=int, default=200)
+    ap.add_argument("--seconds", type=int, default=7200)
+    ap.add_argument("--ingest-seconds", type=int, default=300)
+    ap.add_argument("--queries", type=int, default=30)
+    args = ap.parse_args(argv)
+    tmp = tempfile.TemporaryDirectory()
+    db = args.db or f"sqlite:///{tmp.name}/bench.db"
+    port = free_port()
+    server, thread = start_server(db, port)
+    base = f"http://127.0.0.1:{port}"
+    rng = np.random.default_rng(0)
+    _, content = _request(base, "POST", "/api/v1/contents", {"title": "bench", "duration_s": args.seconds})
+    ids = [_request(base, "POST", "/api/v1/screenings", {"content_id": content["id"], "labels": {"n": str(i)}})[1]["id"]
+           for i in range(args.screenings)]
+
+    # ingest over HTTP: one screening's first --ingest-seconds
+    rows = track_rows(rng, args.viewers, range(args.ingest_seconds))
+    t0 = time.perf_counter()
+    for start in range(0, len(rows), 5000):
+        status, payload = _request(base, "POST", f"/api/v1/screenings/{ids[0]}/stats",
+                                   {"camera": "cam1", "rows": rows[start:start + 5000]})
+        assert status == 200, payload
+    ingest_s = time.perf_counter() - t0
+
+    # the rest of the content, as per-second aggregates, straight into the database
+    from service.db import make_engine
+    from service.models import camera_second
+
+    engine = make_engine(db)
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        for sid in ids:
+            first = args.ingest_seconds if sid == ids[0] else 0
+            for start in range(first, args.seconds, 1800):
+                secs = np.arange(start, min(start + 1800, args.seconds))
+                m = rng.uniform(0.3, 0.7, (len(secs), len(VALUES))) * args.viewers
+                conn.execute(camera_second.insert(), [
+                    {"screening_id": sid, "camera": "cam1", "second": int(s), "k": args.viewers,
+                     **{f"m_{v}": float(m[i, j]) for j, v in enumerate(VALUES)},
+                     **{f"mm_{v}": float(m[i, j] ** 2 / args.viewers * 1.1) for j, v in enumerate(VALUES)}}
+                    for i, s in enumerate(secs)])
+    load_s = time.perf_counter() - t0
+
+    query = "/api/v1/contents/{}/curves?{}".format(content["id"], urllib.parse.urlencode(
+        {"metrics": "p_happiness,valence,smile,attention", "bucket": 1}))
+    latencies = []
+    for _ in range(args.queries):
+        t0 = time.perf_counter()
+        status, payload = _request(base, "GET", query)
+        latencies.append(time.perf_counter() - t0)
+        assert status == 200 and len(payload["points"]) == args.seconds, (status, len(payload.get("points", [])))
+    server.should_exit = True
+    thread.join(timeout=10)
+    lat = np.array(latencies) * 1000
+    face_seconds = len(rows)
+    print(f"database: {db.split('@')[-1]}")
+    print(f"ingest over HTTP: {face_seconds} face-seconds in {ingest_s:.2f} s = {face_seconds / ingest_s:,.0f} "
+          f"face-seconds/s   target >= 20,000")
+    print(f"loaded {args.screenings} screenings x {args.seconds} s of per-second aggregates in {load_s:.1f} s")
+    print(f"curve of the whole content across all {args.screenings} screenings ({args.seconds} points, 4 metrics): "
+          f"p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms   target p95 <= 100 ms")
+    print(json.dumps({"ingest_face_seconds_per_s": face_seconds / ingest_s, "curve_p50_ms": float(np.percentile(lat, 50)),
+                      "curve_p95_ms": float(np.percentile(lat, 95))}))
+    tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
