@@ -94,7 +94,11 @@ def main(argv=None) -> int:
         assert status == 200, payload
     ingest_s = time.perf_counter() - t0
 
-    # the rest of the content, as per-second aggregates, straight into the database
+    # the rest of the content, as per-second aggregates, straight into the database, then the
+    # content-wide sums recomputed as ingest would keep them
+    from sqlmodel import Session
+
+    from service import store
     from service.db import make_engine
     from service.models import camera_second
 
@@ -111,6 +115,9 @@ def main(argv=None) -> int:
                      **{f"m_{v}": float(m[i, j]) for j, v in enumerate(VALUES)},
                      **{f"mm_{v}": float(m[i, j] ** 2 / args.viewers * 1.1) for j, v in enumerate(VALUES)}}
                     for i, s in enumerate(secs)])
+    with Session(engine) as session:
+        store._refresh_content(session, content["id"])
+        session.commit()
     load_s = time.perf_counter() - t0
 
     query = "/api/v1/contents/{}/curves?{}".format(content["id"], urllib.parse.urlencode(
@@ -120,7 +127,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         status, payload = _request(base, "GET", query)
         latencies.append(time.perf_counter() - t0)
-        assert status == 200 and len(payload["points"]) == args.seconds, (status, len(payload.get("points", [])))
+        assert status == 200 and len(payload["t"]) == args.seconds, (status, len(payload.get("t", [])))
     server.should_exit = True
     thread.join(timeout=10)
     lat = np.array(latencies) * 1000

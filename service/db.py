@@ -30,7 +30,11 @@ def make_engine(url: str = DEFAULT_DB) -> Engine:
 
 
 def migrate(engine: Engine) -> int:
-    """Create what is missing and record the schema version; refuses a database from a newer version."""
+    """Create what is missing, run the steps from the stored schema version up to this program's, and
+    record it. Refuses a database written by a newer version."""
+    from . import store
+    from .models import Content
+
     SQLModel.metadata.create_all(engine)
     with Session(engine) as session:
         row = session.exec(select(SchemaVersion)).first()
@@ -40,4 +44,10 @@ def migrate(engine: Engine) -> int:
             return SCHEMA_VERSION
         if row.version > SCHEMA_VERSION:
             raise RuntimeError(f"database schema version {row.version} is newer than this program's {SCHEMA_VERSION}")
-        return row.version
+        if row.version < 2:  # version 2 added the content-wide rollup: build it from what is stored
+            for content in session.exec(select(Content)).all():
+                store._refresh_content(session, content.id)
+        row.version = SCHEMA_VERSION
+        session.add(row)
+        session.commit()
+        return SCHEMA_VERSION

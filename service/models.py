@@ -10,7 +10,7 @@ from sqlmodel import JSON, Field, SQLModel
 
 from .stats import VALUES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: contents, screenings, track/camera seconds; 2: + content_second rollup
 
 
 def _now() -> datetime:
@@ -76,6 +76,15 @@ track_second = Table(
     *[Column(f"q_{v}", Float, nullable=False) for v in VALUES],
 )
 
+content_second = Table(  # camera_second summed over every screening of a content: the default curve
+    "content_second", SQLModel.metadata,
+    Column("content_id", Integer, ForeignKey("content.id", ondelete="CASCADE"), primary_key=True),
+    Column("second", Integer, primary_key=True),
+    Column("k", Integer, nullable=False),
+    *[Column(f"m_{v}", Float, nullable=False) for v in VALUES],
+    *[Column(f"mm_{v}", Float, nullable=False) for v in VALUES],
+)
+
 camera_second = Table(
     "camera_second", SQLModel.metadata,
     Column("screening_id", Integer, ForeignKey("screening.id", ondelete="CASCADE"), primary_key=True),
@@ -87,19 +96,18 @@ camera_second = Table(
 )
 
 
-class CurvePoint(SQLModel):
-    t: float
-    n: int
-    mean: dict[str, float | None]
-    ci95: dict[str, float | None]
-
-
 class Curves(SQLModel):
+    """Columnar: t[i], n[i], mean[metric][i], ci95[metric][i] describe bucket i (null: no data, or a
+    single face for a CI)."""
+
     content_id: int
     bucket_s: float
     screenings: list[int]
     metrics: list[str]
-    points: list[CurvePoint]
+    t: list[float]
+    n: list[int]
+    mean: dict[str, list[float | None]]
+    ci95: dict[str, list[float | None]]
 
 
 class StatsBatch(SQLModel):

@@ -53,6 +53,17 @@ def second_aggregates(track_rows: list[dict]) -> list[dict]:
     return [out[k] for k in sorted(out)]
 
 
+def curve_points(k: np.ndarray, total: np.ndarray, total_sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised `curve_point`: NaN where there is no mean (k = 0) or no interval (k < 2)."""
+    k = np.asarray(k, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(k > 0, total / k, np.nan)
+        var = np.maximum((total_sq - k * mean * mean) / (k - 1), 0.0)
+        crit = np.array([t_critical_95(int(d)) if d >= 1 else np.nan for d in np.minimum(k - 1, 31)])
+        half = np.where(k >= 2, crit * np.sqrt(var / k), np.nan)
+    return mean, half
+
+
 def curve_point(k: int, total: float, total_sq: float) -> tuple[float | None, float | None]:
     """Mean over k tracks and the Student-t 95% half-width, from the sum and sum of squares of their means."""
     if k == 0:

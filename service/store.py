@@ -1,11 +1,12 @@
 """Every database query of the service, in one place."""
 from __future__ import annotations
 
+import numpy as np
 from sqlalchemy import and_, delete, func, select
 from sqlmodel import Session
 
-from .models import Content, Screening, camera_second, track_second
-from .stats import VALUES, curve_point, second_aggregates
+from .models import Content, Screening, camera_second, content_second, track_second
+from .stats import VALUES, curve_points, second_aggregates
 
 ROW_KEYS = ("track_id", "second", "n") + tuple(f"s_{v}" for v in VALUES) + tuple(f"q_{v}" for v in VALUES)
 
@@ -70,7 +71,10 @@ def ingest(session: Session, screening_id: int, camera: str, rows: list[dict]) -
                            f"with other values")
     if new:
         session.execute(track_second.insert(), new)
-        _refresh_seconds(session, screening_id, camera, sorted({r["second"] for r in new}))
+        seconds = sorted({r["second"] for r in new})
+        _refresh_seconds(session, screening_id, camera, seconds)
+        content_id = session.get(Screening, screening_id).content_id
+        _refresh_content(session, content_id, seconds)
     session.commit()
     return len(new), unchanged
 
@@ -88,6 +92,23 @@ def _refresh_seconds(session: Session, screening_id: int, camera: str, seconds: 
         session.execute(camera_second.insert(), [{"screening_id": screening_id, **a} for a in aggregates])
 
 
+def _refresh_content(session: Session, content_id: int, seconds: list[int] | None = None) -> None:
+    """Recompute the content-wide per-second sums (all seconds when `seconds` is None)."""
+    cs = camera_second.c
+    ids = select(Screening.id).where(Screening.content_id == content_id)
+    where = [cs.screening_id.in_(ids)]
+    drop = [content_second.c.content_id == content_id]
+    if seconds is not None:
+        where.append(cs.second.in_(seconds))
+        drop.append(content_second.c.second.in_(seconds))
+    session.execute(delete(content_second).where(and_(*drop)))
+    sums = [func.sum(cs[f"{p}_{v}"]).label(f"{p}_{v}") for p in ("m", "mm") for v in VALUES]
+    query = select(cs.second, func.sum(cs.k).label("k"), *sums).where(and_(*where)).group_by(cs.second)
+    rows = [{"content_id": content_id, **dict(r._mapping)} for r in session.execute(query)]
+    if rows:
+        session.execute(content_second.insert(), rows)
+
+
 def screenings_of(session: Session, content_id: int, ids: list[int] | None, segment: dict[str, str]) -> list[int]:
     query = select(Screening).where(Screening.content_id == content_id)
     found = [s for (s,) in session.execute(query)]
@@ -96,11 +117,20 @@ def screenings_of(session: Session, content_id: int, ids: list[int] | None, segm
     return sorted(s.id for s in found if all(s.labels.get(k) == v for k, v in segment.items()))
 
 
-def curves(session: Session, screening_ids: list[int], metrics: list[str], bucket: float) -> list[dict]:
-    """Per bucket of content time: n faces, and mean and 95% CI of each metric over faces."""
+def curves(session: Session, screening_ids: list[int], metrics: list[str], bucket: float,
+           content_id: int | None = None) -> dict:
+    """Per bucket of content time: t, n faces, and mean and 95% CI of each metric over faces (columnar).
+    `content_id` given means `screening_ids` are all of that content's screenings."""
+    out = {"t": [], "n": [], "mean": {m: [] for m in metrics}, "ci95": {m: [] for m in metrics}}
     if not screening_ids:
-        return []
-    if bucket == 1.0:  # the stored per-second aggregates: sums of sums
+        return out
+    if bucket == 1.0 and content_id is not None:  # the content-wide rollup
+        cs = content_second.c
+        cols = [cs.second.label("b"), cs.k.label("k")]
+        for m in metrics:
+            cols += [cs[f"m_{m}"].label(f"m_{m}"), cs[f"mm_{m}"].label(f"mm_{m}")]
+        query = select(*cols).where(cs.content_id == content_id).order_by(cs.second)
+    elif bucket == 1.0:  # the stored per-second aggregates: sums of sums
         cs = camera_second.c
         cols = [cs.second.label("b"), func.sum(cs.k).label("k")]
         for m in metrics:
@@ -116,22 +146,33 @@ def curves(session: Session, screening_ids: list[int], metrics: list[str], bucke
         for m in metrics:
             cols += [func.sum(inner.c[m]).label(f"m_{m}"), func.sum(inner.c[m] * inner.c[m]).label(f"mm_{m}")]
         query = select(*cols).group_by(inner.c.b).order_by(inner.c.b)
-    points = []
-    for row in session.execute(query):
-        r = row._mapping
-        mean, ci = {}, {}
-        for m in metrics:
-            mean[m], ci[m] = curve_point(int(r["k"]), float(r[f"m_{m}"]), float(r[f"mm_{m}"]))
-        points.append({"t": float(r["b"]) * bucket, "n": int(r["k"]), "mean": mean, "ci95": ci})
-    return points
+    rows = session.execute(query).all()
+    if not rows:
+        return out
+    data = np.array([tuple(r) for r in rows], np.float64)  # b, k, then m_, mm_ per metric (Row -> tuple: 30x faster)
+    k = data[:, 1]
+    out["t"] = (data[:, 0] * bucket).tolist()
+    out["n"] = k.astype(np.int64).tolist()
+    for j, m in enumerate(metrics):
+        mean, half = curve_points(k, data[:, 2 + 2 * j], data[:, 3 + 2 * j])
+        out["mean"][m] = _nulls(mean)
+        out["ci95"][m] = _nulls(half)
+    return out
+
+
+def _nulls(a: np.ndarray) -> list:
+    return [None if v != v else v for v in a.tolist()]
 
 
 def delete_screening(session: Session, screening: Screening) -> None:
-    """The screening and everything derived from it, children first."""
+    """The screening and everything derived from it, children first; the content's sums follow."""
     for table in (track_second, camera_second):
         session.execute(delete(table).where(table.c.screening_id == screening.id))
     session.flush()
+    content_id = screening.content_id
     session.delete(screening)
+    session.flush()
+    _refresh_content(session, content_id)
     session.commit()
 
 
@@ -140,6 +181,7 @@ def delete_content(session: Session, content: Content) -> None:
     ids = [s.id for (s,) in session.execute(select(Screening).where(Screening.content_id == content.id)).all()]
     for table in (track_second, camera_second):
         session.execute(delete(table).where(table.c.screening_id.in_(ids)))
+    session.execute(delete(content_second).where(content_second.c.content_id == content.id))
     session.execute(delete(Screening).where(Screening.content_id == content.id))
     session.flush()
     session.delete(content)

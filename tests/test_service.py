@@ -130,13 +130,16 @@ def test_curves_equal_the_analysis_curves_and_merge_across_cameras(client, bucke
     expected.add_rows(a)
     expected.add_rows(b)
     want = expected.curves()
-    got = client.get(f"/api/v1/contents/{cid}/curves",
-                     params={"metrics": "p_happiness,valence,attention", "bucket": bucket}).json()["points"]
-    assert [p["t"] for p in got] == want["t"].tolist()
-    assert [p["n"] for p in got] == want["n_faces"].tolist() == [8] * len(got)
-    for m in ("p_happiness", "valence", "attention"):
-        assert np.allclose([p["mean"][m] for p in got], want[m], atol=1e-5)
-        assert np.allclose([p["ci95"][m] for p in got], want[f"{m}_ci95"], atol=1e-5)
+    params = {"metrics": "p_happiness,valence,attention", "bucket": bucket}
+    got = client.get(f"/api/v1/contents/{cid}/curves", params=params).json()
+    # the same screening named explicitly takes the per-screening path, not the content rollup
+    named = client.get(f"/api/v1/contents/{cid}/curves", params={**params, "screenings": str(sid)}).json()
+    for curve in (got, named):
+        assert curve["t"] == want["t"].tolist()
+        assert curve["n"] == want["n_faces"].tolist() == [8] * len(curve["t"])
+        for m in ("p_happiness", "valence", "attention"):
+            assert np.allclose(curve["mean"][m], want[m], atol=1e-5)
+            assert np.allclose(curve["ci95"][m], want[f"{m}_ci95"], atol=1e-5)
 
 
 def test_screening_and_segment_filters(client):
@@ -148,9 +151,9 @@ def test_screening_and_segment_filters(client):
     only_b = client.get(f"/api/v1/contents/{cid}/curves", params={"segment": "cut=B"}).json()
     by_id = client.get(f"/api/v1/contents/{cid}/curves", params={"screenings": str(s2)}).json()
     assert all_["screenings"] == [s1, s2] and only_b["screenings"] == [s2] and only_b == by_id
-    assert all_["points"][0]["n"] == 10 and only_b["points"][0]["n"] == 5
+    assert all_["n"][0] == 10 and only_b["n"][0] == 5
     assert client.delete(f"/api/v1/screenings/{s2}").status_code == 204
-    assert client.get(f"/api/v1/contents/{cid}/curves").json()["points"][0]["n"] == 5
+    assert client.get(f"/api/v1/contents/{cid}/curves").json()["n"][0] == 5  # the content sums follow
 
 
 def test_second_aggregates_are_sums_of_track_means():
@@ -175,10 +178,10 @@ def test_analyze_writes_to_a_database_idempotently(tmp_path):
     assert r.returncode == 0, r.stderr
     assert pd.read_json(tmp_path / "o2" / "summary.json", typ="series")["published"]["inserted"] == 0
     with TestClient(create_app(make_engine(db))) as c:
-        got = c.get(f"/api/v1/contents/{cid}/curves", params={"metrics": "p_happiness"}).json()["points"]
+        got = c.get(f"/api/v1/contents/{cid}/curves", params={"metrics": "p_happiness"}).json()
     want = pd.read_csv(tmp_path / "o1" / "curves.csv")
-    assert [p["n"] for p in got] == want["n_faces"].tolist()
-    assert np.allclose([p["mean"]["p_happiness"] for p in got], want["p_happiness"], atol=1e-5)
+    assert got["n"] == want["n_faces"].tolist()
+    assert np.allclose(got["mean"]["p_happiness"], want["p_happiness"], atol=1e-5)
     r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--db", db, "--screening", 99, "--out", tmp_path / "o3")
     assert r.returncode == 8 and "screening 99 not found" in r.stderr
     r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--db", db, "--out", tmp_path / "o4")
@@ -192,5 +195,27 @@ def test_demo_analyses_the_sample_into_a_database(tmp_path):
     from service.db import make_engine
 
     with TestClient(create_app(make_engine(f"sqlite:///{tmp_path / 'demo.db'}"))) as c:
-        points = c.get("/api/v1/contents/1/curves").json()["points"]
-    assert [p["n"] for p in points] == pd.read_csv(tmp_path / "curves.csv")["n_faces"].tolist()
+        curve = c.get("/api/v1/contents/1/curves").json()
+    assert curve["n"] == pd.read_csv(tmp_path / "curves.csv")["n_faces"].tolist()
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_curves(tmp_path):
+    from service.db import make_engine, migrate
+    from service.models import content_second
+
+    db = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(db)
+    with TestClient(create_app(engine)) as c:
+        cid, sid = make_screening(c)
+        c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+        want = c.get(f"/api/v1/contents/{cid}/curves").json()
+    with engine.begin() as conn:  # make it look like a version-1 database
+        conn.execute(text("UPDATE schemaversion SET version = 1"))
+        content_second.drop(conn)
+    assert migrate(engine) == 2
+    with TestClient(create_app(engine)) as c:
+        assert c.get(f"/api/v1/contents/{cid}/curves").json() == want
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE schemaversion SET version = 99"))
+    with pytest.raises(RuntimeError, match="newer"):
+        migrate(engine)

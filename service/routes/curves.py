@@ -38,6 +38,8 @@ def read_curves(content_id: int, session: SessionDep,
             ids = [int(s) for s in screenings.split(",") if s.strip()]
         except ValueError:
             raise HTTPException(422, "screenings must be comma-separated integers") from None
-    chosen = store.screenings_of(session, content_id, ids, _parse_segment(segment))
-    return Curves(content_id=content_id, bucket_s=bucket, screenings=chosen, metrics=names,
-                  points=store.curves(session, chosen, names, bucket))
+    segment_filter = _parse_segment(segment)
+    chosen = store.screenings_of(session, content_id, ids, segment_filter)
+    everything = store.screenings_of(session, content_id, None, {})
+    data = store.curves(session, chosen, names, bucket, content_id if chosen == everything else None)
+    return Curves(content_id=content_id, bucket_s=bucket, screenings=chosen, metrics=names, **data)
