@@ -1,8 +1,6 @@
 """Pure functions between observations, stored sufficient statistics and curves."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from vision.curves import t_critical_95
@@ -54,7 +52,8 @@ def second_aggregates(track_rows: list[dict]) -> list[dict]:
 
 
 def curve_points(k: np.ndarray, total: np.ndarray, total_sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised `curve_point`: NaN where there is no mean (k = 0) or no interval (k < 2)."""
+    """Per bucket, from k faces and the sum and sum of squares of their means: the mean over faces and
+    the Student-t 95% half-width. NaN where there is no mean (k = 0) or no interval (k < 2)."""
     k = np.asarray(k, np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(k > 0, total / k, np.nan)
@@ -62,14 +61,3 @@ def curve_points(k: np.ndarray, total: np.ndarray, total_sq: np.ndarray) -> tupl
         crit = np.array([t_critical_95(int(d)) if d >= 1 else np.nan for d in np.minimum(k - 1, 31)])
         half = np.where(k >= 2, crit * np.sqrt(var / k), np.nan)
     return mean, half
-
-
-def curve_point(k: int, total: float, total_sq: float) -> tuple[float | None, float | None]:
-    """Mean over k tracks and the Student-t 95% half-width, from the sum and sum of squares of their means."""
-    if k == 0:
-        return None, None
-    mean = total / k
-    if k < 2:
-        return mean, None
-    var = max((total_sq - k * mean * mean) / (k - 1), 0.0)
-    return mean, t_critical_95(k - 1) * math.sqrt(var / k)
