@@ -110,6 +110,21 @@ class Curves(SQLModel):
     ci95: dict[str, list[float | None]]
 
 
+class Comparison(SQLModel):
+    """A - B per bucket where both selections have faces: diff[metric][i] with a Welch 95% half-width."""
+
+    content_id: int
+    bucket_s: float
+    a_screenings: list[int]
+    b_screenings: list[int]
+    metrics: list[str]
+    t: list[float]
+    n_a: list[int]
+    n_b: list[int]
+    diff: dict[str, list[float | None]]
+    ci95: dict[str, list[float | None]]
+
+
 class StatsBatch(SQLModel):
     camera: str = Field(min_length=1, max_length=300)
     rows: list[dict] = Field(description="per (track, second): track_id, second, n, s_<value>, q_<value>")

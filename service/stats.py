@@ -61,3 +61,16 @@ def curve_points(k: np.ndarray, total: np.ndarray, total_sq: np.ndarray) -> tupl
         crit = np.array([t_critical_95(int(d)) if d >= 1 else np.nan for d in np.minimum(k - 1, 31)])
         half = np.where(k >= 2, crit * np.sqrt(var / k), np.nan)
     return mean, half
+
+
+def welch_half_width(ka, sa, qa, kb, sb, qb) -> np.ndarray:
+    """95% half-width of mean_a - mean_b from each side's k, sum and sum of squares of face means
+    (Welch-Satterthwaite degrees of freedom). NaN where a side has fewer than two faces."""
+    ka, kb = np.asarray(ka, np.float64), np.asarray(kb, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        va = np.maximum((qa - sa * sa / ka) / (ka - 1), 0.0) / ka
+        vb = np.maximum((qb - sb * sb / kb) / (kb - 1), 0.0) / kb
+        df = (va + vb) ** 2 / (va ** 2 / (ka - 1) + vb ** 2 / (kb - 1))
+        df = np.where(np.isfinite(df), np.maximum(df, 1.0), 1.0)
+        crit = np.array([t_critical_95(int(round(d))) for d in np.minimum(df, 31)])
+        return np.where((ka >= 2) & (kb >= 2), crit * np.sqrt(va + vb), np.nan)

@@ -219,3 +219,24 @@ def test_a_version_1_database_is_migrated_and_keeps_its_curves(tmp_path):
         conn.execute(text("UPDATE schemaversion SET version = 99"))
     with pytest.raises(RuntimeError, match="newer"):
         migrate(engine)
+
+
+def test_compare_two_cuts(client):
+    cid, s_a = make_screening(client, {"cut": "A"})
+    s_b = client.post("/api/v1/screenings", json={"content_id": cid, "labels": {"cut": "B"}}).json()["id"]
+    obs_a, obs_b = fake_observations(seed=1), fake_observations(n_tracks=4, seed=2)
+    obs_a["p_happiness"] = obs_a["p_happiness"] * 0.5 + 0.5  # cut A lands better
+    for sid, cols in ((s_a, obs_a), (s_b, obs_b)):
+        client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(cols)})
+    r = client.get(f"/api/v1/contents/{cid}/compare",
+                   params={"metrics": "p_happiness", "a_segment": "cut=A", "b_segment": "cut=B"}).json()
+    assert r["a_screenings"] == [s_a] and r["b_screenings"] == [s_b] and r["n_a"] == [5] * 4 and r["n_b"] == [4] * 4
+    ca = client.get(f"/api/v1/contents/{cid}/curves", params={"metrics": "p_happiness", "segment": "cut=A"}).json()
+    cb = client.get(f"/api/v1/contents/{cid}/curves", params={"metrics": "p_happiness", "segment": "cut=B"}).json()
+    want = np.array(ca["mean"]["p_happiness"]) - np.array(cb["mean"]["p_happiness"])
+    assert np.allclose(r["diff"]["p_happiness"], want)
+    # the Welch interval is wider than either side's own and narrower than their sum
+    ha, hb, hd = (np.array(x) for x in (ca["ci95"]["p_happiness"], cb["ci95"]["p_happiness"], r["ci95"]["p_happiness"]))
+    assert (hd > np.maximum(ha, hb) * 0.7).all() and (hd < ha + hb).all()
+    assert np.mean(r["diff"]["p_happiness"]) > 0
+    assert client.get(f"/api/v1/contents/{cid}/compare", params={"a_segment": "bad"}).status_code == 422

@@ -4,7 +4,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from .. import store
 from ..deps import SessionDep
-from ..models import Curves
+from ..models import Comparison, Curves
 from ..stats import VALUES
 from .contents import get_content
 
@@ -21,25 +21,49 @@ def _parse_segment(segment: list[str]) -> dict[str, str]:
     return out
 
 
-@router.get("/contents/{content_id}/curves", response_model=Curves)
-def read_curves(content_id: int, session: SessionDep,
-                metrics: str = Query("p_happiness,valence", description="comma-separated: " + ", ".join(VALUES)),
-                bucket: float = Query(1.0, gt=0, le=3600, description="bucket in seconds"),
-                screenings: str | None = Query(None, description="comma-separated screening ids (default: all)"),
-                segment: list[str] = Query([], description="label filters key=value, all must match")):
-    get_content(session, content_id)
+def _metrics(metrics: str) -> list[str]:
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     unknown = [m for m in names if m not in VALUES]
     if not names or unknown:
         raise HTTPException(422, f"unknown metric(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(VALUES)}")
-    ids = None
-    if screenings:
-        try:
-            ids = [int(s) for s in screenings.split(",") if s.strip()]
-        except ValueError:
-            raise HTTPException(422, "screenings must be comma-separated integers") from None
-    segment_filter = _parse_segment(segment)
-    chosen = store.screenings_of(session, content_id, ids, segment_filter)
+    return names
+
+
+def _ids(screenings: str | None) -> list[int] | None:
+    if not screenings:
+        return None
+    try:
+        return [int(s) for s in screenings.split(",") if s.strip()]
+    except ValueError:
+        raise HTTPException(422, "screenings must be comma-separated integers") from None
+
+
+METRICS_QUERY = Query("p_happiness,valence", description="comma-separated: " + ", ".join(VALUES))
+BUCKET_QUERY = Query(1.0, gt=0, le=3600, description="bucket in seconds")
+
+
+@router.get("/contents/{content_id}/curves", response_model=Curves)
+def read_curves(content_id: int, session: SessionDep, metrics: str = METRICS_QUERY, bucket: float = BUCKET_QUERY,
+                screenings: str | None = Query(None, description="comma-separated screening ids (default: all)"),
+                segment: list[str] = Query([], description="label filters key=value, all must match")):
+    get_content(session, content_id)
+    names = _metrics(metrics)
+    chosen = store.screenings_of(session, content_id, _ids(screenings), _parse_segment(segment))
     everything = store.screenings_of(session, content_id, None, {})
     data = store.curves(session, chosen, names, bucket, content_id if chosen == everything else None)
     return Curves(content_id=content_id, bucket_s=bucket, screenings=chosen, metrics=names, **data)
+
+
+@router.get("/contents/{content_id}/compare", response_model=Comparison)
+def compare(content_id: int, session: SessionDep, metrics: str = METRICS_QUERY, bucket: float = BUCKET_QUERY,
+            a_screenings: str | None = Query(None, description="selection A: screening ids (default: all)"),
+            a_segment: list[str] = Query([], description="selection A: label filters key=value"),
+            b_screenings: str | None = Query(None, description="selection B: screening ids (default: all)"),
+            b_segment: list[str] = Query([], description="selection B: label filters key=value")):
+    """Difference curve A - B (e.g. cut A against cut B) with a 95% CI per bucket."""
+    get_content(session, content_id)
+    names = _metrics(metrics)
+    a = store.screenings_of(session, content_id, _ids(a_screenings), _parse_segment(a_segment))
+    b = store.screenings_of(session, content_id, _ids(b_screenings), _parse_segment(b_segment))
+    return Comparison(content_id=content_id, bucket_s=bucket, a_screenings=a, b_screenings=b, metrics=names,
+                      **store.compare(session, a, b, names, bucket))
