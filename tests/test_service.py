@@ -240,3 +240,21 @@ def test_compare_two_cuts(client):
     assert (hd > np.maximum(ha, hb) * 0.7).all() and (hd < ha + hb).all()
     assert np.mean(r["diff"]["p_happiness"]) > 0
     assert client.get(f"/api/v1/contents/{cid}/compare", params={"a_segment": "bad"}).status_code == 422
+
+
+def test_curve_export_as_csv_and_parquet(client):
+    import io
+
+    cid, sid = make_screening(client)
+    client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+    params = {"metrics": "p_happiness,smile"}
+    want = client.get(f"/api/v1/contents/{cid}/curves", params=params).json()
+    r = client.get(f"/api/v1/contents/{cid}/curves", params={**params, "format": "csv"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    table = pd.read_csv(io.StringIO(r.text))
+    assert list(table.columns) == ["t", "n", "p_happiness", "p_happiness_ci95", "smile", "smile_ci95"]
+    assert np.allclose(table["smile"], want["mean"]["smile"])
+    r = client.get(f"/api/v1/contents/{cid}/curves", params={**params, "format": "parquet"})
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    assert pd.read_parquet(io.BytesIO(r.content))["n"].tolist() == want["n"]
+    assert client.get(f"/api/v1/contents/{cid}/curves", params={"format": "xml"}).status_code == 422

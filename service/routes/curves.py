@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query
+import io
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from .. import store
 from ..deps import SessionDep
@@ -42,16 +45,42 @@ METRICS_QUERY = Query("p_happiness,valence", description="comma-separated: " + "
 BUCKET_QUERY = Query(1.0, gt=0, le=3600, description="bucket in seconds")
 
 
-@router.get("/contents/{content_id}/curves", response_model=Curves)
+def _export(curves: Curves, fmt: str) -> Response:
+    """The curve as a flat table (t, n, <metric>, <metric>_ci95): CSV or Parquet."""
+    import pyarrow as pa
+
+    columns = {"t": curves.t, "n": curves.n}
+    for m in curves.metrics:
+        columns[m], columns[f"{m}_ci95"] = curves.mean[m], curves.ci95[m]
+    table = pa.table({k: pa.array(v, pa.int64() if k == "n" else pa.float64()) for k, v in columns.items()})
+    sink = io.BytesIO()
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, sink)
+        media, ext = "text/csv", "csv"
+    else:
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, sink)
+        media, ext = "application/vnd.apache.parquet", "parquet"
+    name = f"content{curves.content_id}_curves.{ext}"
+    return Response(sink.getvalue(), media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/contents/{content_id}/curves", response_model=Curves,
+            responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}})
 def read_curves(content_id: int, session: SessionDep, metrics: str = METRICS_QUERY, bucket: float = BUCKET_QUERY,
                 screenings: str | None = Query(None, description="comma-separated screening ids (default: all)"),
-                segment: list[str] = Query([], description="label filters key=value, all must match")):
+                segment: list[str] = Query([], description="label filters key=value, all must match"),
+                format: Literal["json", "csv", "parquet"] = Query("json", description="json, or an export")):
     get_content(session, content_id)
     names = _metrics(metrics)
     chosen = store.screenings_of(session, content_id, _ids(screenings), _parse_segment(segment))
     everything = store.screenings_of(session, content_id, None, {})
     data = store.curves(session, chosen, names, bucket, content_id if chosen == everything else None)
-    return Curves(content_id=content_id, bucket_s=bucket, screenings=chosen, metrics=names, **data)
+    curves = Curves(content_id=content_id, bucket_s=bucket, screenings=chosen, metrics=names, **data)
+    return curves if format == "json" else _export(curves, format)
 
 
 @router.get("/contents/{content_id}/compare", response_model=Comparison)
