@@ -125,6 +125,37 @@ class Comparison(SQLModel):
     ci95: dict[str, list[float | None]]
 
 
+class Moment(SQLModel):
+    t: float  # the peak's bucket
+    value: float
+    prominence: float
+    start: float  # extent at half prominence
+    end: float
+    duration_s: float
+
+
+class Moments(SQLModel):
+    content_id: int
+    metric: str
+    bucket_s: float
+    screenings: list[int]
+    moments: list[Moment]
+
+
+class Norms(SQLModel):
+    """z[i]: how far the screening's mean at t[i] lies from the other screenings' means, in their SDs."""
+
+    content_id: int
+    screening_id: int
+    metric: str
+    others: list[int]
+    t: list[float]
+    value: list[float]
+    norm_mean: list[float]
+    norm_sd: list[float | None]
+    z: list[float | None]
+
+
 class StatsBatch(SQLModel):
     camera: str = Field(min_length=1, max_length=300)
     rows: list[dict] = Field(description="per (track, second): track_id, second, n, s_<value>, q_<value>")

@@ -211,3 +211,15 @@ def delete_content(session: Session, content: Content) -> None:
     session.flush()
     session.delete(content)
     session.commit()
+
+
+def screening_means(session: Session, screening_ids: list[int], metric: str) -> dict[int, dict[int, float]]:
+    """Per screening, per second: the mean of a metric over that screening's faces."""
+    cs = camera_second.c
+    query = (select(cs.screening_id, cs.second, func.sum(cs.k), func.sum(cs[f"m_{metric}"]))
+             .where(cs.screening_id.in_(screening_ids)).group_by(cs.screening_id, cs.second))
+    out: dict[int, dict[int, float]] = {}
+    for sid, second, k, total in session.execute(query).all():
+        if k:
+            out.setdefault(int(sid), {})[int(second)] = float(total) / int(k)
+    return out

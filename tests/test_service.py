@@ -258,3 +258,32 @@ def test_curve_export_as_csv_and_parquet(client):
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
     assert pd.read_parquet(io.BytesIO(r.content))["n"].tolist() == want["n"]
     assert client.get(f"/api/v1/contents/{cid}/curves", params={"format": "xml"}).status_code == 422
+
+
+def test_find_moments_by_prominence_and_extent():
+    from service.stats import find_moments
+
+    t = np.arange(20.0)
+    y = np.array([0, 0, 1, 5, 1, 0, 0, 2, 2.5, 2, 0, 0, 0, 3, 3, 3, 0, 0, np.nan, 0])
+    m = find_moments(t, y, 3)
+    assert [x["t"] for x in m] == [3.0, 13.0, 8.0]
+    assert m[0]["prominence"] == 5 and (m[0]["start"], m[0]["end"], m[0]["duration_s"]) == (3.0, 4.0, 1.0)
+    assert m[1]["duration_s"] == 3.0 and m[2]["prominence"] == 2.5
+    assert find_moments(t, np.zeros(20), 3) == []
+
+
+def test_moments_and_norms_endpoints(client):
+    cid, s1 = make_screening(client)
+    ids = [s1] + [client.post("/api/v1/screenings", json={"content_id": cid}).json()["id"] for _ in range(3)]
+    for k, sid in enumerate(ids):
+        cols = fake_observations(seconds=10, seed=k)
+        if k == 0:  # the first screening laughs at second 6
+            cols["p_happiness"] = np.where(np.floor(cols["t"]) == 6, 0.99, 0.2).astype(np.float32)
+        client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(cols)})
+    m = client.get(f"/api/v1/contents/{cid}/moments", params={"metric": "p_happiness", "screenings": str(s1)}).json()
+    assert m["moments"][0]["t"] == 6.0 and m["moments"][0]["duration_s"] == 1.0
+    z = client.get(f"/api/v1/contents/{cid}/norms", params={"screening": s1, "metric": "p_happiness"}).json()
+    assert z["others"] == ids[1:] and len(z["t"]) == 10
+    assert z["z"][6] > 3 and max(z["z"][:6]) < -3  # above the norm at 6 s, below it (0.2 vs ~0.5) elsewhere
+    assert client.get(f"/api/v1/contents/{cid}/norms", params={"screening": 999}).status_code == 404
+    assert client.get(f"/api/v1/contents/{cid}/moments", params={"metric": "bogus"}).status_code == 422

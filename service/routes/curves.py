@@ -7,8 +7,8 @@ from fastapi import APIRouter, HTTPException, Query, Response
 
 from .. import store
 from ..deps import SessionDep
-from ..models import Comparison, Curves
-from ..stats import VALUES
+from ..models import Comparison, Curves, Moments, Norms
+from ..stats import VALUES, find_moments
 from .contents import get_content
 
 router = APIRouter(tags=["curves"])
@@ -96,3 +96,46 @@ def compare(content_id: int, session: SessionDep, metrics: str = METRICS_QUERY, 
     b = store.screenings_of(session, content_id, _ids(b_screenings), _parse_segment(b_segment))
     return Comparison(content_id=content_id, bucket_s=bucket, a_screenings=a, b_screenings=b, metrics=names,
                       **store.compare(session, a, b, names, bucket))
+
+
+@router.get("/contents/{content_id}/moments", response_model=Moments)
+def moments(content_id: int, session: SessionDep, metric: str = Query("p_happiness", description="one metric"),
+            top: int = Query(5, ge=1, le=100), bucket: float = BUCKET_QUERY,
+            screenings: str | None = Query(None), segment: list[str] = Query([])):
+    """The moments that landed: the top peaks of a metric's curve by prominence, with their extent."""
+    get_content(session, content_id)
+    name = _metrics(metric)[0]
+    chosen = store.screenings_of(session, content_id, _ids(screenings), _parse_segment(segment))
+    everything = store.screenings_of(session, content_id, None, {})
+    curve = store.curves(session, chosen, [name], bucket, content_id if chosen == everything else None)
+    y = [float("nan") if v is None else v for v in curve["mean"][name]]
+    return Moments(content_id=content_id, metric=name, bucket_s=bucket, screenings=chosen,
+                   moments=find_moments(curve["t"], y, top))
+
+
+@router.get("/contents/{content_id}/norms", response_model=Norms)
+def norms(content_id: int, session: SessionDep, screening: int = Query(..., description="the screening to rate"),
+          metric: str = Query("p_happiness", description="one metric")):
+    """A screening against the other screenings of the same content: per second, z = (its mean - the
+    others' mean) / the others' SD across screenings (null with fewer than two others)."""
+    get_content(session, content_id)
+    name = _metrics(metric)[0]
+    ids = store.screenings_of(session, content_id, None, {})
+    if screening not in ids:
+        raise HTTPException(404, f"screening {screening} is not a screening of content {content_id}")
+    means = store.screening_means(session, ids, name)
+    own = means.get(screening, {})
+    others = [s for s in ids if s != screening]
+    out = {"t": [], "value": [], "norm_mean": [], "norm_sd": [], "z": []}
+    for second in sorted(own):
+        values = [means[s][second] for s in others if second in means.get(s, {})]
+        if not values:
+            continue
+        mu = sum(values) / len(values)
+        sd = (sum((v - mu) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else None
+        out["t"].append(float(second))
+        out["value"].append(own[second])
+        out["norm_mean"].append(mu)
+        out["norm_sd"].append(sd)
+        out["z"].append((own[second] - mu) / sd if sd else None)
+    return Norms(content_id=content_id, screening_id=screening, metric=name, others=others, **out)
