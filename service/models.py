@@ -31,6 +31,11 @@ class ContentCreate(ContentBase):
     pass
 
 
+class ContentUpdate(SQLModel):
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    duration_s: float | None = Field(default=None, gt=0)
+
+
 class ContentPublic(ContentBase):
     id: int
     created_at: datetime
@@ -52,6 +57,15 @@ class Screening(ScreeningBase, table=True):
 
 class ScreeningCreate(ScreeningBase):
     content_id: int
+
+
+class ScreeningUpdate(SQLModel):
+    """Venue, start time and labels can change; the content and the offset (which the stored seconds
+    depend on) cannot."""
+
+    venue: str | None = Field(default=None, max_length=300)
+    started_at: datetime | None = None
+    labels: dict[str, str] | None = None
 
 
 class ScreeningPublic(ScreeningBase):

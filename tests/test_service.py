@@ -287,3 +287,14 @@ def test_moments_and_norms_endpoints(client):
     assert z["z"][6] > 3 and max(z["z"][:6]) < -3  # above the norm at 6 s, below it (0.2 vs ~0.5) elsewhere
     assert client.get(f"/api/v1/contents/{cid}/norms", params={"screening": 999}).status_code == 404
     assert client.get(f"/api/v1/contents/{cid}/moments", params={"metric": "bogus"}).status_code == 422
+
+
+def test_update_contents_and_screenings(client):
+    cid, sid = make_screening(client, {"cut": "A"})
+    r = client.patch(f"/api/v1/contents/{cid}", json={"title": "Ad v2"})
+    assert r.status_code == 200 and r.json()["title"] == "Ad v2" and r.json()["duration_s"] == 60
+    r = client.patch(f"/api/v1/screenings/{sid}", json={"labels": {"cut": "B"}, "venue": "Hall 2"})
+    assert r.status_code == 200 and r.json()["labels"] == {"cut": "B"} and r.json()["venue"] == "Hall 2"
+    assert client.get(f"/api/v1/contents/{cid}/curves", params={"segment": "cut=B"}).json()["screenings"] == [sid]
+    assert client.patch(f"/api/v1/contents/{cid}", json={"duration_s": 0}).status_code == 422
+    assert client.patch("/api/v1/screenings/999", json={"venue": "x"}).status_code == 404

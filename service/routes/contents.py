@@ -5,7 +5,7 @@ from sqlmodel import select
 
 from .. import store
 from ..deps import SessionDep
-from ..models import Content, ContentCreate, ContentPublic
+from ..models import Content, ContentCreate, ContentPublic, ContentUpdate
 
 router = APIRouter(prefix="/contents", tags=["contents"])
 
@@ -34,6 +34,16 @@ def list_contents(session: SessionDep):
 @router.get("/{content_id}", response_model=ContentPublic)
 def read_content(content_id: int, session: SessionDep):
     return get_content(session, content_id)
+
+
+@router.patch("/{content_id}", response_model=ContentPublic)
+def update_content(content_id: int, body: ContentUpdate, session: SessionDep):
+    item = get_content(session, content_id)
+    item.sqlmodel_update(body.model_dump(exclude_unset=True))
+    session.add(item)
+    session.commit()
+    session.refresh(item)
+    return item
 
 
 @router.delete("/{content_id}", status_code=204)

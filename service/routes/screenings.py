@@ -5,7 +5,7 @@ from sqlmodel import select
 
 from .. import store
 from ..deps import SessionDep
-from ..models import IngestResult, Screening, ScreeningCreate, ScreeningPublic, StatsBatch
+from ..models import IngestResult, Screening, ScreeningCreate, ScreeningPublic, ScreeningUpdate, StatsBatch
 from .contents import get_content
 
 router = APIRouter(prefix="/screenings", tags=["screenings"])
@@ -39,6 +39,16 @@ def list_screenings(session: SessionDep, content_id: int | None = None):
 @router.get("/{screening_id}", response_model=ScreeningPublic)
 def read_screening(screening_id: int, session: SessionDep):
     return get_screening(session, screening_id)
+
+
+@router.patch("/{screening_id}", response_model=ScreeningPublic)
+def update_screening(screening_id: int, body: ScreeningUpdate, session: SessionDep):
+    item = get_screening(session, screening_id)
+    item.sqlmodel_update(body.model_dump(exclude_unset=True))
+    session.add(item)
+    session.commit()
+    session.refresh(item)
+    return item
 
 
 @router.delete("/{screening_id}", status_code=204)
