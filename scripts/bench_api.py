@@ -7,16 +7,17 @@ Scenario: a 2-hour content, 50 screenings x 200 viewers at 1 s buckets. Ingest: 
 per-track-second rows posted over HTTP in batches of 5,000 (`--ingest-seconds` of it; face-seconds per
 second of wall time). Curves: the other screenings' per-second aggregates are written straight to the
 database (the same rows ingest would derive), then the whole content's curve across all screenings is
-queried `--queries` times over HTTP; p50 and p95 latency. Starts its own server on a free loopback port.
+queried `--queries` times over HTTP; p50 and p95 latency. Starts its own `audience serve` process on a
+free loopback port.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import socket
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -36,20 +37,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(db: str, port: int):
-    import uvicorn
-
-    from service.app import create_app
-    from service.db import make_engine
-
-    config = uvicorn.Config(create_app(make_engine(db)), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            return server, thread
+def start_server(db: str, port: int) -> subprocess.Popen:
+    """`audience serve` in its own process, as in production (the client does not share its GIL)."""
+    proc = subprocess.Popen([sys.executable, "-m", "vision.cli", "serve", "--db", db, "--port", str(port)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            if _request(f"http://127.0.0.1:{port}", "GET", "/healthz")[0] == 200:
+                return proc
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
         time.sleep(0.05)
+    proc.kill()
     raise SystemExit("server did not start")
 
 
@@ -78,7 +77,7 @@ def main(argv=None) -> int:
     tmp = tempfile.TemporaryDirectory()
     db = args.db or f"sqlite:///{tmp.name}/bench.db"
     port = free_port()
-    server, thread = start_server(db, port)
+    server = start_server(db, port)
     base = f"http://127.0.0.1:{port}"
     rng = np.random.default_rng(0)
     _, content = _request(base, "POST", "/api/v1/contents", {"title": "bench", "duration_s": args.seconds})
@@ -128,8 +127,8 @@ def main(argv=None) -> int:
         status, payload = _request(base, "GET", query)
         latencies.append(time.perf_counter() - t0)
         assert status == 200 and len(payload["t"]) == args.seconds, (status, len(payload.get("t", [])))
-    server.should_exit = True
-    thread.join(timeout=10)
+    server.terminate()
+    server.wait(timeout=10)
     lat = np.array(latencies) * 1000
     face_seconds = len(rows)
     print(f"database: {db.split('@')[-1]}")
