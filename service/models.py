@@ -79,6 +79,12 @@ class SchemaVersion(SQLModel, table=True):
     version: int
 
 
+def _sums(*prefixes: str) -> list[Column]:
+    """One float column per value and prefix: s_/q_ (sum, sum of squares of samples) or m_/mm_ (sum,
+    sum of squares of per-face means)."""
+    return [Column(f"{p}_{v}", Float, nullable=False) for p in prefixes for v in VALUES]
+
+
 track_second = Table(
     "track_second", SQLModel.metadata,
     Column("screening_id", Integer, ForeignKey("screening.id", ondelete="CASCADE"), primary_key=True),
@@ -86,8 +92,7 @@ track_second = Table(
     Column("track_id", Integer, primary_key=True),
     Column("second", Integer, primary_key=True),
     Column("n", Integer, nullable=False),
-    *[Column(f"s_{v}", Float, nullable=False) for v in VALUES],
-    *[Column(f"q_{v}", Float, nullable=False) for v in VALUES],
+    *_sums("s", "q"),
 )
 
 content_second = Table(  # camera_second summed over every screening of a content: the default curve
@@ -95,8 +100,7 @@ content_second = Table(  # camera_second summed over every screening of a conten
     Column("content_id", Integer, ForeignKey("content.id", ondelete="CASCADE"), primary_key=True),
     Column("second", Integer, primary_key=True),
     Column("k", Integer, nullable=False),
-    *[Column(f"m_{v}", Float, nullable=False) for v in VALUES],
-    *[Column(f"mm_{v}", Float, nullable=False) for v in VALUES],
+    *_sums("m", "mm"),
 )
 
 camera_second = Table(
@@ -105,8 +109,7 @@ camera_second = Table(
     Column("camera", String(300), primary_key=True),
     Column("second", Integer, primary_key=True),
     Column("k", Integer, nullable=False),
-    *[Column(f"m_{v}", Float, nullable=False) for v in VALUES],
-    *[Column(f"mm_{v}", Float, nullable=False) for v in VALUES],
+    *_sums("m", "mm"),
 )
 
 
