@@ -52,17 +52,16 @@ def start_server(db: str, port: int) -> subprocess.Popen:
     raise SystemExit("server did not start")
 
 
-def track_rows(rng, viewers: int, seconds: range) -> list[dict]:
-    rows = []
-    for s in seconds:
-        values = rng.uniform(0, 1, (viewers, len(VALUES)))
-        for v in range(viewers):
-            row = {"track_id": v + 1, "second": s, "n": 10}
-            for j, name in enumerate(VALUES):
-                row[f"s_{name}"] = float(values[v, j] * 10)
-                row[f"q_{name}"] = float(values[v, j] ** 2 * 10)
-            rows.append(row)
-    return rows
+def track_columns(rng, viewers: int, seconds: range) -> dict[str, np.ndarray]:
+    """Columnar per-track-second statistics of `viewers` faces over `seconds` (10 samples each)."""
+    n = viewers * len(seconds)
+    values = rng.uniform(0, 1, (n, len(VALUES)))
+    cols = {"track_id": np.tile(np.arange(1, viewers + 1), len(seconds)),
+            "second": np.repeat(np.asarray(seconds), viewers), "n": np.full(n, 10)}
+    for j, name in enumerate(VALUES):
+        cols[f"s_{name}"] = values[:, j] * 10
+        cols[f"q_{name}"] = values[:, j] ** 2 * 10
+    return cols
 
 
 def main(argv=None) -> int:
@@ -85,11 +84,13 @@ def main(argv=None) -> int:
            for i in range(args.screenings)]
 
     # ingest over HTTP: one screening's first --ingest-seconds
-    rows = track_rows(rng, args.viewers, range(args.ingest_seconds))
+    cols = track_columns(rng, args.viewers, range(args.ingest_seconds))
+    total = len(cols["n"])
     t0 = time.perf_counter()
-    for start in range(0, len(rows), 5000):
+    for start in range(0, total, 5000):  # the columnar batches `audience analyze --api` sends
+        batch = {k: v[start:start + 5000].tolist() for k, v in cols.items()}
         status, payload = _request(base, "POST", f"/api/v1/screenings/{ids[0]}/stats",
-                                   {"camera": "cam1", "rows": rows[start:start + 5000]})
+                                   {"camera": "cam1", "columns": batch})
         assert status == 200, payload
     ingest_s = time.perf_counter() - t0
 
@@ -121,6 +122,9 @@ def main(argv=None) -> int:
 
     query = "/api/v1/contents/{}/curves?{}".format(content["id"], urllib.parse.urlencode(
         {"metrics": "p_happiness,valence,smile,attention", "bucket": 1}))
+    t0 = time.perf_counter()
+    _request(base, "GET", query)  # the first query after loading: reported apart (cold caches)
+    first_ms = (time.perf_counter() - t0) * 1000
     latencies = []
     for _ in range(args.queries):
         t0 = time.perf_counter()
@@ -130,13 +134,14 @@ def main(argv=None) -> int:
     server.terminate()
     server.wait(timeout=10)
     lat = np.array(latencies) * 1000
-    face_seconds = len(rows)
+    face_seconds = total
     print(f"database: {db.split('@')[-1]}")
     print(f"ingest over HTTP: {face_seconds} face-seconds in {ingest_s:.2f} s = {face_seconds / ingest_s:,.0f} "
           f"face-seconds/s   target >= 20,000")
     print(f"loaded {args.screenings} screenings x {args.seconds} s of per-second aggregates in {load_s:.1f} s")
     print(f"curve of the whole content across all {args.screenings} screenings ({args.seconds} points, 4 metrics): "
-          f"p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms   target p95 <= 100 ms")
+          f"p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms over {args.queries} queries "
+          f"(the first, cold: {first_ms:.0f} ms)   target p95 <= 100 ms")
     print(json.dumps({"ingest_face_seconds_per_s": face_seconds / ingest_s, "curve_p50_ms": float(np.percentile(lat, 50)),
                       "curve_p95_ms": float(np.percentile(lat, 95))}))
     tmp.cleanup()

@@ -174,8 +174,13 @@ class Norms(SQLModel):
 
 
 class StatsBatch(SQLModel):
+    """One camera's per-track-second statistics: `columns` (name -> list, the compact form) or `rows`
+    (a list of objects); each row/position holds track_id, second, n, s_<value> and q_<value> for
+    every value (sum and sum of squares of its n samples)."""
+
     camera: str = Field(min_length=1, max_length=300)
-    rows: list[dict] = Field(description="per (track, second): track_id, second, n, s_<value>, q_<value>")
+    columns: dict[str, list[float]] | None = None
+    rows: list[dict] | None = None
 
 
 class IngestResult(SQLModel):

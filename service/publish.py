@@ -50,7 +50,8 @@ def publish_to_db(url: str, screening_id: int, batches: list[tuple[str, list[dic
         for camera, rows in batches:
             for start in range(0, len(rows), BATCH_ROWS):
                 try:
-                    i, u = store.ingest(session, screening_id, camera, rows[start:start + BATCH_ROWS])
+                    i, u = store.ingest(session, screening_id, camera,
+                                        store.rows_to_columns(rows[start:start + BATCH_ROWS]))
                 except (store.Conflict, store.Invalid) as exc:
                     session.rollback()
                     raise PublishError(f"database {url}: {exc}") from None
@@ -92,11 +93,13 @@ def screening_offset_from_api(base: str, screening_id: int, content_id: int | No
 
 
 def publish_to_api(base: str, screening_id: int, batches: list[tuple[str, list[dict]]]) -> tuple[int, int]:
+    from .store import rows_to_columns
+
     inserted = unchanged = 0
     for camera, rows in batches:
         for start in range(0, len(rows), BATCH_ROWS):
             status, payload = _request(base, "POST", f"/api/v1/screenings/{screening_id}/stats",
-                                       {"camera": camera, "rows": rows[start:start + BATCH_ROWS]})
+                                       {"camera": camera, "columns": rows_to_columns(rows[start:start + BATCH_ROWS])})
             if status != 200:
                 raise PublishError(f"API {base} refused a batch ({status}): {payload.get('detail', '')}")
             inserted, unchanged = inserted + payload["inserted"], unchanged + payload["unchanged"]

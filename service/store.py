@@ -6,7 +6,7 @@ from sqlalchemy import and_, delete, func, select
 from sqlmodel import Session
 
 from .models import Content, Screening, camera_second, content_second, track_second
-from .stats import VALUES, curve_points, second_aggregates, welch_half_width
+from .stats import VALUES, curve_points, welch_half_width
 
 ROW_KEYS = ("track_id", "second", "n") + tuple(f"s_{v}" for v in VALUES) + tuple(f"q_{v}" for v in VALUES)
 
@@ -19,77 +19,109 @@ class Invalid(Exception):
     """A batch row is malformed."""
 
 
-def _check_rows(rows: list[dict]) -> list[dict]:
-    clean = []
+INT_KEYS = ("track_id", "second", "n")
+
+
+def rows_to_columns(rows: list[dict]) -> dict[str, list]:
+    """The row form of a batch (a list of dicts) -> the columnar form."""
     for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise Invalid(f"row {i}: must be an object")
         missing = [k for k in ROW_KEYS if k not in row]
         if missing:
             raise Invalid(f"row {i}: missing {', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}")
         extra = set(row) - set(ROW_KEYS) - {"camera"}
         if extra:
             raise Invalid(f"row {i}: unknown fields {', '.join(sorted(extra)[:5])}")
+    return {k: [row[k] for row in rows] for k in ROW_KEYS}
+
+
+def check_columns(columns: dict[str, list]) -> dict[str, np.ndarray]:
+    """Validate a columnar batch with NumPy: every key, equal lengths, finite numbers, whole ids, seconds
+    and counts, n >= 1, each (track_id, second) once."""
+    missing = [k for k in ROW_KEYS if k not in columns]
+    if missing:
+        raise Invalid(f"missing columns {', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}")
+    extra = set(columns) - set(ROW_KEYS)
+    if extra:
+        raise Invalid(f"unknown columns {', '.join(sorted(extra)[:5])}")
+    lengths = {len(columns[k]) for k in ROW_KEYS}
+    if len(lengths) != 1:
+        raise Invalid("all columns must have the same length")
+    out = {}
+    for k in ROW_KEYS:
         try:
-            r = {k: (int(row[k]) if k in ("track_id", "second", "n") else float(row[k])) for k in ROW_KEYS}
+            a = np.asarray(columns[k], dtype=np.float64)
         except (TypeError, ValueError):
-            raise Invalid(f"row {i}: values must be numbers") from None
-        if r["n"] < 1:
-            raise Invalid(f"row {i}: n must be >= 1")
-        if any(v != v or v in (float("inf"), float("-inf")) for v in r.values()):
-            raise Invalid(f"row {i}: values must be finite")
-        clean.append(r)
-    keys = {(r["track_id"], r["second"]) for r in clean}
-    if len(keys) != len(clean):
+            raise Invalid(f"column {k}: values must be numbers") from None
+        if a.ndim != 1 or not np.isfinite(a).all():
+            raise Invalid(f"column {k}: values must be finite numbers")
+        if k in INT_KEYS:
+            if (a != np.round(a)).any() or np.abs(a).max(initial=0) > 2 ** 31 - 1:
+                raise Invalid(f"column {k}: values must be whole numbers")
+            a = a.astype(np.int64)
+        out[k] = a
+    if (out["n"] < 1).any():
+        raise Invalid("column n: every count must be >= 1")
+    keys = out["track_id"] * (2 ** 32) + out["second"]
+    if len(np.unique(keys)) != len(keys):
         raise Invalid("a batch holds each (track_id, second) at most once")
-    return clean
+    return out
 
 
-def _same(a: dict, b: dict) -> bool:
-    return a["n"] == b["n"] and all(abs(a[k] - b[k]) <= 1e-9 * max(1.0, abs(a[k]), abs(b[k]))
-                                    for k in ROW_KEYS[3:])
-
-
-def ingest(session: Session, screening_id: int, camera: str, rows: list[dict]) -> tuple[int, int]:
+def ingest(session: Session, screening_id: int, camera: str, columns: dict[str, list]) -> tuple[int, int]:
     """Store per-track-second statistics idempotently: a row already stored with the same numbers is
     skipped, one stored with different numbers raises Conflict and nothing of the batch is written.
-    Returns (inserted, unchanged)."""
-    rows = _check_rows(rows)
-    if not rows:
+    `columns` is the columnar batch (see rows_to_columns for the row form). Returns (inserted, unchanged)."""
+    cols = check_columns(columns)
+    n = len(cols["n"])
+    if n == 0:
         return 0, 0
-    seconds = sorted({r["second"] for r in rows})
-    existing = {(r.track_id, r.second): dict(r._mapping) for r in session.execute(
-        select(track_second).where(and_(track_second.c.screening_id == screening_id, track_second.c.camera == camera,
-                                        track_second.c.second.between(seconds[0], seconds[-1]))))}
-    new, unchanged = [], 0
-    for r in rows:
-        old = existing.get((r["track_id"], r["second"]))
-        if old is None:
-            new.append({"screening_id": screening_id, "camera": camera, **r})
-        elif _same(old, r):
-            unchanged += 1
-        else:
-            raise Conflict(f"track {r['track_id']} second {r['second']} of camera {camera!r} is already stored "
-                           f"with other values")
-    if new:
-        session.execute(track_second.insert(), new)
-        seconds = sorted({r["second"] for r in new})
+    ts = track_second.c
+    stored = session.execute(
+        select(*[ts[k] for k in ROW_KEYS]).where(and_(ts.screening_id == screening_id, ts.camera == camera,
+                                                      ts.second.between(int(cols["second"].min()),
+                                                                        int(cols["second"].max()))))).all()
+    is_new = np.ones(n, bool)
+    if stored:
+        old = np.array([tuple(r) for r in stored], np.float64)
+        index = {(int(t), int(s)): i for i, (t, s) in enumerate(old[:, :2])}
+        batch = np.stack([cols[k] for k in ROW_KEYS], axis=1).astype(np.float64)
+        for i in range(n):
+            j = index.get((int(cols["track_id"][i]), int(cols["second"][i])))
+            if j is None:
+                continue
+            if not np.allclose(old[j, 2:], batch[i, 2:], rtol=1e-9, atol=1e-9):
+                raise Conflict(f"track {int(cols['track_id'][i])} second {int(cols['second'][i])} of camera "
+                               f"{camera!r} is already stored with other values")
+            is_new[i] = False
+    fresh = np.flatnonzero(is_new)
+    if len(fresh):
+        values = {k: (cols[k][fresh].tolist()) for k in ROW_KEYS}
+        session.execute(track_second.insert(), [
+            {"screening_id": screening_id, "camera": camera, **{k: values[k][i] for k in ROW_KEYS}}
+            for i in range(len(fresh))])
+        seconds = sorted(set(cols["second"][fresh].tolist()))
         _refresh_seconds(session, screening_id, camera, seconds)
-        content_id = session.get(Screening, screening_id).content_id
-        _refresh_content(session, content_id, seconds)
+        _refresh_content(session, session.get(Screening, screening_id).content_id, seconds)
     session.commit()
-    return len(new), unchanged
+    return int(len(fresh)), int(n - len(fresh))
 
 
 def _refresh_seconds(session: Session, screening_id: int, camera: str, seconds: list[int]) -> None:
-    """Recompute the per-second aggregates of the given seconds from the per-track rows."""
-    rows = [dict(r._mapping) for r in session.execute(
-        select(track_second).where(and_(track_second.c.screening_id == screening_id, track_second.c.camera == camera,
-                                        track_second.c.second.in_(seconds))))]
-    session.execute(delete(camera_second).where(and_(camera_second.c.screening_id == screening_id,
-                                                     camera_second.c.camera == camera,
-                                                     camera_second.c.second.in_(seconds))))
-    aggregates = second_aggregates(rows)
-    if aggregates:
-        session.execute(camera_second.insert(), [{"screening_id": screening_id, **a} for a in aggregates])
+    """Recompute the per-second aggregates of the given seconds from the per-track rows, in SQL."""
+    ts, cs = track_second.c, camera_second.c
+    session.execute(delete(camera_second).where(and_(cs.screening_id == screening_id, cs.camera == camera,
+                                                     cs.second.in_(seconds))))
+    sums = []
+    for v in VALUES:
+        mean = ts[f"s_{v}"] / ts.n
+        sums += [func.sum(mean).label(f"m_{v}"), func.sum(mean * mean).label(f"mm_{v}")]
+    query = (select(ts.screening_id, ts.camera, ts.second, func.count().label("k"), *sums)
+             .where(and_(ts.screening_id == screening_id, ts.camera == camera, ts.second.in_(seconds)))
+             .group_by(ts.screening_id, ts.camera, ts.second))
+    names = ["screening_id", "camera", "second", "k"] + [f"{p}_{v}" for v in VALUES for p in ("m", "mm")]
+    session.execute(camera_second.insert().from_select(names, query))
 
 
 def _refresh_content(session: Session, content_id: int, seconds: list[int] | None = None) -> None:

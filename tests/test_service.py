@@ -156,13 +156,41 @@ def test_screening_and_segment_filters(client):
     assert client.get(f"/api/v1/contents/{cid}/curves").json()["n"][0] == 5  # the content sums follow
 
 
-def test_second_aggregates_are_sums_of_track_means():
+def test_second_aggregates_are_sums_of_track_means(client):
     rows = track_seconds(fake_observations(n_tracks=2, seconds=1, per_second=2))
     agg = second_aggregates(rows)
     assert len(agg) == 1 and agg[0]["k"] == 2
     means = [r["s_smile"] / r["n"] for r in rows]
     assert agg[0]["m_smile"] == pytest.approx(sum(means))
     assert agg[0]["mm_smile"] == pytest.approx(sum(m * m for m in means))
+    # what the database computes at ingest is the same
+    from service.models import camera_second
+
+    cid, sid = make_screening(client)
+    client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": rows})
+    with client.app.state.engine.connect() as conn:
+        stored = dict(conn.execute(camera_second.select()).one()._mapping)
+    assert stored["k"] == 2
+    for key in ("m_smile", "mm_smile", "m_valence", "mm_p_anger"):
+        assert stored[key] == pytest.approx(agg[0][key])
+
+
+def test_columnar_batches_equal_row_batches(client):
+    from service.store import rows_to_columns
+
+    cid, sid = make_screening(client)
+    rows = track_seconds(fake_observations())
+    r = client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": rows_to_columns(rows)})
+    assert r.json() == {"inserted": len(rows), "unchanged": 0}
+    assert client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": rows}).json()["unchanged"] == len(rows)
+    cols = rows_to_columns(rows)
+    for bad, reason in ((dict(cols, n=[0] * len(rows)), "n"), (dict(cols, second=[0.5] * len(rows)), "whole"),
+                        ({k: v for k, v in cols.items() if k != "s_smile"}, "missing"),
+                        (dict(cols, track_id=cols["track_id"][:-1]), "same length")):
+        r = client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": bad})
+        assert r.status_code == 422 and reason in r.json()["detail"], r.text
+    both = client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": cols, "rows": rows})
+    assert both.status_code == 422
 
 
 def test_analyze_writes_to_a_database_idempotently(tmp_path):

@@ -62,7 +62,10 @@ def ingest_stats(screening_id: int, body: StatsBatch, session: SessionDep):
     a batch contradicting stored rows is refused with 409 and nothing of it is written."""
     get_screening(session, screening_id)
     try:
-        inserted, unchanged = store.ingest(session, screening_id, body.camera, body.rows)
+        if (body.columns is None) == (body.rows is None):
+            raise store.Invalid("give exactly one of columns and rows")
+        columns = body.columns if body.columns is not None else store.rows_to_columns(body.rows)
+        inserted, unchanged = store.ingest(session, screening_id, body.camera, columns)
     except store.Invalid as exc:
         session.rollback()
         raise HTTPException(422, str(exc)) from None
