@@ -326,3 +326,20 @@ def test_update_contents_and_screenings(client):
     assert client.get(f"/api/v1/contents/{cid}/curves", params={"segment": "cut=B"}).json()["screenings"] == [sid]
     assert client.patch(f"/api/v1/contents/{cid}", json={"duration_s": 0}).status_code == 422
     assert client.patch("/api/v1/screenings/999", json={"venue": "x"}).status_code == 404
+
+
+def test_concurrent_replays_of_one_batch_store_it_once(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from service.db import make_engine
+    from service.store import rows_to_columns
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    with TestClient(create_app(engine)) as c:
+        cid, sid = make_screening(c)
+        batch = {"camera": "c", "columns": rows_to_columns(track_seconds(fake_observations(n_tracks=20, seconds=20)))}
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: c.post(f"/api/v1/screenings/{sid}/stats", json=batch), range(8)))
+        assert all(r.status_code == 200 for r in results), [r.text for r in results if r.status_code != 200]
+        assert sum(r.json()["inserted"] for r in results) == 400
+        assert c.get(f"/api/v1/contents/{cid}/curves").json()["n"] == [20] * 20

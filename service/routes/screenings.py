@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from .. import store
@@ -65,7 +66,11 @@ def ingest_stats(screening_id: int, body: StatsBatch, session: SessionDep):
         if (body.columns is None) == (body.rows is None):
             raise store.Invalid("give exactly one of columns and rows")
         columns = body.columns if body.columns is not None else store.rows_to_columns(body.rows)
-        inserted, unchanged = store.ingest(session, screening_id, body.camera, columns)
+        try:
+            inserted, unchanged = store.ingest(session, screening_id, body.camera, columns)
+        except IntegrityError:  # a concurrent request stored some of the same keys first: judge again
+            session.rollback()
+            inserted, unchanged = store.ingest(session, screening_id, body.camera, columns)
     except store.Invalid as exc:
         session.rollback()
         raise HTTPException(422, str(exc)) from None
