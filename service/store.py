@@ -97,15 +97,28 @@ def ingest(session: Session, screening_id: int, camera: str, columns: dict[str, 
             is_new[i] = False
     fresh = np.flatnonzero(is_new)
     if len(fresh):
-        values = {k: (cols[k][fresh].tolist()) for k in ROW_KEYS}
-        session.execute(track_second.insert(), [
-            {"screening_id": screening_id, "camera": camera, **{k: values[k][i] for k in ROW_KEYS}}
-            for i in range(len(fresh))])
+        _insert_track_rows(session, screening_id, camera, {k: cols[k][fresh].tolist() for k in ROW_KEYS})
         seconds = sorted(set(cols["second"][fresh].tolist()))
         _refresh_seconds(session, screening_id, camera, seconds)
         _refresh_content(session, session.get(Screening, screening_id).content_id, seconds)
     session.commit()
     return int(len(fresh)), int(n - len(fresh))
+
+
+def _insert_track_rows(session: Session, screening_id: int, camera: str, values: dict[str, list]) -> None:
+    """Bulk insert: COPY on PostgreSQL (several times faster than a multi-row INSERT), executemany elsewhere."""
+    n = len(values["n"])
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        names = ("screening_id", "camera") + ROW_KEYS
+        columns = [values[k] for k in ROW_KEYS]
+        with connection.connection.cursor() as cursor:
+            with cursor.copy(f"COPY track_second ({', '.join(names)}) FROM STDIN") as copy:
+                for i in range(n):
+                    copy.write_row((screening_id, camera, *(c[i] for c in columns)))
+        return
+    session.execute(track_second.insert(), [
+        {"screening_id": screening_id, "camera": camera, **{k: values[k][i] for k in ROW_KEYS}} for i in range(n)])
 
 
 def _refresh_seconds(session: Session, screening_id: int, camera: str, seconds: list[int]) -> None:
