@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vision.curves import t_critical_95
+from vision.curves import group_sums, t_critical_95
 from vision.labels import VALUE_COLUMNS
 
 VALUES = VALUE_COLUMNS  # every probability and metric
@@ -14,41 +14,14 @@ def track_seconds(cols: dict[str, np.ndarray], content_offset: float = 0.0) -> l
     n samples, and sum / sum of squares of every value (`s_<value>`, `q_<value>`)."""
     if len(cols["t"]) == 0:
         return []
-    second = np.floor(np.asarray(cols["t"], np.float64) - content_offset + 1e-9).astype(np.int64)
-    values = np.stack([np.asarray(cols[v], np.float64) for v in VALUES], axis=1)
-    keys = np.rec.fromarrays([np.asarray(cols["source"]).astype(str), cols["track_id"], second])
-    order = np.argsort(keys, kind="stable")
-    rows: list[dict] = []
-    start = 0
-    sorted_keys = keys[order]
-    for i in range(1, len(order) + 1):
-        if i == len(order) or sorted_keys[i] != sorted_keys[start]:
-            idx = order[start:i]
-            v = values[idx]
-            row = {"camera": str(sorted_keys[start][0]), "track_id": int(sorted_keys[start][1]),
-                   "second": int(sorted_keys[start][2]), "n": int(len(idx))}
-            for j, name in enumerate(VALUES):
-                row[f"s_{name}"] = float(np.nansum(v[:, j]))
-                row[f"q_{name}"] = float(np.nansum(v[:, j] ** 2))
-            rows.append(row)
-            start = i
+    seconds, cameras, tracks, counts, sums, squares = group_sums(cols, 1.0, content_offset)
+    rows = []
+    for k in range(len(counts)):
+        row = {"camera": str(cameras[k]), "track_id": int(tracks[k]), "second": int(seconds[k]), "n": int(counts[k])}
+        row.update({f"s_{v}": float(sums[k, j]) for j, v in enumerate(VALUES)})
+        row.update({f"q_{v}": float(squares[k, j]) for j, v in enumerate(VALUES)})
+        rows.append(row)
     return rows
-
-
-def second_aggregates(track_rows: list[dict]) -> list[dict]:
-    """Per (camera, second): k tracks, and the sum / sum of squares of their per-second means
-    (`m_<value>`, `mm_<value>`): what a curve needs, and mergeable by adding."""
-    out: dict[tuple[str, int], dict] = {}
-    for r in track_rows:
-        key = (r["camera"], r["second"])
-        agg = out.setdefault(key, {"camera": key[0], "second": key[1], "k": 0,
-                                   **{f"m_{v}": 0.0 for v in VALUES}, **{f"mm_{v}": 0.0 for v in VALUES}})
-        agg["k"] += 1
-        for v in VALUES:
-            mean = r[f"s_{v}"] / r["n"]
-            agg[f"m_{v}"] += mean
-            agg[f"mm_{v}"] += mean * mean
-    return [out[k] for k in sorted(out)]
 
 
 def curve_points(k: np.ndarray, total: np.ndarray, total_sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

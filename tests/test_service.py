@@ -13,9 +13,25 @@ from sqlmodel import SQLModel, create_engine
 
 from conftest import FIXTURES, run_cli
 from service.app import create_app
-from service.stats import VALUES, second_aggregates, track_seconds
+from service.stats import VALUES, track_seconds
 from vision.curves import BucketStats
 from vision.table import COLUMNS
+
+
+def second_aggregates(track_rows: list[dict]) -> list[dict]:
+    """Reference in plain Python for what ingest computes in SQL: per (camera, second), k tracks and the
+    sum / sum of squares of their per-second means (`m_<value>`, `mm_<value>`)."""
+    out: dict[tuple[str, int], dict] = {}
+    for r in track_rows:
+        key = (r["camera"], r["second"])
+        agg = out.setdefault(key, {"camera": key[0], "second": key[1], "k": 0,
+                                   **{f"m_{v}": 0.0 for v in VALUES}, **{f"mm_{v}": 0.0 for v in VALUES}})
+        agg["k"] += 1
+        for v in VALUES:
+            mean = r[f"s_{v}"] / r["n"]
+            agg[f"m_{v}"] += mean
+            agg[f"mm_{v}"] += mean * mean
+    return [out[k] for k in sorted(out)]
 
 
 def _pg_engine():

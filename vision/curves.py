@@ -30,6 +30,24 @@ def bucket_index(t: np.ndarray, bucket: float, content_offset: float) -> np.ndar
     return np.floor((np.asarray(t, np.float64) - content_offset) / bucket + 1e-9).astype(np.int64)
 
 
+def group_sums(cols: dict[str, np.ndarray], bucket: float = 1.0, content_offset: float = 0.0):
+    """Observation rows grouped by (bucket, source, track): returns (buckets, sources, tracks, counts,
+    sums [G, V], sums of squares [G, V]) over `VALUE_COLUMNS`, NaN values counted as 0. The one grouping
+    behind both the analysis's curves and the service's stored statistics."""
+    b = bucket_index(cols["t"], bucket, content_offset)
+    names, src = np.unique(np.asarray(cols["source"]).astype(str), return_inverse=True)
+    keys = np.stack([b, src.reshape(-1), np.asarray(cols["track_id"], np.int64)], axis=1)
+    uniq, group = np.unique(keys, axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    values = np.nan_to_num(np.stack([np.asarray(cols[c], np.float64) for c in VALUE_COLUMNS], axis=1), nan=0.0)
+    counts = np.bincount(group, minlength=len(uniq))
+    sums = np.zeros((len(uniq), values.shape[1]))
+    squares = np.zeros_like(sums)
+    np.add.at(sums, group, values)
+    np.add.at(squares, group, values * values)
+    return uniq[:, 0], names[uniq[:, 1]], uniq[:, 2], counts, sums, squares
+
+
 class BucketStats:
     """Mergeable sufficient statistics: per (bucket, source, track) sample count and value sums."""
 
@@ -49,16 +67,11 @@ class BucketStats:
         """Add table rows (see `vision.table`)."""
         if len(cols["t"]) == 0:
             return
-        b = bucket_index(cols["t"], self.bucket, self.content_offset)
-        values = np.stack([np.asarray(cols[c], np.float64) for c in VALUE_COLUMNS], axis=1)
-        keys = list(zip(b.tolist(), cols["source"].tolist(), cols["track_id"].tolist()))
-        uniq = {}
-        for i, k in enumerate(keys):
-            uniq.setdefault(k, []).append(i)
-        for k, idx in uniq.items():
-            self._sums[k] += np.nansum(values[idx], axis=0)
-            self._counts[k] += len(idx)
-        self.analysed.update(b.tolist())
+        buckets, sources, tracks, counts, sums, _ = group_sums(cols, self.bucket, self.content_offset)
+        for k, key in enumerate(zip(buckets.tolist(), sources.tolist(), tracks.tolist())):
+            self._sums[key] += sums[k]
+            self._counts[key] += int(counts[k])
+        self.analysed.update(buckets.tolist())
 
     def merge(self, other: "BucketStats") -> None:
         if (other.bucket, other.content_offset) != (self.bucket, self.content_offset):
