@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .capture import resolve_inputs
+from .capture import probe_video, resolve_inputs
 from .curves import BucketStats, write_curves_csv
 from .errors import EXIT_OK, EXIT_PARTIAL, AudienceError, UnsupportedInput
 from .labels import EMOTIONS
@@ -47,17 +47,13 @@ class AnalyzeRequest:
 
 
 def _expected_frames(specs, fps) -> int | None:
-    import cv2
-
     total = 0
     for s in specs:
         if s.kind == "image":
             total += 1
         elif s.kind == "video":
-            cap = cv2.VideoCapture(str(s.location), cv2.CAP_FFMPEG)
-            n, f = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
-            cap.release()
-            if not n or n <= 0:
+            n, f = probe_video(s.location)
+            if not n:
                 return None
             total += int(n if not fps or not f or fps >= f else np.ceil(n * fps / f))
         else:

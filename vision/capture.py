@@ -90,6 +90,16 @@ def read_image(path: str) -> np.ndarray | None:
     return np.ascontiguousarray(image)
 
 
+def probe_video(location: str) -> tuple[int, float]:
+    """(frame count, fps) as the container announces them; 0 where unknown. Counts are estimates."""
+    cap = cv2.VideoCapture(str(location), cv2.CAP_FFMPEG)
+    try:
+        count, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
+    finally:
+        cap.release()
+    return (int(count) if count and count > 0 else 0), (float(fps) if fps and math.isfinite(fps) and fps > 0 else 0.0)
+
+
 class ImageSource:
     """One still image: one frame, index 0, t 0."""
 

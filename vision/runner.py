@@ -13,9 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-import cv2
-
-from .capture import SourceSpec
+from .capture import SourceSpec, probe_video
 from .pipeline import Settings, analyze_job
 from .segments import merge_segments, split_video
 
@@ -30,14 +28,6 @@ class Job:
     boundary: int = -1  # for a segment of a video: its first frame of its own (earlier frames overlap)
 
 
-def _frames_and_fps(spec: SourceSpec) -> tuple[int, float]:
-    cap = cv2.VideoCapture(str(spec.location), cv2.CAP_FFMPEG)
-    try:
-        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), float(cap.get(cv2.CAP_PROP_FPS) or 0)
-    finally:
-        cap.release()
-
-
 def plan_jobs(specs: list[SourceSpec], workers: int = 1, overlap_s: float = 2.0,
               images_per_job: int = IMAGES_PER_JOB) -> list[Job]:
     """Runs of still images in jobs of up to `images_per_job`; each video one job, or, when there are
@@ -48,7 +38,7 @@ def plan_jobs(specs: list[SourceSpec], workers: int = 1, overlap_s: float = 2.0,
         if spec.kind == "image" and jobs and jobs[-1].specs[0].kind == "image" and len(jobs[-1].specs) < images_per_job:
             jobs[-1].specs.append(spec)
         elif spec.kind == "video" and 0 < videos < workers:
-            frames, fps = _frames_and_fps(spec)
+            frames, fps = probe_video(spec.location)
             parts = split_video(spec, frames, fps, -(-workers // videos), overlap_s)
             jobs.extend(Job([seg], boundary if len(parts) > 1 else -1) for seg, boundary in parts)
         else:
