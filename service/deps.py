@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Iterator
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from sqlmodel import Session
 
 
@@ -12,3 +12,19 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_or_404(session: Session, model, item_id: int, what: str):
+    """The row of `model` with this id, or a 404 naming it."""
+    item = session.get(model, item_id)
+    if item is None:
+        raise HTTPException(404, f"{what} {item_id} not found")
+    return item
+
+
+def save(session: Session, item):
+    """Write one new or changed row and return it as stored."""
+    session.add(item)
+    session.commit()
+    session.refresh(item)
+    return item

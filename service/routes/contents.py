@@ -1,29 +1,22 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from sqlmodel import select
 
 from .. import store
-from ..deps import SessionDep
+from ..deps import SessionDep, get_or_404, save
 from ..models import Content, ContentCreate, ContentPublic, ContentUpdate
 
 router = APIRouter(prefix="/contents", tags=["contents"])
 
 
 def get_content(session, content_id: int) -> Content:
-    content = session.get(Content, content_id)
-    if content is None:
-        raise HTTPException(404, f"content {content_id} not found")
-    return content
+    return get_or_404(session, Content, content_id, "content")
 
 
 @router.post("", response_model=ContentPublic, status_code=201)
 def create_content(body: ContentCreate, session: SessionDep):
-    content = Content.model_validate(body)
-    session.add(content)
-    session.commit()
-    session.refresh(content)
-    return content
+    return save(session, Content.model_validate(body))
 
 
 @router.get("", response_model=list[ContentPublic])
@@ -40,10 +33,7 @@ def read_content(content_id: int, session: SessionDep):
 def update_content(content_id: int, body: ContentUpdate, session: SessionDep):
     item = get_content(session, content_id)
     item.sqlmodel_update(body.model_dump(exclude_unset=True))
-    session.add(item)
-    session.commit()
-    session.refresh(item)
-    return item
+    return save(session, item)
 
 
 @router.delete("/{content_id}", status_code=204)

@@ -5,7 +5,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from .. import store
-from ..deps import SessionDep
+from ..deps import SessionDep, get_or_404, save
 from ..models import IngestResult, Screening, ScreeningCreate, ScreeningPublic, ScreeningUpdate, StatsBatch
 from .contents import get_content
 
@@ -13,20 +13,13 @@ router = APIRouter(prefix="/screenings", tags=["screenings"])
 
 
 def get_screening(session, screening_id: int) -> Screening:
-    screening = session.get(Screening, screening_id)
-    if screening is None:
-        raise HTTPException(404, f"screening {screening_id} not found")
-    return screening
+    return get_or_404(session, Screening, screening_id, "screening")
 
 
 @router.post("", response_model=ScreeningPublic, status_code=201)
 def create_screening(body: ScreeningCreate, session: SessionDep):
     get_content(session, body.content_id)
-    screening = Screening.model_validate(body)
-    session.add(screening)
-    session.commit()
-    session.refresh(screening)
-    return screening
+    return save(session, Screening.model_validate(body))
 
 
 @router.get("", response_model=list[ScreeningPublic])
@@ -46,10 +39,7 @@ def read_screening(screening_id: int, session: SessionDep):
 def update_screening(screening_id: int, body: ScreeningUpdate, session: SessionDep):
     item = get_screening(session, screening_id)
     item.sqlmodel_update(body.model_dump(exclude_unset=True))
-    session.add(item)
-    session.commit()
-    session.refresh(item)
-    return item
+    return save(session, item)
 
 
 @router.delete("/{screening_id}", status_code=204)
