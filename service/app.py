@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
 
 from .db import migrate
@@ -10,7 +11,8 @@ from .routes import contents, curves, screenings
 
 def create_app(engine: Engine) -> FastAPI:
     migrate(engine)
-    app = FastAPI(title="audience-reactions", version="0.1.0",
+    # the API docs' scripts and styles are served by the service itself: the page works offline
+    app = FastAPIOffline(title="audience-reactions", version="0.1.0",
                   description="Reaction curves of whole audiences: contents, screenings, per-second statistics.")
     app.state.engine = engine
     api = APIRouter(prefix="/api/v1")

@@ -359,3 +359,15 @@ def test_concurrent_replays_of_one_batch_store_it_once(tmp_path):
         assert all(r.status_code == 200 for r in results), [r.text for r in results if r.status_code != 200]
         assert sum(r.json()["inserted"] for r in results) == 400
         assert c.get(f"/api/v1/contents/{cid}/curves").json()["n"] == [20] * 20
+
+
+def test_api_docs_page_needs_no_network(client):
+    import re
+
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and not any(a.startswith(("http://", "https://", "//")) for a in assets), assets
+    for asset in assets:
+        if asset.endswith((".js", ".css")):
+            assert client.get(asset).status_code == 200, asset
