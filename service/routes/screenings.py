@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -47,8 +51,20 @@ def delete_screening(screening_id: int, session: SessionDep):
     store.delete_screening(session, get_screening(session, screening_id))
 
 
-@router.post("/{screening_id}/stats", response_model=IngestResult)
-def ingest_stats(screening_id: int, body: StatsBatch, session: SessionDep):
+async def stats_batch(request: Request) -> StatsBatch:
+    """The batch parsed straight from the JSON bytes by pydantic-core: a 5,000-row batch holds ~200,000
+    numbers and this is 2-3x faster than json.loads followed by validation."""
+    try:
+        return StatsBatch.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
+
+
+STATS_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": StatsBatch.model_json_schema()}}}}
+
+
+@router.post("/{screening_id}/stats", response_model=IngestResult, openapi_extra=STATS_BODY)
+def ingest_stats(screening_id: int, body: Annotated[StatsBatch, Depends(stats_batch)], session: SessionDep):
     """Per-track-second statistics of one camera. Idempotent: a replayed batch changes nothing;
     a batch contradicting stored rows is refused with 409 and nothing of it is written."""
     get_screening(session, screening_id)
