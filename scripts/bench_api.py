@@ -7,7 +7,8 @@ Scenario: a 2-hour content, 50 screenings x 200 viewers at 1 s buckets. Ingest: 
 per-track-second rows posted over HTTP in batches of 5,000 (`--ingest-seconds` of it; face-seconds per
 second of wall time). Curves: the other screenings' per-second aggregates are written straight to the
 database (the same rows ingest would derive), then the whole content's curve across all screenings is
-queried `--queries` times over HTTP; p50 and p95 latency. Starts its own `audience serve` process on a
+queried `--queries` times over HTTP, p50 and p95 latency: repeated (answered from the server's
+per-revision cache) and after each change to the content (computed afresh). Starts its own `audience serve` process on a
 free loopback port.
 """
 from __future__ import annotations
@@ -122,28 +123,40 @@ def main(argv=None) -> int:
 
     query = "/api/v1/contents/{}/curves?{}".format(content["id"], urllib.parse.urlencode(
         {"metrics": "p_happiness,valence,smile,attention", "bucket": 1}))
-    t0 = time.perf_counter()
-    _request(base, "GET", query)  # the first query after loading: reported apart (cold caches)
-    first_ms = (time.perf_counter() - t0) * 1000
-    latencies = []
-    for _ in range(args.queries):
+    def timed_query() -> float:
         t0 = time.perf_counter()
         status, payload = _request(base, "GET", query)
-        latencies.append(time.perf_counter() - t0)
         assert status == 200 and len(payload["t"]) == args.seconds, (status, len(payload.get("t", [])))
+        return (time.perf_counter() - t0) * 1000
+
+    first_ms = timed_query()  # the first query after loading: reported apart (cold caches)
+    # repeated queries: answered from the server's cache (what a dashboard that polls sees)
+    repeated = np.array([timed_query() for _ in range(args.queries)])
+    # each query after a change to the content (the revision bumped as an ingest would): computed afresh
+    fresh = []
+    for _ in range(args.queries):
+        with Session(engine) as session:
+            store._bump_revision(session, content["id"])
+            session.commit()
+        fresh.append(timed_query())
+    fresh = np.array(fresh)
     server.terminate()
     server.wait(timeout=10)
-    lat = np.array(latencies) * 1000
     face_seconds = total
     print(f"database: {db.split('@')[-1]}")
     print(f"ingest over HTTP: {face_seconds} face-seconds in {ingest_s:.2f} s = {face_seconds / ingest_s:,.0f} "
           f"face-seconds/s   target >= 20,000")
     print(f"loaded {args.screenings} screenings x {args.seconds} s of per-second aggregates in {load_s:.1f} s")
-    print(f"curve of the whole content across all {args.screenings} screenings ({args.seconds} points, 4 metrics): "
-          f"p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms over {args.queries} queries "
-          f"(the first, cold: {first_ms:.0f} ms)   target p95 <= 100 ms")
-    print(json.dumps({"ingest_face_seconds_per_s": face_seconds / ingest_s, "curve_p50_ms": float(np.percentile(lat, 50)),
-                      "curve_p95_ms": float(np.percentile(lat, 95))}))
+    print(f"curve of the whole content across all {args.screenings} screenings ({args.seconds} points, 4 metrics), "
+          f"{args.queries} queries each, target p95 <= 100 ms:")
+    for name, lat in (("repeated (cached)", repeated), ("after each change (computed)", fresh)):
+        print(f"  {name:30s} p50 {np.percentile(lat, 50):4.0f} ms   p95 {np.percentile(lat, 95):4.0f} ms")
+    print(f"  the first, cold: {first_ms:.0f} ms")
+    print(json.dumps({"ingest_face_seconds_per_s": face_seconds / ingest_s,
+                      "curve_cached_p50_ms": float(np.percentile(repeated, 50)),
+                      "curve_cached_p95_ms": float(np.percentile(repeated, 95)),
+                      "curve_computed_p50_ms": float(np.percentile(fresh, 50)),
+                      "curve_computed_p95_ms": float(np.percentile(fresh, 95))}))
     tmp.cleanup()
     return 0
 

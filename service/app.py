@@ -5,6 +5,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
 
+from .cache import AnswerCache
 from .db import migrate
 from .routes import contents, curves, screenings
 
@@ -15,6 +16,7 @@ def create_app(engine: Engine) -> FastAPI:
     app = FastAPIOffline(title="audience-reactions", version="0.1.0",
                   description="Reaction curves of whole audiences: contents, screenings, per-second statistics.")
     app.state.engine = engine
+    app.state.answers = AnswerCache()
     api = APIRouter(prefix="/api/v1")
     for module in (contents, screenings, curves):
         api.include_router(module.router)

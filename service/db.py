@@ -47,6 +47,7 @@ def migrate(engine: Engine) -> int:
         if row.version < 2:  # version 2 added the content-wide rollup: build it from what is stored
             for content in session.exec(select(Content)).all():
                 store._refresh_content(session, content.id)
+        # version 3 added content_revision: create_all made it; a content without a row is at revision 0
         row.version = SCHEMA_VERSION
         session.add(row)
         session.commit()

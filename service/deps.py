@@ -5,6 +5,8 @@ from typing import Annotated, Iterator
 from fastapi import Depends, HTTPException, Request
 from sqlmodel import Session
 
+from .cache import AnswerCache
+
 
 def get_session(request: Request) -> Iterator[Session]:
     with Session(request.app.state.engine) as session:
@@ -12,6 +14,13 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_answers(request: Request) -> AnswerCache:
+    return request.app.state.answers
+
+
+AnswersDep = Annotated[AnswerCache, Depends(get_answers)]
 
 
 def get_or_404(session: Session, model, item_id: int, what: str):

@@ -10,7 +10,7 @@ from sqlmodel import JSON, Field, SQLModel
 
 from .stats import VALUES
 
-SCHEMA_VERSION = 2  # 1: contents, screenings, track/camera seconds; 2: + content_second rollup
+SCHEMA_VERSION = 3  # 1: contents, screenings, track/camera seconds; 2: + content_second rollup; 3: + revisions
 
 
 def _now() -> datetime:
@@ -101,6 +101,12 @@ content_second = Table(  # camera_second summed over every screening of a conten
     Column("second", Integer, primary_key=True),
     Column("k", Integer, nullable=False),
     *_sums("m", "mm"),
+)
+
+content_revision = Table(  # bumped by every change to a content's statistics: the key of cached curves
+    "content_revision", SQLModel.metadata,
+    Column("content_id", Integer, ForeignKey("content.id", ondelete="CASCADE"), primary_key=True),
+    Column("revision", Integer, nullable=False),
 )
 
 camera_second = Table(

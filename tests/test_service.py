@@ -245,7 +245,7 @@ def test_demo_analyses_the_sample_into_a_database(tmp_path):
 
 def test_a_version_1_database_is_migrated_and_keeps_its_curves(tmp_path):
     from service.db import make_engine, migrate
-    from service.models import content_second
+    from service.models import SCHEMA_VERSION, content_revision, content_second
 
     db = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(db)
@@ -256,7 +256,8 @@ def test_a_version_1_database_is_migrated_and_keeps_its_curves(tmp_path):
     with engine.begin() as conn:  # make it look like a version-1 database
         conn.execute(text("UPDATE schemaversion SET version = 1"))
         content_second.drop(conn)
-    assert migrate(engine) == 2
+        content_revision.drop(conn)
+    assert migrate(engine) == SCHEMA_VERSION
     with TestClient(create_app(engine)) as c:
         assert c.get(f"/api/v1/contents/{cid}/curves").json() == want
     with engine.begin() as conn:
@@ -371,3 +372,23 @@ def test_api_docs_page_needs_no_network(client):
     for asset in assets:
         if asset.endswith((".js", ".css")):
             assert client.get(asset).status_code == 200, asset
+
+
+def test_cached_curves_follow_writes_made_outside_this_server(client):
+    """Curves are cached per content revision: a write by another process (here: the store called on the
+    server's database directly, as `analyze --db` does) and a delete both change the next answer."""
+    from sqlmodel import Session
+
+    from service import store
+
+    cid, sid = make_screening(client)
+    client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+    first = client.get(f"/api/v1/contents/{cid}/curves").json()
+    assert client.get(f"/api/v1/contents/{cid}/curves").json() == first
+    assert client.app.state.answers.hits >= 1
+    with Session(client.app.state.engine) as session:
+        store.ingest(session, sid, "other-camera", store.rows_to_columns(track_seconds(fake_observations(n_tracks=3, seed=7))))
+    second = client.get(f"/api/v1/contents/{cid}/curves").json()
+    assert second["n"] == [n + 3 for n in first["n"]]
+    client.delete(f"/api/v1/screenings/{sid}")
+    assert client.get(f"/api/v1/contents/{cid}/curves").json()["t"] == []

@@ -6,7 +6,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from .. import store
-from ..deps import SessionDep
+from ..deps import AnswersDep, SessionDep
 from ..models import Comparison, Curves, Moments, Norms
 from ..stats import VALUES, find_moments
 from .contents import get_content
@@ -70,17 +70,25 @@ def _export(curves: Curves, fmt: str) -> Response:
 
 @router.get("/contents/{content_id}/curves", response_model=Curves,
             responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}})
-def read_curves(content_id: int, session: SessionDep, metrics: str = METRICS_QUERY, bucket: float = BUCKET_QUERY,
+def read_curves(content_id: int, session: SessionDep, answers: AnswersDep, metrics: str = METRICS_QUERY,
+                bucket: float = BUCKET_QUERY,
                 screenings: str | None = Query(None, description="comma-separated screening ids (default: all)"),
                 segment: list[str] = Query([], description="label filters key=value, all must match"),
                 format: Literal["json", "csv", "parquet"] = Query("json", description="json, or an export")):
     get_content(session, content_id)
     names = _metrics(metrics)
     chosen = store.screenings_of(session, content_id, _ids(screenings), _parse_segment(segment))
+    key = (content_id, store.revision(session, content_id), tuple(names), bucket, tuple(chosen))
+    if format == "json" and (cached := answers.get(key)) is not None:
+        return Response(cached, media_type="application/json")
     everything = store.screenings_of(session, content_id, None, {})
     data = store.curves(session, chosen, names, bucket, content_id if chosen == everything else None)
     curves = Curves(content_id=content_id, bucket_s=bucket, screenings=chosen, metrics=names, **data)
-    return curves if format == "json" else _export(curves, format)
+    if format != "json":
+        return _export(curves, format)
+    body = curves.model_dump_json().encode()
+    answers.put(key, body)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/contents/{content_id}/compare", response_model=Comparison)
