@@ -7,7 +7,8 @@ from sqlalchemy.engine import Engine
 
 from .cache import AnswerCache
 from .db import migrate
-from .routes import contents, curves, screenings
+from .metrics import ServiceMetrics
+from .routes import contents, curves, live, screenings
 
 
 def create_app(engine: Engine) -> FastAPI:
@@ -18,9 +19,11 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.engine = engine
     app.state.answers = AnswerCache()
     api = APIRouter(prefix="/api/v1")
-    for module in (contents, screenings, curves):
+    for module in (contents, screenings, curves, live):
         api.include_router(module.router)
     app.include_router(api)
+    app.state.metrics = ServiceMetrics(app)
+    app.state.metrics.install(app)
 
     @app.get("/healthz", tags=["operations"])
     def healthz():

@@ -4,13 +4,16 @@ value, generated from `vision.labels.VALUE_COLUMNS`, so SQL does the sums)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Literal
 
-from sqlalchemy import Column, Float, ForeignKey, Integer, String, Table
+from sqlalchemy import JSON as SA_JSON
+from sqlalchemy import Column, DateTime, Float, ForeignKey, Integer, String, Table
 from sqlmodel import JSON, Field, SQLModel
 
 from .stats import VALUES
 
-SCHEMA_VERSION = 3  # 1: contents, screenings, track/camera seconds; 2: + content_second rollup; 3: + revisions
+SCHEMA_VERSION = 4  # 1: contents, screenings, track/camera seconds; 2: + content_second rollup; 3: + revisions;
+#                     4: + camera gaps and live source states
 
 
 def _now() -> datetime:
@@ -109,6 +112,24 @@ content_revision = Table(  # bumped by every change to a content's statistics: t
     Column("revision", Integer, nullable=False),
 )
 
+camera_gap = Table(  # a stretch of content time a camera delivered nothing: missing data, not zero faces
+    "camera_gap", SQLModel.metadata,
+    Column("screening_id", Integer, ForeignKey("screening.id", ondelete="CASCADE"), primary_key=True),
+    Column("camera", String(300), primary_key=True),
+    Column("start_s", Float, primary_key=True),
+    Column("end_s", Float, nullable=False),
+    Column("reason", String(300), nullable=False),
+)
+
+live_source = Table(  # the last state a live process reported for one of its cameras
+    "live_source", SQLModel.metadata,
+    Column("screening_id", Integer, ForeignKey("screening.id", ondelete="CASCADE"), primary_key=True),
+    Column("camera", String(300), primary_key=True),
+    Column("state", String(40), nullable=False),
+    Column("detail", SA_JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 camera_second = Table(
     "camera_second", SQLModel.metadata,
     Column("screening_id", Integer, ForeignKey("screening.id", ondelete="CASCADE"), primary_key=True),
@@ -187,6 +208,36 @@ class StatsBatch(SQLModel):
     camera: str = Field(min_length=1, max_length=300)
     columns: dict[str, list[float]] | None = None
     rows: list[dict] | None = None
+    covered: list[int] | None = Field(default=None, max_length=100_000, description=(
+        "seconds of content time this camera analysed, faces or not: a covered second without faces has "
+        "n = 0 in the curve, a second neither covered nor holding rows is missing (a gap)"))
+
+
+class GapIn(SQLModel):
+    """A stretch of content time one camera delivered no frames (dropped, reconnecting)."""
+
+    camera: str = Field(min_length=1, max_length=300)
+    start_s: float
+    end_s: float
+    reason: str = Field(default="", max_length=300)
+
+
+class GapPublic(GapIn):
+    screening_id: int
+
+
+class SourceStateIn(SQLModel):
+    """What a live process reports about one camera (see `audience live`)."""
+
+    state: Literal["starting", "running", "reconnecting", "stopped"]
+    detail: dict = Field(default_factory=dict, description="analysis rate, drops, latency, spool depth, ...")
+
+
+class SourceStatePublic(SourceStateIn):
+    screening_id: int
+    camera: str
+    updated_at: datetime
+    stale: bool = Field(description="no report for 30 s: the live process is down or cut off")
 
 
 class IngestResult(SQLModel):

@@ -6,7 +6,8 @@ from sqlalchemy import and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from .models import Content, Screening, camera_second, content_revision, content_second, track_second
+from .models import (Content, Screening, camera_gap, camera_second, content_revision, content_second, live_source,
+                     track_second)
 from .stats import VALUES, curve_points, welch_half_width
 
 ROW_KEYS = ("track_id", "second", "n") + tuple(f"s_{v}" for v in VALUES) + tuple(f"q_{v}" for v in VALUES)
@@ -70,13 +71,21 @@ def check_columns(columns: dict[str, list]) -> dict[str, np.ndarray]:
     return out
 
 
-def ingest(session: Session, screening_id: int, camera: str, columns: dict[str, list]) -> tuple[int, int]:
+def ingest(session: Session, screening_id: int, camera: str, columns: dict[str, list],
+           covered: list[int] | None = None) -> tuple[int, int]:
     """Store per-track-second statistics idempotently: a row already stored with the same numbers is
     skipped, one stored with different numbers raises Conflict and nothing of the batch is written.
-    `columns` is the columnar batch (see rows_to_columns for the row form). Returns (inserted, unchanged)."""
+    `columns` is the columnar batch (see rows_to_columns for the row form); `covered` the seconds the
+    camera analysed, with or without faces (stored as k = 0 where nothing else is). Returns (inserted,
+    unchanged)."""
     cols = check_columns(columns)
+    empty = _uncovered(session, screening_id, camera, covered)
     n = len(cols["n"])
     if n == 0:
+        if empty:
+            _add_to_seconds(session, screening_id, session.get(Screening, screening_id).content_id, camera,
+                            cols, empty)
+        session.commit()
         return 0, 0
     ts = track_second.c
     stored = session.execute(
@@ -99,10 +108,25 @@ def ingest(session: Session, screening_id: int, camera: str, columns: dict[str, 
     fresh = np.flatnonzero(is_new)
     if len(fresh):
         _insert_track_rows(session, screening_id, camera, {k: cols[k][fresh].tolist() for k in ROW_KEYS})
+    if len(fresh) or empty:
         _add_to_seconds(session, screening_id, session.get(Screening, screening_id).content_id, camera,
-                        {k: cols[k][fresh] for k in ROW_KEYS})
+                        {k: cols[k][fresh] for k in ROW_KEYS}, empty)
     session.commit()
     return int(len(fresh)), int(n - len(fresh))
+
+
+def _uncovered(session: Session, screening_id: int, camera: str, covered: list[int] | None) -> list[int]:
+    """The covered seconds that have no per-second row yet."""
+    if not covered:
+        return []
+    try:
+        wanted = {int(c) for c in covered}
+    except (TypeError, ValueError):
+        raise Invalid("covered: seconds must be whole numbers") from None
+    cs = camera_second.c
+    have = {r[0] for r in session.execute(select(cs.second).where(and_(
+        cs.screening_id == screening_id, cs.camera == camera, cs.second.between(min(wanted), max(wanted)))))}
+    return sorted(wanted - have)
 
 
 def _insert_track_rows(session: Session, screening_id: int, camera: str, values: dict[str, list]) -> None:
@@ -135,12 +159,14 @@ def _driver_insert(connection, names: tuple[str, ...], rows: list[tuple]) -> Non
 
 
 def _add_to_seconds(session: Session, screening_id: int, content_id: int, camera: str,
-                    fresh: dict[str, np.ndarray]) -> None:
+                    fresh: dict[str, np.ndarray], empty_seconds: list[int] = ()) -> None:
     """Add new track rows to the per-second aggregates (camera_second and the content's content_second):
     per second, k tracks and the sum and sum of squares of their means, summed in NumPy and added with
     one upsert per table (INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x). New rows are new
     (track, second) keys (ingest checked), so adding is exact; concurrent batches serialise on the rows."""
-    seconds, where = np.unique(fresh["second"], return_inverse=True)
+    seconds, where = np.unique(np.concatenate([fresh["second"], np.asarray(empty_seconds, np.int64)]),
+                               return_inverse=True)
+    where = where.reshape(-1)[:len(fresh["second"])]  # the empty seconds add rows with k = 0 and zero sums
     k = np.bincount(where, minlength=len(seconds))
     sums = {}
     for v in VALUES:
@@ -276,9 +302,56 @@ def _nulls(a: np.ndarray) -> list:
     return [None if v != v else v for v in a.tolist()]
 
 
+SCREENING_TABLES = (track_second, camera_second, camera_gap, live_source)  # all that hangs off a screening
+
+
+def _upsert(session: Session, table, row: dict, keys: list[str], set_: dict) -> None:
+    if session.connection().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table).values(row)
+    session.execute(statement.on_conflict_do_update(index_elements=keys, set_=set_(statement.excluded)))
+
+
+def add_gap(session: Session, screening_id: int, camera: str, start_s: float, end_s: float, reason: str) -> None:
+    """Record a gap; replaying it changes nothing (a gap is keyed by its start; its end only grows)."""
+    if not end_s >= start_s:
+        raise Invalid("a gap ends at or after its start")
+    g = camera_gap.c
+    _upsert(session, camera_gap, {"screening_id": screening_id, "camera": camera, "start_s": start_s,
+                                  "end_s": end_s, "reason": reason},
+            ["screening_id", "camera", "start_s"],
+            lambda new: {"end_s": func.max(g.end_s, new.end_s) if session.connection().dialect.name == "sqlite"
+                         else func.greatest(g.end_s, new.end_s)})
+    session.commit()
+
+
+def gaps(session: Session, screening_ids: list[int]) -> list[dict]:
+    g = camera_gap.c
+    query = select(camera_gap).where(g.screening_id.in_(screening_ids)).order_by(g.screening_id, g.camera, g.start_s)
+    return [dict(r._mapping) for r in session.execute(query)]
+
+
+def set_source_state(session: Session, screening_id: int, camera: str, state: str, detail: dict) -> None:
+    from datetime import datetime, timezone
+
+    row = {"screening_id": screening_id, "camera": camera, "state": state, "detail": detail,
+           "updated_at": datetime.now(timezone.utc)}
+    _upsert(session, live_source, row, ["screening_id", "camera"],
+            lambda new: {"state": new.state, "detail": new.detail, "updated_at": new.updated_at})
+    session.commit()
+
+
+def source_states(session: Session, screening_id: int) -> list[dict]:
+    s = live_source.c
+    query = select(live_source).where(s.screening_id == screening_id).order_by(s.camera)
+    return [dict(r._mapping) for r in session.execute(query)]
+
+
 def delete_screening(session: Session, screening: Screening) -> None:
     """The screening and everything derived from it, children first; the content's sums follow."""
-    for table in (track_second, camera_second):
+    for table in SCREENING_TABLES:
         session.execute(delete(table).where(table.c.screening_id == screening.id))
     session.flush()
     content_id = screening.content_id
@@ -291,7 +364,7 @@ def delete_screening(session: Session, screening: Screening) -> None:
 def delete_content(session: Session, content: Content) -> None:
     """The content and everything derived from it, children first."""
     ids = [s.id for (s,) in session.execute(select(Screening).where(Screening.content_id == content.id)).all()]
-    for table in (track_second, camera_second):
+    for table in SCREENING_TABLES:
         session.execute(delete(table).where(table.c.screening_id.in_(ids)))
     for table in (content_second, content_revision):
         session.execute(delete(table).where(table.c.content_id == content.id))

@@ -392,3 +392,93 @@ def test_cached_curves_follow_writes_made_outside_this_server(client):
     assert second["n"] == [n + 3 for n in first["n"]]
     client.delete(f"/api/v1/screenings/{sid}")
     assert client.get(f"/api/v1/contents/{cid}/curves").json()["t"] == []
+
+
+def test_covered_seconds_without_faces_count_zero_and_gaps_are_missing(client):
+    cid, sid = make_screening(client)
+    rows = track_seconds(fake_observations(seconds=4))  # faces in seconds 0-3
+    r = client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "cam1", "rows": rows, "covered": list(range(7))})
+    assert r.status_code == 200
+    gap = {"camera": "cam1", "start_s": 7.0, "end_s": 9.5, "reason": "camera reconnecting"}
+    assert client.post(f"/api/v1/screenings/{sid}/gaps", json=gap).status_code == 201
+    assert client.post(f"/api/v1/screenings/{sid}/gaps", json={**gap, "end_s": 10.0}).status_code == 201  # replay, grown
+    assert client.post(f"/api/v1/screenings/{sid}/gaps", json={**gap, "end_s": 8.0}).status_code == 201  # late replay
+    later = track_seconds(fake_observations(seconds=2, seed=3))
+    for row in later:
+        row["second"] += 10
+    client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "cam1", "rows": later, "covered": [10, 11]})
+    curve = client.get(f"/api/v1/contents/{cid}/curves", params={"metrics": "p_happiness"}).json()
+    assert curve["t"] == [0, 1, 2, 3, 4, 5, 6, 10, 11]  # 7-9 missing: the gap
+    assert curve["n"][4:7] == [0, 0, 0] and curve["mean"]["p_happiness"][4:7] == [None, None, None]
+    assert all(n == 5 for n in curve["n"][:4] + curve["n"][7:])
+    assert client.get(f"/api/v1/screenings/{sid}/gaps").json() == [{**gap, "end_s": 10.0, "screening_id": sid}]
+    # replaying a covered-only batch changes nothing; moments and norms skip the empty seconds
+    client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "cam1", "rows": [], "covered": list(range(7))})
+    assert client.get(f"/api/v1/contents/{cid}/curves", params={"metrics": "p_happiness"}).json() == curve
+    assert client.get(f"/api/v1/contents/{cid}/moments").status_code == 200
+    assert client.post(f"/api/v1/screenings/{sid}/gaps", json={**gap, "end_s": 1.0}).status_code == 422
+    client.delete(f"/api/v1/screenings/{sid}")
+    assert client.get(f"/api/v1/screenings/{sid}/gaps").status_code == 404
+
+
+def test_live_source_states_and_metrics(client):
+    cid, sid = make_screening(client)
+    r = client.put(f"/api/v1/screenings/{sid}/sources/cam1", json={"state": "running", "detail": {"fps": 2.0}})
+    assert r.status_code == 200 and r.json()["stale"] is False and r.json()["detail"] == {"fps": 2.0}
+    client.put(f"/api/v1/screenings/{sid}/sources/cam1", json={"state": "reconnecting", "detail": {}})
+    states = client.get(f"/api/v1/screenings/{sid}/sources").json()
+    assert [(s["camera"], s["state"]) for s in states] == [("cam1", "reconnecting")]
+    assert client.put(f"/api/v1/screenings/{sid}/sources/cam1", json={"state": "on fire"}).status_code == 422
+    assert client.put("/api/v1/screenings/999/sources/cam1", json={"state": "running"}).status_code == 404
+    client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+    text_ = client.get("/metrics").text
+    assert 'audience_live_sources{state="reconnecting"} 1.0' in text_
+    assert 'audience_ingest_rows_total{result="inserted"} 20.0' in text_
+    assert 'audience_http_requests_total{method="POST",route="/api/v1/screenings/{screening_id}/stats",status="200"}' in text_
+    assert "audience_http_request_seconds_bucket" in text_
+
+
+def test_a_running_screening_can_be_followed_as_server_sent_events(tmp_path):
+    """A real server (uvicorn on loopback): the stream sends what is stored, then each new second."""
+    import json
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from service.db import make_engine
+
+    app = create_app(make_engine(f"sqlite:///{tmp_path / 'live.db'}"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        pass
+    port = server.servers[0].sockets[0].getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=10) as c:
+            cid, sid = make_screening(c)
+            rows = track_seconds(fake_observations(seconds=2))
+            c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "cam1", "rows": rows})
+            events = []
+            with c.stream("GET", f"/api/v1/screenings/{sid}/live", params={"interval": 0.2,
+                                                                          "metrics": "p_happiness"}) as stream:
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                name = None
+                for line in stream.iter_lines():
+                    if line.startswith("event: "):
+                        name = line[7:]
+                    elif line.startswith("data: ") and name == "points":
+                        events.append(json.loads(line[6:]))
+                        if len(events) == 1:  # the stored seconds; now the screening grows by two
+                            later = track_seconds(fake_observations(seconds=4))[len(rows):]
+                            httpx.post(f"{base}/api/v1/screenings/{sid}/stats", json={"camera": "cam1", "rows": later})
+                        else:
+                            break
+            assert events[0]["t"] == [0, 1] and events[1]["t"] == [2, 3]
+            assert events[1]["n"] == [5, 5] and len(events[1]["mean"]["p_happiness"]) == 2
+            assert c.get("/api/v1/screenings/999/live").status_code == 404
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

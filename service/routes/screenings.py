@@ -10,7 +10,8 @@ from sqlmodel import select
 
 from .. import store
 from ..deps import SessionDep, get_or_404, save
-from ..models import IngestResult, Screening, ScreeningCreate, ScreeningPublic, ScreeningUpdate, StatsBatch
+from ..models import (GapIn, GapPublic, IngestResult, Screening, ScreeningCreate, ScreeningPublic, ScreeningUpdate,
+                      SourceStateIn, SourceStatePublic, StatsBatch)
 from .contents import get_content
 
 router = APIRouter(prefix="/screenings", tags=["screenings"])
@@ -64,7 +65,8 @@ STATS_BODY = {"requestBody": {"required": True, "content": {"application/json": 
 
 
 @router.post("/{screening_id}/stats", response_model=IngestResult, openapi_extra=STATS_BODY)
-def ingest_stats(screening_id: int, body: Annotated[StatsBatch, Depends(stats_batch)], session: SessionDep):
+def ingest_stats(screening_id: int, body: Annotated[StatsBatch, Depends(stats_batch)], session: SessionDep,
+                 request: Request):
     """Per-track-second statistics of one camera. Idempotent: a replayed batch changes nothing;
     a batch contradicting stored rows is refused with 409 and nothing of it is written."""
     get_screening(session, screening_id)
@@ -73,14 +75,85 @@ def ingest_stats(screening_id: int, body: Annotated[StatsBatch, Depends(stats_ba
             raise store.Invalid("give exactly one of columns and rows")
         columns = body.columns if body.columns is not None else store.rows_to_columns(body.rows)
         try:
-            inserted, unchanged = store.ingest(session, screening_id, body.camera, columns)
+            inserted, unchanged = store.ingest(session, screening_id, body.camera, columns, body.covered)
         except IntegrityError:  # a concurrent request stored some of the same keys first: judge again
             session.rollback()
-            inserted, unchanged = store.ingest(session, screening_id, body.camera, columns)
+            inserted, unchanged = store.ingest(session, screening_id, body.camera, columns, body.covered)
     except store.Invalid as exc:
         session.rollback()
         raise HTTPException(422, str(exc)) from None
     except store.Conflict as exc:
         session.rollback()
         raise HTTPException(409, str(exc)) from None
+    counter = request.app.state.metrics.ingested
+    counter.labels("inserted").inc(inserted)
+    counter.labels("unchanged").inc(unchanged)
     return IngestResult(inserted=inserted, unchanged=unchanged)
+
+
+def _retry_race(action):
+    """Run a write; a concurrent request that wrote the same keys first makes it run once more."""
+    try:
+        return action()
+    except IntegrityError:
+        return action()
+
+
+@router.post("/{screening_id}/gaps", response_model=GapPublic, status_code=201)
+def add_gap(screening_id: int, body: GapIn, session: SessionDep):
+    """Record that a camera delivered nothing between start_s and end_s (content time): those seconds are
+    missing from the curve, not zero. Idempotent (keyed by camera and start)."""
+    get_screening(session, screening_id)
+
+    def write():
+        session.rollback()
+        store.add_gap(session, screening_id, body.camera, body.start_s, body.end_s, body.reason)
+
+    try:
+        _retry_race(write)
+    except store.Invalid as exc:
+        session.rollback()
+        raise HTTPException(422, str(exc)) from None
+    return GapPublic(screening_id=screening_id, **body.model_dump())
+
+
+@router.get("/{screening_id}/gaps", response_model=list[GapPublic])
+def list_gaps(screening_id: int, session: SessionDep):
+    get_screening(session, screening_id)
+    return store.gaps(session, [screening_id])
+
+
+@router.put("/{screening_id}/sources/{camera}", response_model=SourceStatePublic)
+def report_source(screening_id: int, camera: str, body: SourceStateIn, session: SessionDep):
+    """A live process's heartbeat for one camera: its state and figures."""
+    get_screening(session, screening_id)
+
+    def write():
+        session.rollback()
+        store.set_source_state(session, screening_id, camera, body.state, body.detail)
+
+    _retry_race(write)
+    return _public_states(session, screening_id, camera)[0]
+
+
+@router.get("/{screening_id}/sources", response_model=list[SourceStatePublic])
+def list_sources(screening_id: int, session: SessionDep):
+    """Each live source of the screening as last reported; `stale` when it has not reported for 30 s."""
+    get_screening(session, screening_id)
+    return _public_states(session, screening_id)
+
+
+def _public_states(session, screening_id: int, camera: str | None = None) -> list[dict]:
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    out = []
+    for row in store.source_states(session, screening_id):
+        if camera is not None and row["camera"] != camera:
+            continue
+        updated = row["updated_at"] if row["updated_at"].tzinfo else row["updated_at"].replace(tzinfo=timezone.utc)
+        out.append({**row, "updated_at": updated, "stale": (now - updated).total_seconds() > STALE_AFTER_S})
+    return out
+
+
+STALE_AFTER_S = 30.0
