@@ -21,12 +21,16 @@ IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff
 VIDEO_EXTS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts", ".mjpeg"})
 
 
+STREAM_TIMEOUT_MS = 5000  # opening a URL, or waiting for its next frame, longer than this fails
+
+
 @dataclass(frozen=True)
 class Frame:
     source: str
     index: int
     t: float  # seconds since the source started
     image: np.ndarray  # BGR uint8, H x W x 3
+    captured: float = 0.0  # time.monotonic() when it was read (live analysis measures its latency)
 
 
 @dataclass(frozen=True)
@@ -136,15 +140,19 @@ class VideoSource:
     stopped_early (a file that stopped decoding before its expected end).
     """
 
-    def __init__(self, spec: SourceSpec, analysis_fps: float | None = None):
+    def __init__(self, spec: SourceSpec, analysis_fps: float | None = None, wall_clock: bool = False):
         if analysis_fps is not None and analysis_fps <= 0:
             raise ValueError("analysis_fps must be > 0")
         self.spec = spec
         self.analysis_fps = analysis_fps
+        self.wall_clock = wall_clock  # a stream's frames timed by arrival (live), not by its own timestamps
         self.frames_read = 0
         self.stopped_early = False
         if spec.kind == "video":
             self._cap = cv2.VideoCapture(str(spec.location), cv2.CAP_FFMPEG)
+        elif isinstance(spec.location, str):  # a URL: give up on a dead or silent server instead of hanging
+            self._cap = cv2.VideoCapture(spec.location, cv2.CAP_FFMPEG, [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
         else:
             self._cap = cv2.VideoCapture(spec.location)
         if not self._cap.isOpened():
@@ -170,7 +178,10 @@ class VideoSource:
         while end is None or index < end:
             if not cap.grab():
                 break
-            t = self._stream_time(started, last_t) if live else index / self.fps
+            if self.wall_clock and live:
+                t = max(time.monotonic() - started, last_t + 1e-3)
+            else:
+                t = self._stream_time(started, last_t) if live else index / self.fps
             last_t = t
             wanted = t + 1e-9 >= next_t
             if wanted:

@@ -1,4 +1,4 @@
-"""`audience`: the command line. Subcommands: analyze, serve, demo.
+"""`audience`: the command line. Subcommands: analyze, live, serve, demo.
 
 Exit codes: 0 done (also when no face was found: a message says so); 1 internal error; 2 bad usage;
 3 input not found; 4 input not a readable video or image; 5 folder with no images or videos;
@@ -97,6 +97,37 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--content", type=_positive(int), default=None, help="content id (checked against the screening)")
     a.add_argument("--screening", type=_positive(int), default=None, help="screening id to store the statistics under")
 
+    lv = sub.add_parser("live", help="analyse a camera, stream or paced file in real time into a screening",
+                        description="Analyse one camera (index), stream URL (rtsp://, http://) or file in real time "
+                                    "and store its per-second statistics in a screening, live. Results go to a "
+                                    "durable spool file first: an API or database outage loses nothing, and a "
+                                    "restart with the same spool sends what is left. A camera that drops is "
+                                    "reopened with backoff and the stretch is recorded as a gap. SIGINT/SIGTERM "
+                                    "finish the second in progress, flush and exit 0. Prints a JSON summary.",
+                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    lv.add_argument("--source", required=True, help="camera index (0), stream URL, or video file")
+    lv.add_argument("--screening", type=_positive(int), required=True, help="screening id to store under")
+    lv.add_argument("--content", type=_positive(int), default=None, help="content id (checked against the screening)")
+    target = lv.add_mutually_exclusive_group(required=True)
+    target.add_argument("--api", help="URL of a running service (audience serve)")
+    target.add_argument("--db", help="database URL to write to directly")
+    lv.add_argument("--camera", default=None, help="name of this camera in the screening (default: from the source)")
+    lv.add_argument("--fps", type=_positive(float), default=2.0,
+                    help="analysis rate, frames per second (default 2); newer frames replace ones not yet analysed")
+    lv.add_argument("--realtime", action="store_true", help="pace a FILE at its own frame rate, like a camera")
+    lv.add_argument("--spool", type=Path, default=None,
+                    help="spool file (default ./audience-live-s<screening>-<camera>.spool.db)")
+    lv.add_argument("--classifier", choices=["fusion", "cnn"], default="fusion")
+    lv.add_argument("--scene", choices=["single", "audience", "auto"], default="auto")
+    lv.add_argument("--seat-map", default=None, help="JSON seat map (seats and opt-out regions)")
+    lv.add_argument("--metrics-host", default="127.0.0.1")
+    lv.add_argument("--metrics-port", type=int, default=9108, help="/metrics and /healthz port (0: any free port; "
+                                                                    "-1: none)")
+    lv.add_argument("--duration", type=_positive(float), default=None, help="stop after this many seconds")
+    lv.add_argument("--flush-timeout", type=_number, default=10.0,
+                    help="seconds to keep sending the backlog at the end (default 10)")
+    lv.add_argument("--out", type=Path, default=None, help="also write the analysed observations here (Parquet)")
+
     d = sub.add_parser("demo", help="analyse the bundled sample into a demo database and serve it",
                        description="Analyse the bundled sample video into a fresh SQLite database, then serve "
                                    "the API on it and print the URLs to open.",
@@ -125,6 +156,8 @@ def main(argv=None) -> int:
                 return _serve(args)
             if args.command == "demo":
                 return _demo(args)
+            if args.command == "live":
+                return _live(args)
         except KeyboardInterrupt:
             print("audience: interrupted", file=sys.stderr)
             return 130
@@ -140,6 +173,19 @@ def main(argv=None) -> int:
                   f"(set AUDIENCE_DEBUG=1 for a traceback)", file=sys.stderr)
             return 1
     return 2
+
+
+def _live(args) -> int:
+    from .live import LiveRequest, run_live, summary_json
+
+    summary = run_live(LiveRequest(
+        source=args.source, screening=args.screening, content=args.content, api=args.api, db=args.db,
+        camera=args.camera, realtime=args.realtime, spool=args.spool, fps=args.fps, classifier=args.classifier,
+        scene=args.scene, seat_map=args.seat_map, metrics_host=args.metrics_host,
+        metrics_port=None if args.metrics_port < 0 else args.metrics_port, duration_s=args.duration,
+        flush_timeout_s=args.flush_timeout, out=args.out), stderr=sys.stderr)
+    print(summary_json(summary))
+    return 0
 
 
 def _serve(args) -> int:
