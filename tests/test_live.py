@@ -15,13 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, SHARED, run_cli
+from conftest import FIXTURES, ROOT, SHARED, run_cli
 from vision.curves import BucketStats
 
 VIDEO = SHARED / "data" / "video" / "WolfgangLanger_Pexels.mp4"
 METRICS = ["p_happiness", "p_neutral", "valence", "smile", "attention"]
 
-pytestmark = pytest.mark.shared
 
 
 def free_port() -> int:
@@ -101,6 +100,7 @@ def assert_curve_equals(got: dict, want: pd.DataFrame | dict) -> None:
         assert np.allclose(ci, want[f"{m}_ci95"], atol=1e-5, equal_nan=True), m
 
 
+@pytest.mark.shared
 def test_live_file_through_an_api_outage_and_a_restart_equals_offline_analyze(tmp_path):
     api = Api(f"sqlite:///{tmp_path / 'service.db'}").start()
     cid, sid = api.screening()
@@ -140,6 +140,7 @@ def test_live_file_through_an_api_outage_and_a_restart_equals_offline_analyze(tm
             api.proc.wait(timeout=10)
 
 
+@pytest.mark.shared
 def test_live_camera_cut_and_api_restart_lose_nothing(tmp_path):
     cap = cv2.VideoCapture(str(VIDEO))
     frames = []
@@ -201,3 +202,48 @@ def test_live_camera_cut_and_api_restart_lose_nothing(tmp_path):
     assert_curve_equals(stored, stats.curves())
     track_seconds = {(int(np.floor(t + 1e-9)), k) for t, k in zip(obs["t"], obs["track_id"])}
     assert sum(stored["n"]) == len(track_seconds) > 0
+
+
+def test_live_into_a_database_equals_analyze_and_errors_are_one_line(tmp_path):
+    from sqlmodel import Session
+
+    from service.db import make_engine, migrate
+    from service.models import Content, Screening
+
+    db = f"sqlite:///{tmp_path / 'direct.db'}"
+    engine = make_engine(db)
+    migrate(engine)
+    with Session(engine) as session:
+        content = Content(title="clip", duration_s=10)
+        session.add(content)
+        session.commit()
+        screening = Screening(content_id=content.id, content_offset_s=0.5)
+        session.add(screening)
+        session.commit()
+        cid, sid = content.id, screening.id
+    clip = FIXTURES / "two_faces.mp4"
+    r = run_cli("live", "--source", clip, "--screening", sid, "--db", db, "--fps", 4, "--metrics-port", -1,
+                "--spool", tmp_path / "s.db")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["spool_left"] == 0 and summary["frames_dropped"] == 0 and summary["faces"] > 0
+    offline = run_cli("analyze", clip, "--fps", 4, "--content-offset", 0.5, "--out", tmp_path / "off",
+                      "--scene", summary["scene"])
+    assert offline.returncode == 0, offline.stderr
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    with TestClient(create_app(engine)) as client:
+        stored = client.get(f"/api/v1/contents/{cid}/curves", params={"metrics": ",".join(METRICS)}).json()
+        assert [s["state"] for s in client.get(f"/api/v1/screenings/{sid}/sources").json()] == ["stopped"]
+    assert_curve_equals(stored, pd.read_csv(tmp_path / "off" / "curves.csv"))
+
+    for args, code, text in (
+            (("--source", clip, "--screening", 99, "--db", db), 8, "not found"),
+            (("--source", FIXTURES / "images" / "astronaut.jpg", "--screening", sid, "--db", db), 4, "needs a video"),
+            (("--source", tmp_path / "missing.mp4", "--screening", sid, "--db", db), 3, "no such file"),
+            (("--source", clip, "--screening", sid, "--db", db, "--api", "http://x"), 2, "not allowed"),
+            (("--source", clip, "--screening", sid, "--api", "http://127.0.0.1:9"), 8, "cannot reach")):
+        r = run_cli("live", *args, "--metrics-port", -1, "--spool", tmp_path / "e.db")
+        assert r.returncode == code and text in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
