@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 from .cache import AnswerCache
 from .db import migrate
 from .metrics import ServiceMetrics
-from .routes import contents, curves, live, screenings
+from .routes import contents, curves, dashboard, live, screenings
 
 
 def create_app(engine: Engine) -> FastAPI:
@@ -22,6 +22,7 @@ def create_app(engine: Engine) -> FastAPI:
     for module in (contents, screenings, curves, live):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(dashboard.router)
     app.state.metrics = ServiceMetrics(app)
     app.state.metrics.install(app)
 

@@ -68,6 +68,12 @@ def _export(curves: Curves, fmt: str) -> Response:
     return Response(sink.getvalue(), media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+@router.get("/metrics")
+def list_metrics():
+    """Every metric a curve can show: expression probabilities, blendshape metrics, valence, pose, attention."""
+    return {"metrics": list(VALUES)}
+
+
 @router.get("/contents/{content_id}/curves", response_model=Curves,
             responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}})
 def read_curves(content_id: int, session: SessionDep, answers: AnswersDep, metrics: str = METRICS_QUERY,
