@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vision.curves import group_sums, t_critical_95
+from vision.curves import find_moments, group_sums, t_critical_95  # noqa: F401 - find_moments is part of this API
 from vision.labels import VALUE_COLUMNS
 
 VALUES = VALUE_COLUMNS  # every probability and metric
@@ -47,44 +47,3 @@ def welch_half_width(ka, sa, qa, kb, sb, qb) -> np.ndarray:
         df = np.where(np.isfinite(df), np.maximum(df, 1.0), 1.0)
         crit = np.array([t_critical_95(int(round(d))) for d in np.minimum(df, 31)])
         return np.where((ka >= 2) & (kb >= 2), crit * np.sqrt(va + vb), np.nan)
-
-
-def find_moments(t: np.ndarray, y: np.ndarray, top: int) -> list[dict]:
-    """The `top` peaks of a curve by prominence (height above the higher of the lowest points that separate
-    it from higher ground on either side), each with its extent at half prominence. NaN = no data."""
-    t, y = np.asarray(t, np.float64), np.asarray(y, np.float64)
-    ok = np.isfinite(y)
-    t, y = t[ok], y[ok]
-    n = len(y)
-    peaks = [i for i in range(n) if (i == 0 or y[i] > y[i - 1]) and (i == n - 1 or y[i] >= y[i + 1])]
-    out = []
-    for i in peaks:
-        left_min = right_min = y[i]
-        j = i - 1
-        while j >= 0 and y[j] <= y[i]:
-            left_min = min(left_min, y[j])
-            j -= 1
-        reached_left = j < 0
-        j = i + 1
-        while j < n and y[j] <= y[i]:
-            right_min = min(right_min, y[j])
-            j += 1
-        reached_right = j >= n
-        # an edge with no higher ground beyond it does not bound the peak
-        bases = [m for m, edge in ((left_min, reached_left), (right_min, reached_right)) if not edge] or \
-                [min(left_min, right_min)]
-        prominence = y[i] - max(bases)
-        if prominence <= 0:
-            continue
-        half = y[i] - prominence / 2
-        lo = i
-        while lo > 0 and y[lo - 1] >= half:
-            lo -= 1
-        hi = i
-        while hi < n - 1 and y[hi + 1] >= half:
-            hi += 1
-        step = float(np.median(np.diff(t))) if n > 1 else 1.0
-        out.append({"t": float(t[i]), "value": float(y[i]), "prominence": float(prominence),
-                    "start": float(t[lo]), "end": float(t[hi] + step), "duration_s": float(t[hi] + step - t[lo])})
-    out.sort(key=lambda m: -m["prominence"])
-    return out[:top]

@@ -146,3 +146,31 @@ def test_dashboard_explains_empty_states_and_errors(browser, tmp_path):
     page.select_option("#bucket", "5")
     page.wait_for_selector("body[data-state=error]")
     assert "cannot be reached" in page.inner_text("#banner")
+
+
+def test_report_html_is_self_contained_and_complete(browser, tmp_path):
+    import json
+    import re
+
+    from conftest import FIXTURES, run_cli
+
+    r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "report.html").read_text()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    # nothing to fetch: no external script, style, image or font
+    assert not re.search(r'(src|href)\s*=\s*["\'](https?:)?//', text)
+    assert "<script" not in text and "<img" not in text and "<svg" in text
+    for m in summary["models"].values():
+        assert m["sha256"] in text
+    assert "Moments that landed" in text and "happiness" in text
+    page = browser.new_page()
+    requests = []
+    page.on("request", lambda req: requests.append(req.url))
+    page.goto((tmp_path / "report.html").as_uri())
+    assert requests == [(tmp_path / "report.html").as_uri()]
+    tracks = page.locator("h2:has-text('Tracks') + p + table tbody tr")
+    assert tracks.count() == summary["tracks"] == 3
+    assert page.locator("h3:has-text('happiness') + table tbody tr").count() >= 1
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "report.png"), full_page=True)

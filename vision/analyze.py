@@ -17,6 +17,7 @@ from .labels import EMOTIONS
 from .pipeline import Settings, model_files, resolve_scene
 from .plot import plot_curves
 from .progress import Progress
+from .report import TrackSummary, write_report
 from .seats import SeatMap
 from .runner import default_workers, plan_jobs, run_jobs
 from .table import ObservationFileWriter
@@ -83,6 +84,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
     workers = min(workers, len(jobs))
     progress = Progress(_expected_frames(specs, settings.fps), enabled=False if quiet else None)
     stats = BucketStats(req.bucket, req.content_offset)
+    tracks = TrackSummary()
     obs_path = req.out / f"observations.{req.fmt}"
     reports, batches = [], []
     with ObservationFileWriter(obs_path, req.fmt) as writer:
@@ -91,6 +93,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
                 for cols, report in results:
                     writer.write_columns(cols)
                     stats.add_rows(cols)
+                    tracks.add_rows(cols)
                     if req.db or req.api:
                         from service.stats import track_seconds
 
@@ -134,9 +137,10 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
         "labels": list(EMOTIONS),
         "models": {n: {"file": m.path.name, "sha256": m.sha256} for n, m in models.items()},
         "per_source": [r.public() for r in reports],
-        "outputs": [obs_path.name, "curves.csv", "curves.png", "summary.json"],
+        "outputs": [obs_path.name, "curves.csv", "curves.png", "summary.json", "report.html"],
     }
     (req.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_report(req.out / "report.html", summary, curves, tracks.rows(), names)
 
     if req.db or req.api:
         from service import publish

@@ -1,8 +1,6 @@
 """curves.png: the audience's expressions, a few face metrics and the number of faces over content time."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from .labels import EMOTIONS
@@ -11,7 +9,8 @@ COLOURS = {"anger": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happine
            "sadness": "#1f77b4", "surprise": "#ff7f0e", "neutral": "#7f7f7f"}
 
 
-def plot_curves(curves: dict[str, np.ndarray], path: Path, title: str) -> None:
+def plot_curves(curves: dict[str, np.ndarray], path, title: str, fmt: str | None = None) -> None:
+    """Write the figure to `path` (a file name, or a binary file object with `fmt`, e.g. "svg")."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -50,5 +49,5 @@ def plot_curves(curves: dict[str, np.ndarray], path: Path, title: str) -> None:
     axes[2].set_xlabel("content time (s); bands: 95% CI over faces")
     for ax in axes:
         ax.grid(alpha=0.25)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format=fmt)
     plt.close(fig)
