@@ -11,13 +11,20 @@ from .metrics import ServiceMetrics
 from .routes import contents, curves, dashboard, live, screenings
 
 
-def create_app(engine: Engine) -> FastAPI:
+DEFAULT_MIN_AUDIENCE = 5
+
+
+def create_app(engine: Engine, min_audience: int = DEFAULT_MIN_AUDIENCE) -> FastAPI:
+    """The service on `engine`. Curve answers suppress buckets with fewer than `min_audience` faces."""
+    if min_audience < 1:
+        raise ValueError("min_audience must be >= 1")
     migrate(engine)
     # the API docs' scripts and styles are served by the service itself: the page works offline
     app = FastAPIOffline(title="audience-reactions", version="0.1.0",
                   description="Reaction curves of whole audiences: contents, screenings, per-second statistics.")
     app.state.engine = engine
     app.state.answers = AnswerCache()
+    app.state.min_audience = min_audience
     api = APIRouter(prefix="/api/v1")
     for module in (contents, screenings, curves, live):
         api.include_router(module.router)

@@ -37,3 +37,10 @@ def save(session: Session, item):
     session.commit()
     session.refresh(item)
     return item
+
+
+def get_min_audience(request: Request) -> int:
+    return request.app.state.min_audience
+
+
+MinAudienceDep = Annotated[int, Depends(get_min_audience)]

@@ -152,6 +152,9 @@ class Curves(SQLModel):
     n: list[int]
     mean: dict[str, list[float | None]]
     ci95: dict[str, list[float | None]]
+    suppressed: list[bool] = Field(default_factory=list, description="bucket i has fewer faces than min_audience: "
+                                                                     "its mean and CI are null")
+    min_audience: int = Field(1, description="buckets with fewer distinct faces are suppressed")
 
 
 class Comparison(SQLModel):
@@ -167,6 +170,9 @@ class Comparison(SQLModel):
     n_b: list[int]
     diff: dict[str, list[float | None]]
     ci95: dict[str, list[float | None]]
+    suppressed: list[bool] = Field(default_factory=list, description="either side of bucket i has fewer faces "
+                                                                     "than min_audience: diff and CI are null")
+    min_audience: int = 1
 
 
 class Moment(SQLModel):
@@ -198,6 +204,7 @@ class Norms(SQLModel):
     norm_mean: list[float]
     norm_sd: list[float | None]
     z: list[float | None]
+    min_audience: int = Field(1, description="seconds where a screening had fewer faces are left out")
 
 
 class StatsBatch(SQLModel):

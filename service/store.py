@@ -264,37 +264,44 @@ def curve_sums(session: Session, screening_ids: list[int], metrics: list[str], b
 
 
 def curves(session: Session, screening_ids: list[int], metrics: list[str], bucket: float,
-           content_id: int | None = None) -> dict:
-    """Per bucket of content time: t, n faces, and mean and 95% CI of each metric over faces (columnar)."""
+           content_id: int | None = None, min_tracks: int = 1) -> dict:
+    """Per bucket of content time: t, n faces, and mean and 95% CI of each metric over faces (columnar).
+    Buckets with fewer than `min_tracks` faces are suppressed: their mean and CI are null and
+    `suppressed[i]` is true (a small segment must not describe one identifiable person)."""
     data = curve_sums(session, screening_ids, metrics, bucket, content_id)
-    out = {"t": [], "n": [], "mean": {m: [] for m in metrics}, "ci95": {m: [] for m in metrics}}
+    out = {"t": [], "n": [], "mean": {m: [] for m in metrics}, "ci95": {m: [] for m in metrics}, "suppressed": []}
     if len(data) == 0:
         return out
     k = data[:, 1]
+    hidden = (k < min_tracks) & (k > 0)
     out["t"] = (data[:, 0] * bucket).tolist()
     out["n"] = k.astype(np.int64).tolist()
+    out["suppressed"] = hidden.tolist()
     for j, m in enumerate(metrics):
         mean, half = curve_points(k, data[:, 2 + 2 * j], data[:, 3 + 2 * j])
-        out["mean"][m] = _nulls(mean)
-        out["ci95"][m] = _nulls(half)
+        out["mean"][m] = _nulls(np.where(hidden, np.nan, mean))
+        out["ci95"][m] = _nulls(np.where(hidden, np.nan, half))
     return out
 
 
-def compare(session: Session, a_ids: list[int], b_ids: list[int], metrics: list[str], bucket: float) -> dict:
+def compare(session: Session, a_ids: list[int], b_ids: list[int], metrics: list[str], bucket: float,
+            min_tracks: int = 1) -> dict:
     """Difference of two selections' curves, A - B, per bucket where both have faces, with a Welch 95%
-    half-width (the two audiences are independent)."""
+    half-width (the two audiences are independent). Null (and suppressed) where either side has fewer
+    than `min_tracks` faces."""
     a = curve_sums(session, a_ids, metrics, bucket)
     b = curve_sums(session, b_ids, metrics, bucket)
     common = np.intersect1d(a[:, 0], b[:, 0]) if len(a) and len(b) else np.zeros(0)
     a, b = a[np.isin(a[:, 0], common)], b[np.isin(b[:, 0], common)]
+    hidden = (a[:, 1] < min_tracks) | (b[:, 1] < min_tracks)
     out = {"t": (common * bucket).tolist(), "n_a": a[:, 1].astype(np.int64).tolist(),
-           "n_b": b[:, 1].astype(np.int64).tolist(), "diff": {}, "ci95": {}}
+           "n_b": b[:, 1].astype(np.int64).tolist(), "diff": {}, "ci95": {}, "suppressed": hidden.tolist()}
     for j, m in enumerate(metrics):
         mean_a, _ = curve_points(a[:, 1], a[:, 2 + 2 * j], a[:, 3 + 2 * j])
         mean_b, _ = curve_points(b[:, 1], b[:, 2 + 2 * j], b[:, 3 + 2 * j])
-        out["diff"][m] = _nulls(mean_a - mean_b)
-        out["ci95"][m] = _nulls(welch_half_width(a[:, 1], a[:, 2 + 2 * j], a[:, 3 + 2 * j],
-                                                 b[:, 1], b[:, 2 + 2 * j], b[:, 3 + 2 * j]))
+        out["diff"][m] = _nulls(np.where(hidden, np.nan, mean_a - mean_b))
+        out["ci95"][m] = _nulls(np.where(hidden, np.nan, welch_half_width(
+            a[:, 1], a[:, 2 + 2 * j], a[:, 3 + 2 * j], b[:, 1], b[:, 2 + 2 * j], b[:, 3 + 2 * j])))
     return out
 
 
@@ -374,13 +381,15 @@ def delete_content(session: Session, content: Content) -> None:
     session.commit()
 
 
-def screening_means(session: Session, screening_ids: list[int], metric: str) -> dict[int, dict[int, float]]:
-    """Per screening, per second: the mean of a metric over that screening's faces."""
+def screening_means(session: Session, screening_ids: list[int], metric: str,
+                    min_tracks: int = 1) -> dict[int, dict[int, float]]:
+    """Per screening, per second: the mean of a metric over that screening's faces (seconds with fewer
+    than `min_tracks` faces left out)."""
     cs = camera_second.c
     query = (select(cs.screening_id, cs.second, func.sum(cs.k), func.sum(cs[f"m_{metric}"]))
              .where(cs.screening_id.in_(screening_ids)).group_by(cs.screening_id, cs.second))
     out: dict[int, dict[int, float]] = {}
     for sid, second, k, total in session.execute(query).all():
-        if k:
+        if k and k >= min_tracks:
             out.setdefault(int(sid), {})[int(second)] = float(total) / int(k)
     return out

@@ -38,7 +38,7 @@ class Api:
 
     def start(self) -> "Api":
         self.proc = subprocess.Popen([sys.executable, "-m", "vision.cli", "serve", "--db", self.db, "--port",
-                                      str(self.port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                      str(self.port), "--min-audience", "1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -234,7 +234,7 @@ def test_live_into_a_database_equals_analyze_and_errors_are_one_line(tmp_path):
 
     from service.app import create_app
 
-    with TestClient(create_app(engine)) as client:
+    with TestClient(create_app(engine, min_audience=1)) as client:
         stored = client.get(f"/api/v1/contents/{cid}/curves", params={"metrics": ",".join(METRICS)}).json()
         assert [s["state"] for s in client.get(f"/api/v1/screenings/{sid}/sources").json()] == ["stopped"]
     assert_curve_equals(stored, pd.read_csv(tmp_path / "off" / "curves.csv"))

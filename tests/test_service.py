@@ -66,7 +66,7 @@ def client(request):
         cleanup = None
     else:
         engine, cleanup = _pg_engine()
-    with TestClient(create_app(engine)) as c:
+    with TestClient(create_app(engine, min_audience=1)) as c:  # the numbers; suppression has its own test
         yield c
     engine.dispose()
     SQLModel.metadata  # noqa: B018 - tables live in the throwaway schema / memory database
@@ -213,7 +213,7 @@ def test_analyze_writes_to_a_database_idempotently(tmp_path):
     db = f"sqlite:///{tmp_path / 'a.db'}"
     from service.db import make_engine
 
-    with TestClient(create_app(make_engine(db))) as c:
+    with TestClient(create_app(make_engine(db), min_audience=1)) as c:
         cid, sid = make_screening(c)
     args = ["analyze", FIXTURES / "two_faces.mp4", "--fps", "5", "--db", db, "--screening", sid, "--content", cid]
     r = run_cli(*args, "--out", tmp_path / "o1")
@@ -221,7 +221,7 @@ def test_analyze_writes_to_a_database_idempotently(tmp_path):
     r = run_cli(*args, "--out", tmp_path / "o2")  # a replay stores nothing twice
     assert r.returncode == 0, r.stderr
     assert pd.read_json(tmp_path / "o2" / "summary.json", typ="series")["published"]["inserted"] == 0
-    with TestClient(create_app(make_engine(db))) as c:
+    with TestClient(create_app(make_engine(db), min_audience=1)) as c:
         got = c.get(f"/api/v1/contents/{cid}/curves", params={"metrics": "p_happiness"}).json()
     want = pd.read_csv(tmp_path / "o1" / "curves.csv")
     assert got["n"] == want["n_faces"].tolist()
@@ -238,7 +238,7 @@ def test_demo_analyses_the_sample_into_a_database(tmp_path):
     assert (tmp_path / "curves.png").exists() and (tmp_path / "demo.db").exists()
     from service.db import make_engine
 
-    with TestClient(create_app(make_engine(f"sqlite:///{tmp_path / 'demo.db'}"))) as c:
+    with TestClient(create_app(make_engine(f"sqlite:///{tmp_path / 'demo.db'}"), min_audience=1)) as c:
         curve = c.get("/api/v1/contents/1/curves").json()
     assert curve["n"] == pd.read_csv(tmp_path / "curves.csv")["n_faces"].tolist()
 
@@ -249,7 +249,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_curves(tmp_path):
 
     db = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(db)
-    with TestClient(create_app(engine)) as c:
+    with TestClient(create_app(engine, min_audience=1)) as c:
         cid, sid = make_screening(c)
         c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
         want = c.get(f"/api/v1/contents/{cid}/curves").json()
@@ -258,7 +258,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_curves(tmp_path):
         content_second.drop(conn)
         content_revision.drop(conn)
     assert migrate(engine) == SCHEMA_VERSION
-    with TestClient(create_app(engine)) as c:
+    with TestClient(create_app(engine, min_audience=1)) as c:
         assert c.get(f"/api/v1/contents/{cid}/curves").json() == want
     with engine.begin() as conn:
         conn.execute(text("UPDATE schemaversion SET version = 99"))
@@ -297,7 +297,7 @@ def test_curve_export_as_csv_and_parquet(client):
     r = client.get(f"/api/v1/contents/{cid}/curves", params={**params, "format": "csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     table = pd.read_csv(io.StringIO(r.text))
-    assert list(table.columns) == ["t", "n", "p_happiness", "p_happiness_ci95", "smile", "smile_ci95"]
+    assert list(table.columns) == ["t", "n", "suppressed", "p_happiness", "p_happiness_ci95", "smile", "smile_ci95"]
     assert np.allclose(table["smile"], want["mean"]["smile"])
     r = client.get(f"/api/v1/contents/{cid}/curves", params={**params, "format": "parquet"})
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
@@ -352,7 +352,7 @@ def test_concurrent_replays_of_one_batch_store_it_once(tmp_path):
     from service.store import rows_to_columns
 
     engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
-    with TestClient(create_app(engine)) as c:
+    with TestClient(create_app(engine, min_audience=1)) as c:
         cid, sid = make_screening(c)
         batch = {"camera": "c", "columns": rows_to_columns(track_seconds(fake_observations(n_tracks=20, seconds=20)))}
         with ThreadPoolExecutor(4) as pool:
@@ -448,7 +448,7 @@ def test_a_running_screening_can_be_followed_as_server_sent_events(tmp_path):
 
     from service.db import make_engine
 
-    app = create_app(make_engine(f"sqlite:///{tmp_path / 'live.db'}"))
+    app = create_app(make_engine(f"sqlite:///{tmp_path / 'live.db'}"), min_audience=1)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -482,3 +482,33 @@ def test_a_running_screening_can_be_followed_as_server_sent_events(tmp_path):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_buckets_with_fewer_faces_than_the_minimum_audience_are_suppressed(tmp_path):
+    from sqlmodel import create_engine as ce
+
+    engine = ce("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
+    with TestClient(create_app(engine)) as c:  # the default: 5
+        cid, s_big = make_screening(c, {"cut": "A"})
+        s_one = c.post("/api/v1/screenings", json={"content_id": cid, "labels": {"cut": "B"}}).json()["id"]
+        c.post(f"/api/v1/screenings/{s_big}/stats", json={"camera": "c", "rows": track_seconds(fake_observations(6))})
+        c.post(f"/api/v1/screenings/{s_one}/stats", json={"camera": "c", "rows": track_seconds(fake_observations(1))})
+        whole = c.get(f"/api/v1/contents/{cid}/curves").json()
+        assert whole["min_audience"] == 5 and whole["n"] == [7] * 4 and not any(whole["suppressed"])
+        assert None not in whole["mean"]["p_happiness"]
+        one = c.get(f"/api/v1/contents/{cid}/curves", params={"segment": "cut=B"}).json()
+        assert one["n"] == [1] * 4 and all(one["suppressed"])
+        assert set(one["mean"]["p_happiness"]) == {None} and set(one["ci95"]["valence"]) == {None}
+        for bucket in (2, 4):
+            coarse = c.get(f"/api/v1/contents/{cid}/curves", params={"segment": "cut=B", "bucket": bucket}).json()
+            assert all(coarse["suppressed"]) and set(coarse["mean"]["p_happiness"]) == {None}
+        diff = c.get(f"/api/v1/contents/{cid}/compare", params={"a_segment": "cut=A", "b_segment": "cut=B"}).json()
+        assert all(diff["suppressed"]) and set(diff["diff"]["p_happiness"]) == {None}
+        assert c.get(f"/api/v1/contents/{cid}/moments", params={"segment": "cut=B"}).json()["moments"] == []
+        norms = c.get(f"/api/v1/contents/{cid}/norms", params={"screening": s_one}).json()
+        assert norms["t"] == []  # the one-face screening has no second to rate
+        csv = c.get(f"/api/v1/contents/{cid}/curves", params={"segment": "cut=B", "format": "csv"}).text
+        table = pd.read_csv(__import__("io").StringIO(csv))
+        assert table["suppressed"].all() and table["p_happiness"].isna().all()
+    with pytest.raises(ValueError):
+        create_app(engine, min_audience=0)

@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--db", default="sqlite:///audience.db", help="database URL (default: sqlite:///audience.db)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=_positive(int), default=8000)
+    s.add_argument("--min-audience", type=_positive(int), default=5,
+                   help="curve buckets built from fewer distinct faces are answered as suppressed (default 5)")
     return p
 
 
@@ -194,7 +196,7 @@ def _serve(args) -> int:
     from service.app import create_app
     from service.db import make_engine
 
-    app = create_app(make_engine(args.db))
+    app = create_app(make_engine(args.db), min_audience=args.min_audience)
     # everything loaded so far lives as long as the process: keep it out of the collector's scans, which
     # otherwise stall a 7,200-row curve query 40-80 ms now and then (measured: p95 103 -> 22 ms in-process)
     gc.freeze()
@@ -233,9 +235,10 @@ def _demo(args) -> int:
     if code != 0 or args.no_serve:
         return code
     base = f"http://127.0.0.1:{args.port}"
-    print(f"demo service: {base}/api/v1/contents/{content_id}/curves?metrics=p_happiness,smile,valence "
-          f"(API docs: {base}/docs); Ctrl-C to stop", file=sys.stderr)
-    return _serve(argparse.Namespace(db=db, host="127.0.0.1", port=args.port))
+    print(f"demo service: dashboard {base}/ , curve {base}/api/v1/contents/{content_id}/curves?metrics=p_happiness,"
+          f"smile,valence (API docs: {base}/docs). The sample has 2-3 faces, so the demo serves with a minimum "
+          f"audience of 1 (the default is 5). Ctrl-C to stop", file=sys.stderr)
+    return _serve(argparse.Namespace(db=db, host="127.0.0.1", port=args.port, min_audience=1))
 
 
 def _analyze(args) -> int:

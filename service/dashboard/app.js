@@ -149,6 +149,11 @@ async function draw() {
       : !chosen.length ? "No screening selected: tick at least one above."
       : !sels.length ? "None of the selected screenings carries this label."
       : "No reaction data for this selection yet (nothing analysed, or fewer faces than needed).";
+    const hidden = state.series.reduce((sum, s) => sum + s.curve.suppressed.filter(Boolean).length, 0);
+    const minimum = state.series.length ? state.series[0].curve.min_audience : 1;
+    $("suppressed-note").hidden = hidden === 0;
+    $("suppressed-note").textContent = `${hidden} bucket(s) not shown: fewer than ${minimum} faces behind them ` +
+      "(the minimum audience size, so that no one can be singled out). A larger bucket or selection may show them.";
     state.moments = [];
     if (withData.length) {
       const all = chosen.length === state.screenings.length;

@@ -6,7 +6,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from .. import store
-from ..deps import AnswersDep, SessionDep
+from ..deps import AnswersDep, MinAudienceDep, SessionDep
 from ..models import Comparison, Curves, Moments, Norms
 from ..stats import VALUES, find_moments
 from .contents import get_content
@@ -49,10 +49,11 @@ def _export(curves: Curves, fmt: str) -> Response:
     """The curve as a flat table (t, n, <metric>, <metric>_ci95): CSV or Parquet."""
     import pyarrow as pa
 
-    columns = {"t": curves.t, "n": curves.n}
+    columns = {"t": curves.t, "n": curves.n, "suppressed": curves.suppressed}
     for m in curves.metrics:
         columns[m], columns[f"{m}_ci95"] = curves.mean[m], curves.ci95[m]
-    table = pa.table({k: pa.array(v, pa.int64() if k == "n" else pa.float64()) for k, v in columns.items()})
+    kinds = {"n": pa.int64(), "suppressed": pa.bool_()}
+    table = pa.table({k: pa.array(v, kinds.get(k, pa.float64())) for k, v in columns.items()})
     sink = io.BytesIO()
     if fmt == "csv":
         import pyarrow.csv as pacsv
@@ -76,7 +77,7 @@ def list_metrics():
 
 @router.get("/contents/{content_id}/curves", response_model=Curves,
             responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}})
-def read_curves(content_id: int, session: SessionDep, answers: AnswersDep, metrics: str = METRICS_QUERY,
+def read_curves(content_id: int, session: SessionDep, answers: AnswersDep, k: MinAudienceDep, metrics: str = METRICS_QUERY,
                 bucket: float = BUCKET_QUERY,
                 screenings: str | None = Query(None, description="comma-separated screening ids (default: all)"),
                 segment: list[str] = Query([], description="label filters key=value, all must match"),
@@ -88,8 +89,8 @@ def read_curves(content_id: int, session: SessionDep, answers: AnswersDep, metri
     if format == "json" and (cached := answers.get(key)) is not None:
         return Response(cached, media_type="application/json")
     everything = store.screenings_of(session, content_id, None, {})
-    data = store.curves(session, chosen, names, bucket, content_id if chosen == everything else None)
-    curves = Curves(content_id=content_id, bucket_s=bucket, screenings=chosen, metrics=names, **data)
+    data = store.curves(session, chosen, names, bucket, content_id if chosen == everything else None, k)
+    curves = Curves(content_id=content_id, bucket_s=bucket, screenings=chosen, metrics=names, min_audience=k, **data)
     if format != "json":
         return _export(curves, format)
     body = curves.model_dump_json().encode()
@@ -98,7 +99,8 @@ def read_curves(content_id: int, session: SessionDep, answers: AnswersDep, metri
 
 
 @router.get("/contents/{content_id}/compare", response_model=Comparison)
-def compare(content_id: int, session: SessionDep, metrics: str = METRICS_QUERY, bucket: float = BUCKET_QUERY,
+def compare(content_id: int, session: SessionDep, k: MinAudienceDep, metrics: str = METRICS_QUERY,
+            bucket: float = BUCKET_QUERY,
             a_screenings: str | None = Query(None, description="selection A: screening ids (default: all)"),
             a_segment: list[str] = Query([], description="selection A: label filters key=value"),
             b_screenings: str | None = Query(None, description="selection B: screening ids (default: all)"),
@@ -109,11 +111,11 @@ def compare(content_id: int, session: SessionDep, metrics: str = METRICS_QUERY, 
     a = store.screenings_of(session, content_id, _ids(a_screenings), _parse_segment(a_segment))
     b = store.screenings_of(session, content_id, _ids(b_screenings), _parse_segment(b_segment))
     return Comparison(content_id=content_id, bucket_s=bucket, a_screenings=a, b_screenings=b, metrics=names,
-                      **store.compare(session, a, b, names, bucket))
+                      min_audience=k, **store.compare(session, a, b, names, bucket, k))
 
 
 @router.get("/contents/{content_id}/moments", response_model=Moments)
-def moments(content_id: int, session: SessionDep, metric: str = Query("p_happiness", description="one metric"),
+def moments(content_id: int, session: SessionDep, k: MinAudienceDep, metric: str = Query("p_happiness", description="one metric"),
             top: int = Query(5, ge=1, le=100), bucket: float = BUCKET_QUERY,
             screenings: str | None = Query(None), segment: list[str] = Query([])):
     """The moments that landed: the top peaks of a metric's curve by prominence, with their extent."""
@@ -121,14 +123,14 @@ def moments(content_id: int, session: SessionDep, metric: str = Query("p_happine
     name = _metrics(metric)[0]
     chosen = store.screenings_of(session, content_id, _ids(screenings), _parse_segment(segment))
     everything = store.screenings_of(session, content_id, None, {})
-    curve = store.curves(session, chosen, [name], bucket, content_id if chosen == everything else None)
+    curve = store.curves(session, chosen, [name], bucket, content_id if chosen == everything else None, k)
     y = [float("nan") if v is None else v for v in curve["mean"][name]]
     return Moments(content_id=content_id, metric=name, bucket_s=bucket, screenings=chosen,
                    moments=find_moments(curve["t"], y, top))
 
 
 @router.get("/contents/{content_id}/norms", response_model=Norms)
-def norms(content_id: int, session: SessionDep, screening: int = Query(..., description="the screening to rate"),
+def norms(content_id: int, session: SessionDep, k: MinAudienceDep, screening: int = Query(..., description="the screening to rate"),
           metric: str = Query("p_happiness", description="one metric")):
     """A screening against the other screenings of the same content: per second, z = (its mean - the
     others' mean) / the others' SD across screenings (null with fewer than two others)."""
@@ -137,7 +139,7 @@ def norms(content_id: int, session: SessionDep, screening: int = Query(..., desc
     ids = store.screenings_of(session, content_id, None, {})
     if screening not in ids:
         raise HTTPException(404, f"screening {screening} is not a screening of content {content_id}")
-    means = store.screening_means(session, ids, name)
+    means = store.screening_means(session, ids, name, k)
     own = means.get(screening, {})
     others = [s for s in ids if s != screening]
     out = {"t": [], "value": [], "norm_mean": [], "norm_sd": [], "z": []}
@@ -152,4 +154,4 @@ def norms(content_id: int, session: SessionDep, screening: int = Query(..., desc
         out["norm_mean"].append(mu)
         out["norm_sd"].append(sd)
         out["z"].append((own[second] - mu) / sd if sd else None)
-    return Norms(content_id=content_id, screening_id=screening, metric=name, others=others, **out)
+    return Norms(content_id=content_id, screening_id=screening, metric=name, others=others, min_audience=k, **out)

@@ -19,27 +19,29 @@ router = APIRouter(tags=["live"])
 KEEPALIVE_S = 15.0
 
 
-def _snapshot(engine, screening_id: int, metrics: list[str]) -> dict:
+def _snapshot(engine, screening_id: int, metrics: list[str], min_tracks: int) -> dict:
     with Session(engine) as session:
         screening = session.get(Screening, screening_id)
         if screening is None:
             raise HTTPException(404, f"screening {screening_id} not found")
         return {"revision": store.revision(session, screening.content_id),
-                "curve": store.curves(session, [screening_id], metrics, 1.0),
+                "curve": store.curves(session, [screening_id], metrics, 1.0, None, min_tracks),
                 "sources": _public_states(session, screening_id),
                 "gaps": store.gaps(session, [screening_id])}
 
 
 def _changed_points(curve: dict, metrics: list[str], sent: dict) -> dict:
     """The points of `curve` not yet sent with these values (new seconds, and seconds that grew)."""
-    out = {"t": [], "n": [], "mean": {m: [] for m in metrics}, "ci95": {m: [] for m in metrics}}
+    out = {"t": [], "n": [], "suppressed": [], "mean": {m: [] for m in metrics}, "ci95": {m: [] for m in metrics}}
     for i, t in enumerate(curve["t"]):
-        value = (curve["n"][i], *(curve["mean"][m][i] for m in metrics), *(curve["ci95"][m][i] for m in metrics))
+        value = (curve["n"][i], curve["suppressed"][i], *(curve["mean"][m][i] for m in metrics),
+                 *(curve["ci95"][m][i] for m in metrics))
         if sent.get(t) == value:
             continue
         sent[t] = value
         out["t"].append(t)
         out["n"].append(curve["n"][i])
+        out["suppressed"].append(curve["suppressed"][i])
         for m in metrics:
             out["mean"][m].append(curve["mean"][m][i])
             out["ci95"][m].append(curve["ci95"][m][i])
@@ -59,7 +61,8 @@ async def follow_screening(screening_id: int, request: Request, metrics: str = M
     camera's state when it changes) and `gaps` (stretches a camera delivered nothing: missing, not zero)."""
     engine = request.app.state.engine
     names = _metrics(metrics)
-    first = await run_in_threadpool(_snapshot, engine, screening_id, names)  # 404 before the stream starts
+    k = request.app.state.min_audience
+    first = await run_in_threadpool(_snapshot, engine, screening_id, names, k)  # 404 before the stream starts
 
     async def events():
         snap, revision, sent, sources, gaps, quiet = first, None, {}, None, None, 0.0
@@ -86,7 +89,7 @@ async def follow_screening(screening_id: int, request: Request, metrics: str = M
             quiet += interval
             if await request.is_disconnected():
                 return
-            snap = await run_in_threadpool(_snapshot, engine, screening_id, names)
+            snap = await run_in_threadpool(_snapshot, engine, screening_id, names, k)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
