@@ -1,10 +1,11 @@
 """The FastAPI application: `create_app(engine)`; routes under /api/v1, documented in OpenAPI."""
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
 
+from .auth import Keys, authorize
 from .cache import AnswerCache
 from .db import migrate
 from .metrics import ServiceMetrics
@@ -25,7 +26,8 @@ def create_app(engine: Engine, min_audience: int = DEFAULT_MIN_AUDIENCE) -> Fast
     app.state.engine = engine
     app.state.answers = AnswerCache()
     app.state.min_audience = min_audience
-    api = APIRouter(prefix="/api/v1")
+    app.state.keys = Keys(engine)
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)])
     for module in (contents, screenings, curves, live):
         api.include_router(module.router)
     app.include_router(api)

@@ -32,7 +32,7 @@ def make_engine(url: str = DEFAULT_DB) -> Engine:
 def migrate(engine: Engine) -> int:
     """Create what is missing, run the steps from the stored schema version up to this program's, and
     record it. Refuses a database written by a newer version."""
-    from . import store
+    from . import auth, store  # noqa: F401 - auth's table joins the metadata
     from .models import Content
 
     SQLModel.metadata.create_all(engine)

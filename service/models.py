@@ -12,8 +12,8 @@ from sqlmodel import JSON, Field, SQLModel
 
 from .stats import VALUES
 
-SCHEMA_VERSION = 4  # 1: contents, screenings, track/camera seconds; 2: + content_second rollup; 3: + revisions;
-#                     4: + camera gaps and live source states
+SCHEMA_VERSION = 5  # 1: contents, screenings, track/camera seconds; 2: + content_second rollup; 3: + revisions;
+#                     4: + camera gaps and live source states; 5: + API keys (service.auth)
 
 
 def _now() -> datetime:

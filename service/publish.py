@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 from urllib.parse import urlsplit
 
 from vision.errors import AudienceError
 
 BATCH_ROWS = 5000
+
+# the API key sent with every request (`--api-key`, or AUDIENCE_API_KEY); None: an open service
+API_KEY: str | None = os.environ.get("AUDIENCE_API_KEY") or None
 
 
 class PublishError(AudienceError):
@@ -67,7 +71,10 @@ def _request(base: str, method: str, path: str, body: dict | None = None) -> tup
     conn = conn_cls(parts.hostname, parts.port, timeout=60)
     try:
         data = json.dumps(body).encode() if body is not None else None
-        conn.request(method, parts.path.rstrip("/") + path, body=data, headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if API_KEY:
+            headers["Authorization"] = f"Bearer {API_KEY}"
+        conn.request(method, parts.path.rstrip("/") + path, body=data, headers=headers)
         response = conn.getresponse()
         text = response.read().decode("utf-8", "replace")
     except OSError as exc:

@@ -393,3 +393,13 @@ def screening_means(session: Session, screening_ids: list[int], metric: str,
         if k and k >= min_tracks:
             out.setdefault(int(sid), {})[int(second)] = float(total) / int(k)
     return out
+
+
+def track_means(session: Session, screening_id: int) -> dict[str, list]:
+    """Columnar per-track-second rows of one screening: camera, track_id, second, n, mean of every value."""
+    ts = track_second.c
+    rows = session.execute(select(ts.camera, ts.track_id, ts.second, ts.n, *[ts[f"s_{v}"] / ts.n for v in VALUES])
+                           .where(ts.screening_id == screening_id)
+                           .order_by(ts.camera, ts.track_id, ts.second)).all()
+    names = ["camera", "track_id", "second", "n", *VALUES]
+    return {name: [r[i] for r in rows] for i, name in enumerate(names)}

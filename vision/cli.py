@@ -1,4 +1,4 @@
-"""`audience`: the command line. Subcommands: analyze, live, serve, demo.
+"""`audience`: the command line. Subcommands: analyze, live, serve, keys, demo.
 
 Exit codes: 0 done (also when no face was found: a message says so); 1 internal error; 2 bad usage;
 3 input not found; 4 input not a readable video or image; 5 folder with no images or videos;
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "needs --screening")
     a.add_argument("--content", type=_positive(int), default=None, help="content id (checked against the screening)")
     a.add_argument("--screening", type=_positive(int), default=None, help="screening id to store the statistics under")
+    a.add_argument("--api-key", default=None, help="API key for --api (default: $AUDIENCE_API_KEY)")
 
     lv = sub.add_parser("live", help="analyse a camera, stream or paced file in real time into a screening",
                         description="Analyse one camera (index), stream URL (rtsp://, http://) or file in real time "
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--content", type=_positive(int), default=None, help="content id (checked against the screening)")
     target = lv.add_mutually_exclusive_group(required=True)
     target.add_argument("--api", help="URL of a running service (audience serve)")
+    lv.add_argument("--api-key", default=None, help="API key with the ingest scope (default: $AUDIENCE_API_KEY)")
     target.add_argument("--db", help="database URL to write to directly")
     lv.add_argument("--camera", default=None, help="name of this camera in the screening (default: from the source)")
     lv.add_argument("--fps", type=_positive(float), default=2.0,
@@ -143,6 +145,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=_positive(int), default=8000)
     s.add_argument("--min-audience", type=_positive(int), default=5,
                    help="curve buckets built from fewer distinct faces are answered as suppressed (default 5)")
+
+    k = sub.add_parser("keys", help="create, list or revoke API keys",
+                       description="API keys for the service: scopes read (curves and everything readable), "
+                                   "ingest (store statistics, report live sources) and admin (everything, "
+                                   "including per-track data); optionally limited to some contents. The key is "
+                                   "printed once at creation; the database keeps only its hash. Once a key "
+                                   "exists, every API request needs one.",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    k.add_argument("--db", default="sqlite:///audience.db", help="database URL (default: sqlite:///audience.db)")
+    ks = k.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    kc = ks.add_parser("create", help="create a key and print it (once)")
+    kc.add_argument("--name", required=True, help="who or what uses it (e.g. 'venue 12 box')")
+    kc.add_argument("--scope", action="append", required=True, choices=["read", "ingest", "admin"],
+                    help="repeat for several")
+    kc.add_argument("--content", action="append", type=_positive(int), default=None,
+                    help="limit the key to this content id (repeat for several; default: all contents)")
+    ks.add_parser("list", help="list keys (never the keys themselves)")
+    kr = ks.add_parser("revoke", help="revoke a key by its id")
+    kr.add_argument("id", type=_positive(int))
     return p
 
 
@@ -160,6 +181,8 @@ def main(argv=None) -> int:
                 return _demo(args)
             if args.command == "live":
                 return _live(args)
+            if args.command == "keys":
+                return _keys(args)
         except KeyboardInterrupt:
             print("audience: interrupted", file=sys.stderr)
             return 130
@@ -177,9 +200,51 @@ def main(argv=None) -> int:
     return 2
 
 
+def _use_api_key(args) -> None:
+    if getattr(args, "api_key", None):
+        from service import publish
+
+        publish.API_KEY = args.api_key
+
+
+def _keys(args) -> int:
+    from sqlmodel import Session
+
+    from service import auth
+    from service.db import make_engine, migrate
+
+    from .errors import AudienceError
+
+    try:
+        engine = make_engine(args.db)
+        migrate(engine)
+    except Exception as exc:  # noqa: BLE001 - a driver error is one line
+        raise AudienceError(f"database {args.db}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+    with Session(engine) as session:
+        if args.action == "create":
+            key, secret = auth.create_key(session, args.name, args.scope, args.content)
+            print(secret)
+            print(f"created key {key.id} ({key.name}: {', '.join(key.scopes)}"
+                  f"{'; contents ' + ', '.join(map(str, key.contents)) if key.contents else ''}); "
+                  "it is shown only now", file=sys.stderr)
+        elif args.action == "list":
+            print("id\tname\tprefix\tscopes\tcontents\tcreated\trevoked")
+            for key in auth.list_keys(session):
+                print(f"{key.id}\t{key.name}\t{key.prefix}…\t{','.join(key.scopes)}\t"
+                      f"{','.join(map(str, key.contents)) if key.contents else 'all'}\t"
+                      f"{key.created_at:%Y-%m-%d %H:%M}\t{key.revoked_at or ''}")
+        else:
+            key = auth.revoke_key(session, args.id)
+            if key is None:
+                raise AudienceError(f"no key {args.id} in {args.db}")
+            print(f"key {key.id} ({key.name}) revoked", file=sys.stderr)
+    return 0
+
+
 def _live(args) -> int:
     from .live import LiveRequest, run_live, summary_json
 
+    _use_api_key(args)
     summary = run_live(LiveRequest(
         source=args.source, screening=args.screening, content=args.content, api=args.api, db=args.db,
         camera=args.camera, realtime=args.realtime, spool=args.spool, fps=args.fps, classifier=args.classifier,
@@ -190,13 +255,34 @@ def _live(args) -> int:
     return 0
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _serve(args) -> int:
     import uvicorn
 
     from service.app import create_app
     from service.db import make_engine
 
-    app = create_app(make_engine(args.db), min_audience=args.min_audience)
+    engine = make_engine(args.db)
+    app = create_app(engine, min_audience=args.min_audience)
+    if not _loopback(args.host):
+        from sqlmodel import Session
+
+        from service.auth import active_keys
+
+        with Session(engine) as session:
+            if not active_keys(session):
+                print(f"audience: error: refusing to serve on {args.host} without API keys: anyone who can reach "
+                      f"it could read and write. Create one with `audience keys create --db {args.db} --name NAME "
+                      f"--scope admin`, or serve on 127.0.0.1", file=sys.stderr)
+                return 2
     # everything loaded so far lives as long as the process: keep it out of the collector's scans, which
     # otherwise stall a 7,200-row curve query 40-80 ms now and then (measured: p95 103 -> 22 ms in-process)
     gc.freeze()
@@ -242,6 +328,7 @@ def _demo(args) -> int:
 
 
 def _analyze(args) -> int:
+    _use_api_key(args)
     from .analyze import AnalyzeRequest, run_analyze
 
     if (args.db or args.api) and args.screening is None:

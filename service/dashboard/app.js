@@ -27,6 +27,22 @@ function showError(message) {
   b.hidden = !message;
 }
 
+// With API keys configured the service answers 401 until the page has one: asked for once, kept for the
+// browser tab only (sessionStorage), sent as a Bearer header (and as access_token on the event stream).
+function key() { return sessionStorage.getItem("audience-key") || ""; }
+function authHeaders() { return key() ? { Authorization: `Bearer ${key()}` } : {}; }
+
+function askForKey(message) {
+  const b = $("banner");
+  b.hidden = false;
+  b.innerHTML = `${escapeHtml(message)} <input id="key-input" type="password" placeholder="API key (read scope)" ` +
+    'aria-label="API key" size="40"> <button id="key-save">Use key</button>';
+  $("key-save").addEventListener("click", () => {
+    sessionStorage.setItem("audience-key", $("key-input").value.trim());
+    location.reload();
+  });
+}
+
 async function api(path, params) {
   const url = new URL(API + path, location.origin);
   for (const [k, v] of Object.entries(params || {})) {
@@ -34,7 +50,7 @@ async function api(path, params) {
   }
   let response;
   try {
-    response = await fetch(url);
+    response = await fetch(url, { headers: authHeaders() });
   } catch (err) {
     throw new Error(`The service cannot be reached (${err.message}). Is audience serve still running?`);
   }
@@ -42,6 +58,12 @@ async function api(path, params) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
     if (typeof detail !== "string") detail = JSON.stringify(detail);
+    if (response.status === 401) {
+      askForKey(`This service needs an API key: ${detail}.`);
+      const err = new Error(detail);
+      err.handled = true;
+      throw err;
+    }
     throw new Error(`${response.status} from ${url.pathname}: ${detail}`);
   }
   return response.json();
@@ -79,10 +101,11 @@ async function init() {
     $("norm-screening").addEventListener("change", () => drawNorms());
     $("live").addEventListener("change", () => toggleLive());
     $("live-screening").addEventListener("change", () => { if ($("live").checked) toggleLive(); });
+    for (const format of ["csv", "parquet"]) $(`export-${format}`).addEventListener("click", (ev) => download(ev, format));
     await loadContent();
   } catch (err) {
-    showError(err.message);
-    document.body.dataset.state = "error";
+    if (!err.handled) showError(err.message);
+    document.body.dataset.state = err.handled ? "key" : "error";
   }
 }
 
@@ -167,8 +190,8 @@ async function draw() {
     if (!$("norms-view").hidden) await drawNorms();
     document.body.dataset.state = "ready";
   } catch (err) {
-    showError(err.message);
-    document.body.dataset.state = "error";
+    if (!err.handled) showError(err.message);
+    document.body.dataset.state = err.handled ? "key" : "error";
   }
 }
 
@@ -264,6 +287,22 @@ function updateExports() {
   }
 }
 
+async function download(ev, format) {
+  // fetched with the key (a plain link cannot send it), then saved from memory
+  ev.preventDefault();
+  try {
+    const response = await fetch(ev.currentTarget.getAttribute("href"), { headers: authHeaders() });
+    if (!response.ok) throw new Error(`${response.status}: ${(await response.json()).detail}`);
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await response.blob());
+    link.download = `content${contentId()}_${metric()}.${format}`;
+    link.click();
+    URL.revokeObjectURL(link.href);
+  } catch (err) {
+    showError(`Export failed: ${err.message}`);
+  }
+}
+
 // ---- norms ----------------------------------------------------------------------------------------
 
 function showTab(name) {
@@ -314,7 +353,8 @@ function toggleLive() {
   if (!$("live").checked) { renderCurves(); return; }
   const sid = Number($("live-screening").value);
   if (!sid) { showError("Choose a screening to follow."); $("live").checked = false; return; }
-  const source = new EventSource(`${API}/screenings/${sid}/live?metrics=${encodeURIComponent(metric())}`);
+  const token = key() ? `&access_token=${encodeURIComponent(key())}` : "";
+  const source = new EventSource(`${API}/screenings/${sid}/live?metrics=${encodeURIComponent(metric())}${token}`);
   const points = new Map();
   state.live = { source, gaps: [], sid };
   state.liveData = { screening: sid, t: [], mean: [], ci: [] };

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlmodel import select
 
 from .. import store
@@ -20,8 +20,9 @@ def create_content(body: ContentCreate, session: SessionDep):
 
 
 @router.get("", response_model=list[ContentPublic])
-def list_contents(session: SessionDep):
-    return session.exec(select(Content).order_by(Content.id)).all()
+def list_contents(session: SessionDep, request: Request):
+    principal = request.state.principal
+    return [c for c in session.exec(select(Content).order_by(Content.id)).all() if principal.sees(c.id)]
 
 
 @router.get("/{content_id}", response_model=ContentPublic)

@@ -22,17 +22,28 @@ def get_screening(session, screening_id: int) -> Screening:
 
 
 @router.post("", response_model=ScreeningPublic, status_code=201)
-def create_screening(body: ScreeningCreate, session: SessionDep):
+def create_screening(body: ScreeningCreate, session: SessionDep, request: Request):
+    if not request.state.principal.sees(body.content_id):
+        raise HTTPException(404, f"content {body.content_id} not found")
     get_content(session, body.content_id)
     return save(session, Screening.model_validate(body))
 
 
 @router.get("", response_model=list[ScreeningPublic])
-def list_screenings(session: SessionDep, content_id: int | None = None):
+def list_screenings(session: SessionDep, request: Request, content_id: int | None = None):
     query = select(Screening).order_by(Screening.id)
     if content_id is not None:
         query = query.where(Screening.content_id == content_id)
-    return session.exec(query).all()
+    principal = request.state.principal
+    return [s for s in session.exec(query).all() if principal.sees(s.content_id)]
+
+
+@router.get("/{screening_id}/tracks")
+def list_tracks(screening_id: int, session: SessionDep):
+    """Per-track, per-second statistics of the screening (anonymous track ids; admin scope only):
+    columns camera, track_id, second, n and the mean of every value."""
+    get_screening(session, screening_id)
+    return store.track_means(session, screening_id)
 
 
 @router.get("/{screening_id}", response_model=ScreeningPublic)

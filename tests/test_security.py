@@ -1,0 +1,130 @@
+"""Access control (API keys, scopes, content limits, loopback rule), retention (purge) and the
+numbers-only rule, tried for real."""
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, create_engine
+
+from conftest import FIXTURES, ROOT, run_cli
+from service import auth
+from service.app import create_app
+from service.stats import track_seconds
+from test_service import fake_observations
+
+
+def bearer(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture()
+def keyed(tmp_path):
+    """A service with data in two contents and keys of every kind."""
+    engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
+    app = create_app(engine, min_audience=1)
+    with TestClient(app) as c:
+        ids = []
+        for title in ("Ad A", "Ad B"):  # while no key exists the service is open
+            cid = c.post("/api/v1/contents", json={"title": title, "duration_s": 30}).json()["id"]
+            sid = c.post("/api/v1/screenings", json={"content_id": cid}).json()["id"]
+            c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+            ids.append((cid, sid))
+        with Session(engine) as s:
+            keys = {name: auth.create_key(s, name, scopes, contents)[1] for name, scopes, contents in (
+                ("admin", ["admin"], None), ("reader", ["read"], None), ("ingester", ["ingest"], None),
+                ("reader-b", ["read"], [ids[1][0]]), ("revoked", ["read"], None))}
+            auth.revoke_key(s, auth.list_keys(s)[-1].id)
+        app.state.keys._checked = -1e9  # see the new keys now, not in 2 s
+        yield c, ids, keys, engine
+
+
+def test_scopes_and_content_limits(keyed):
+    c, ((a, sa), (b, sb)), keys, engine = keyed
+    curve = f"/api/v1/contents/{a}/curves"
+    assert c.get(curve).status_code == 401 and "API key" in c.get(curve).json()["detail"]
+    assert c.get(curve, headers=bearer("aud_nonsense")).status_code == 401
+    assert c.get(curve, headers=bearer(keys["revoked"])).status_code == 401
+    assert c.get(curve, headers=bearer(keys["reader"])).status_code == 200
+    assert c.get(curve, headers={"X-API-Key": keys["reader"]}).status_code == 200
+    assert c.get(curve, params={"access_token": keys["reader"]}).status_code == 401  # only the event stream
+    rows = track_seconds(fake_observations(seed=5, source="cam2"))
+    stats = f"/api/v1/screenings/{sa}/stats"
+    assert c.post(stats, json={"camera": "cam2", "rows": rows}, headers=bearer(keys["reader"])).status_code == 403
+    assert c.post(stats, json={"camera": "cam2", "rows": rows}, headers=bearer(keys["ingester"])).status_code == 200
+    assert c.get(f"/api/v1/screenings/{sa}", headers=bearer(keys["ingester"])).status_code == 200
+    assert c.get(curve, headers=bearer(keys["ingester"])).status_code == 403
+    assert c.post("/api/v1/contents", json={"title": "x", "duration_s": 1},
+                  headers=bearer(keys["reader"])).status_code == 403
+    assert c.delete(f"/api/v1/screenings/{sa}", headers=bearer(keys["ingester"])).status_code == 403
+    # per-track data: admin only
+    tracks = f"/api/v1/screenings/{sa}/tracks"
+    assert c.get(tracks, headers=bearer(keys["reader"])).status_code == 403
+    got = c.get(tracks, headers=bearer(keys["admin"])).json()
+    assert set(got["camera"]) == {"c", "cam2"} and len(got["track_id"]) == len(got["second"]) > 0
+    # a key limited to content B sees B only; A does not exist for it
+    limited = bearer(keys["reader-b"])
+    assert [x["id"] for x in c.get("/api/v1/contents", headers=limited).json()] == [b]
+    assert [x["id"] for x in c.get("/api/v1/screenings", headers=limited).json()] == [sb]
+    assert c.get(curve, headers=limited).status_code == 404
+    assert c.get(f"/api/v1/screenings/{sa}/gaps", headers=limited).status_code == 404
+    assert c.get(f"/api/v1/contents/{b}/curves", headers=limited).status_code == 200
+    assert c.get("/healthz").status_code == 200 and c.get("/").status_code == 200  # no data behind these
+
+
+def test_keys_are_stored_hashed_and_managed_from_the_cli(tmp_path):
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    r = run_cli("keys", "--db", db, "create", "--name", "venue box", "--scope", "ingest", "--content", 3)
+    assert r.returncode == 0, r.stderr
+    secret = r.stdout.strip()
+    assert secret.startswith("aud_") and len(secret) > 40 and "shown only now" in r.stderr
+    listed = run_cli("keys", "--db", db, "list").stdout
+    assert "venue box" in listed and "ingest" in listed and secret not in listed and secret[:10] in listed
+    raw = (tmp_path / "k.db").read_bytes()
+    assert secret.encode() not in raw and auth.hash_key(secret).encode() in raw
+    assert run_cli("keys", "--db", db, "revoke", 1).returncode == 0
+    assert run_cli("keys", "--db", db, "revoke", 9).returncode == 1
+    bad = run_cli("keys", "--db", db, "create", "--name", "x", "--scope", "root")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_serve_refuses_other_addresses_without_keys_and_clients_send_keys(tmp_path):
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    refused = run_cli("serve", "--db", db, "--host", "0.0.0.0", "--port", 18764)
+    assert refused.returncode == 2 and "refusing" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    admin = run_cli("keys", "--db", db, "create", "--name", "ops", "--scope", "admin").stdout.strip()
+    ingest = run_cli("keys", "--db", db, "create", "--name", "box", "--scope", "ingest").stdout.strip()
+    from test_live import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "vision.cli", "serve", "--db", db, "--host", "0.0.0.0",
+                               "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(url + "/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        cid = httpx.post(url + "/api/v1/contents", json={"title": "t", "duration_s": 9}, headers=bearer(admin)).json()["id"]
+        sid = httpx.post(url + "/api/v1/screenings", json={"content_id": cid}, headers=bearer(admin)).json()["id"]
+        clip = FIXTURES / "two_faces.mp4"
+        denied = run_cli("analyze", clip, "--out", tmp_path / "o1", "--screening", sid, "--api", url)
+        assert denied.returncode == 8 and len(denied.stderr.strip().splitlines()) == 1
+        ok = run_cli("analyze", clip, "--out", tmp_path / "o2", "--screening", sid, "--api", url, "--api-key", ingest)
+        assert ok.returncode == 0, ok.stderr
+        stored = httpx.get(f"{url}/api/v1/screenings/{sid}/tracks", headers=bearer(admin)).json()
+        assert len(stored["track_id"]) == json.loads((tmp_path / "o2" / "summary.json").read_text())["published"]["inserted"]
+        # the live event stream takes the key as access_token (browsers cannot add headers to it)
+        with httpx.stream("GET", f"{url}/api/v1/screenings/{sid}/live", params={"access_token": admin}) as stream:
+            assert stream.status_code == 200
+            assert next(stream.iter_lines()).startswith("event: points")
+        assert httpx.get(f"{url}/api/v1/screenings/{sid}/live").status_code == 401
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
