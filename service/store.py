@@ -403,3 +403,29 @@ def track_means(session: Session, screening_id: int) -> dict[str, list]:
                            .order_by(ts.camera, ts.track_id, ts.second)).all()
     names = ["camera", "track_id", "second", "n", *VALUES]
     return {name: [r[i] for r in rows] for i, name in enumerate(names)}
+
+
+def purge(session: Session, older_than_days: float, dry_run: bool = False) -> dict:
+    """Retention: delete the screenings that started (or, without a start time, were created) more than
+    `older_than_days` ago, with everything derived from them, then the contents that were created before
+    the cutoff and have no screening left. Returns what was (or would be) deleted."""
+    from datetime import datetime, timedelta, timezone
+
+    cutoff = datetime.now(timezone.utc) - timedelta(days=older_than_days)
+
+    def aware(moment):
+        return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+    old = [s for (s,) in session.execute(select(Screening).order_by(Screening.id)).all()
+           if (aware(s.started_at) or aware(s.created_at)) < cutoff]
+    gone = {"screenings": [s.id for s in old], "contents": []}
+    if not dry_run:
+        for screening in old:
+            delete_screening(session, screening)
+    kept = {s.content_id for (s,) in session.execute(select(Screening)).all() if s.id not in gone["screenings"]}
+    for (content,) in session.execute(select(Content).order_by(Content.id)).all():
+        if content.id not in kept and aware(content.created_at) < cutoff:
+            gone["contents"].append(content.id)
+            if not dry_run:
+                delete_content(session, content)
+    return gone

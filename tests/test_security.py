@@ -128,3 +128,43 @@ def test_serve_refuses_other_addresses_without_keys_and_clients_send_keys(tmp_pa
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_purge_deletes_old_screenings_and_everything_derived(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import func, select
+    from sqlmodel import select as model_select
+
+    from service.db import make_engine
+    from service.models import Content, Screening, camera_second, content_second, track_second
+
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    engine = make_engine(db)
+    with TestClient(create_app(engine, min_audience=1)) as c:
+        old_c = c.post("/api/v1/contents", json={"title": "old", "duration_s": 9}).json()["id"]
+        new_c = c.post("/api/v1/contents", json={"title": "new", "duration_s": 9}).json()["id"]
+        long_ago = (datetime.now(timezone.utc) - timedelta(days=100)).isoformat()
+        old_s = c.post("/api/v1/screenings", json={"content_id": old_c, "started_at": long_ago}).json()["id"]
+        mixed_old = c.post("/api/v1/screenings", json={"content_id": new_c, "started_at": long_ago}).json()["id"]
+        fresh = c.post("/api/v1/screenings", json={"content_id": new_c}).json()["id"]
+        for sid in (old_s, mixed_old, fresh):
+            c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+        with Session(engine) as s:
+            for content in s.exec(model_select(Content)).all():
+                content.created_at = datetime.now(timezone.utc) - timedelta(days=100)
+                s.add(content)
+            s.commit()
+        dry = run_cli("purge", "--db", db, "--older-than", 30, "--dry-run")
+        assert dry.returncode == 0 and "would delete 2 screening(s)" in dry.stderr
+        r = run_cli("purge", "--db", db, "--older-than", 30)
+        assert r.returncode == 0 and "deleted 2 screening(s)" in r.stderr and "1 content(s)" in r.stderr, r.stderr
+        with Session(engine) as s:
+            assert [x.id for x in s.exec(model_select(Screening)).all()] == [fresh]
+            assert [x.id for x in s.exec(model_select(Content)).all()] == [new_c]
+            for table in (track_second, camera_second):
+                ids = {row[0] for row in s.execute(select(table.c.screening_id)).all()}
+                assert ids == {fresh}
+            assert s.execute(select(func.count()).select_from(content_second)).scalar() == 4
+        c.app.state.keys._checked = -1e9
+        assert c.get(f"/api/v1/contents/{new_c}/curves").json()["n"] == [5] * 4  # the fresh screening only

@@ -1,4 +1,4 @@
-"""`audience`: the command line. Subcommands: analyze, live, serve, keys, demo.
+"""`audience`: the command line. Subcommands: analyze, live, serve, keys, purge, demo.
 
 Exit codes: 0 done (also when no face was found: a message says so); 1 internal error; 2 bad usage;
 3 input not found; 4 input not a readable video or image; 5 folder with no images or videos;
@@ -146,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-audience", type=_positive(int), default=5,
                    help="curve buckets built from fewer distinct faces are answered as suppressed (default 5)")
 
+    pg = sub.add_parser("purge", help="delete screenings (and everything derived) older than some days",
+                        description="Retention: delete every screening that started (or, without a start "
+                                    "time, was created) more than DAYS ago, with all statistics derived from it, "
+                                    "then contents older than that with no screening left.",
+                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    pg.add_argument("--older-than", type=_positive(float), required=True, metavar="DAYS")
+    pg.add_argument("--db", default="sqlite:///audience.db", help="database URL (default: sqlite:///audience.db)")
+    pg.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+
     k = sub.add_parser("keys", help="create, list or revoke API keys",
                        description="API keys for the service: scopes read (curves and everything readable), "
                                    "ingest (store statistics, report live sources) and admin (everything, "
@@ -183,6 +192,8 @@ def main(argv=None) -> int:
                 return _live(args)
             if args.command == "keys":
                 return _keys(args)
+            if args.command == "purge":
+                return _purge(args)
         except KeyboardInterrupt:
             print("audience: interrupted", file=sys.stderr)
             return 130
@@ -207,20 +218,42 @@ def _use_api_key(args) -> None:
         publish.API_KEY = args.api_key
 
 
-def _keys(args) -> int:
-    from sqlmodel import Session
-
-    from service import auth
+def _open_db(url: str):
     from service.db import make_engine, migrate
 
     from .errors import AudienceError
 
     try:
-        engine = make_engine(args.db)
+        engine = make_engine(url)
         migrate(engine)
     except Exception as exc:  # noqa: BLE001 - a driver error is one line
-        raise AudienceError(f"database {args.db}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
-    with Session(engine) as session:
+        raise AudienceError(f"database {url}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+    return engine
+
+
+def _purge(args) -> int:
+    from sqlmodel import Session
+
+    from service import store
+
+    with Session(_open_db(args.db)) as session:
+        gone = store.purge(session, args.older_than, args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{verb} {len(gone['screenings'])} screening(s) older than {args.older_than:g} days"
+          f"{' (' + ', '.join(map(str, gone['screenings'])) + ')' if gone['screenings'] else ''} and "
+          f"{len(gone['contents'])} content(s) left without screenings"
+          f"{' (' + ', '.join(map(str, gone['contents'])) + ')' if gone['contents'] else ''}", file=sys.stderr)
+    return 0
+
+
+def _keys(args) -> int:
+    from sqlmodel import Session
+
+    from service import auth
+
+    from .errors import AudienceError
+
+    with Session(_open_db(args.db)) as session:
         if args.action == "create":
             key, secret = auth.create_key(session, args.name, args.scope, args.content)
             print(secret)
