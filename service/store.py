@@ -22,6 +22,7 @@ class Invalid(Exception):
 
 
 INT_KEYS = ("track_id", "second", "n")
+MAX_ROWS = 50_000  # per batch: bigger ones are refused (422), so one request cannot hold the database long
 
 
 def rows_to_columns(rows: list[dict]) -> dict[str, list]:
@@ -50,6 +51,8 @@ def check_columns(columns: dict[str, list]) -> dict[str, np.ndarray]:
     lengths = {len(columns[k]) for k in ROW_KEYS}
     if len(lengths) != 1:
         raise Invalid("all columns must have the same length")
+    if lengths.pop() > MAX_ROWS:
+        raise Invalid(f"a batch holds at most {MAX_ROWS:,} rows; split it")
     out = {}
     for k in ROW_KEYS:
         try:
