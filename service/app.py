@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
 
@@ -34,6 +36,13 @@ def create_app(engine: Engine, min_audience: int = DEFAULT_MIN_AUDIENCE) -> Fast
     app.include_router(dashboard.router)
     app.state.metrics = ServiceMetrics(app)
     app.state.metrics.install(app)
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(request, exc):
+        # the database is locked past its timeout, restarting or unreachable: nothing was written (the
+        # transaction rolled back), and the client may simply try again
+        return JSONResponse(status_code=503, headers={"Retry-After": "1"},
+                            content={"detail": f"database unavailable, retry: {str(exc.orig).splitlines()[0][:200]}"})
 
     @app.get("/healthz", tags=["operations"])
     def healthz():
