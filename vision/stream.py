@@ -46,6 +46,7 @@ class LiveReader:
         self._gaps: list[Gap] = []
         self._gap_start: float | None = None
         self._gap_reason = ""
+        self._last_t: float | None = None
         self._thread = threading.Thread(target=self._run, name="live-reader", daemon=True)
 
     # consumer side
@@ -106,47 +107,22 @@ class LiveReader:
                 self._gap_start = None
 
     def _run(self) -> None:
-        backoff, last_t = 0.25, None
+        backoff = 0.25
         try:
             while not self._stop.is_set():
                 try:
-                    source = VideoSource(self.spec, self.analysis_fps, wall_clock=True)
-                except AudienceError as exc:
+                    if self._read_until_it_stops():
+                        backoff = 0.25
+                    reason = "no frames from the source"  # it ended, stalled past its read timeout, or broke
+                except AudienceError as exc:  # it cannot be opened, or opened but delivered nothing
                     if self.is_file:
                         self.error = exc
                         return
-                    self.state = "reconnecting"
-                    self._begin_gap(last_t if last_t is not None else self._now(), "cannot open the source")
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, self.max_backoff_s)
-                    self.reconnects += 1
-                    continue
-                started = time.monotonic()
-                try:
-                    for frame in source:
-                        if self._stop.is_set():
-                            break
-                        if self.realtime:  # a file behaves like a camera: frames arrive at its own rate
-                            delay = started + frame.t - time.monotonic()
-                            if delay > 0:
-                                self._stop.wait(delay)
-                        t = frame.t if self.is_file else self._now()
-                        self._end_gap(t)
-                        self.state, backoff = "running", 0.25
-                        self.frames_read += 1
-                        last_t = t
-                        self._put(dataclasses.replace(frame, t=t, captured=time.monotonic()))
-                except AudienceError as exc:  # opened but delivered nothing
-                    if self.is_file:
-                        self.error = exc
-                        return
-                finally:
-                    source.close()
+                    reason = "cannot open the source"
                 if self.is_file or self._stop.is_set():
                     return
-                # the stream ended, stalled past its read timeout or broke: a gap until frames come back
-                self.state = "reconnecting"
-                self._begin_gap(last_t if last_t is not None else self._now(), "no frames from the source")
+                self.state = "reconnecting"  # a gap until frames come back
+                self._begin_gap(self._last_t if self._last_t is not None else self._now(), reason)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
                 self.reconnects += 1
@@ -155,3 +131,25 @@ class LiveReader:
             self.finished.set()
             with self._cond:
                 self._cond.notify_all()
+
+    def _read_until_it_stops(self) -> bool:
+        """Open the source and hand its frames on until it ends; whether any frame came."""
+        source = VideoSource(self.spec, self.analysis_fps, wall_clock=True)
+        started, delivered = time.monotonic(), False
+        try:
+            for frame in source:
+                if self._stop.is_set():
+                    break
+                if self.realtime:  # a file behaves like a camera: frames arrive at its own rate
+                    delay = started + frame.t - time.monotonic()
+                    if delay > 0:
+                        self._stop.wait(delay)
+                t = frame.t if self.is_file else self._now()
+                self._end_gap(t)
+                self.state, delivered = "running", True
+                self.frames_read += 1
+                self._last_t = t
+                self._put(dataclasses.replace(frame, t=t, captured=time.monotonic()))
+        finally:
+            source.close()
+        return delivered
