@@ -73,17 +73,13 @@ class DbTarget:
         return Session(self.engine)
 
     def _write(self, action) -> None:
-        from sqlalchemy.exc import IntegrityError, OperationalError
+        from sqlalchemy.exc import OperationalError
 
         from . import store
 
         try:
             with self._session() as session:
-                try:
-                    action(session)
-                except IntegrityError:  # a concurrent writer stored some of the keys first: judge again
-                    session.rollback()
-                    action(session)
+                store.retrying(session, lambda: action(session))
         except (store.Conflict, store.Invalid) as exc:
             raise Refused(str(exc)) from None
         except OperationalError as exc:

@@ -25,6 +25,16 @@ INT_KEYS = ("track_id", "second", "n")
 MAX_ROWS = 50_000  # per batch: bigger ones are refused (422), so one request cannot hold the database long
 
 
+def retrying(session: Session, action):
+    """Run a write; when a concurrent writer stored some of the same keys first (IntegrityError), roll
+    back and run it once more: the second run sees their rows and judges against them."""
+    try:
+        return action()
+    except IntegrityError:
+        session.rollback()
+        return action()
+
+
 def rows_to_columns(rows: list[dict]) -> dict[str, list]:
     """The row form of a batch (a list of dicts) -> the columnar form."""
     for i, row in enumerate(rows):

@@ -5,7 +5,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from .. import store
@@ -100,11 +99,8 @@ def ingest_stats(screening_id: int, body: Annotated[StatsBatch, Depends(stats_ba
         if (body.columns is None) == (body.rows is None):
             raise store.Invalid("give exactly one of columns and rows")
         columns = body.columns if body.columns is not None else store.rows_to_columns(body.rows)
-        try:
-            inserted, unchanged = store.ingest(session, screening_id, body.camera, columns, body.covered)
-        except IntegrityError:  # a concurrent request stored some of the same keys first: judge again
-            session.rollback()
-            inserted, unchanged = store.ingest(session, screening_id, body.camera, columns, body.covered)
+        inserted, unchanged = store.retrying(
+            session, lambda: store.ingest(session, screening_id, body.camera, columns, body.covered))
     except store.Invalid as exc:
         session.rollback()
         raise HTTPException(422, str(exc)) from None
@@ -117,26 +113,15 @@ def ingest_stats(screening_id: int, body: Annotated[StatsBatch, Depends(stats_ba
     return IngestResult(inserted=inserted, unchanged=unchanged)
 
 
-def _retry_race(action):
-    """Run a write; a concurrent request that wrote the same keys first makes it run once more."""
-    try:
-        return action()
-    except IntegrityError:
-        return action()
-
-
 @router.post("/{screening_id}/gaps", response_model=GapPublic, status_code=201)
 def add_gap(screening_id: int, body: GapIn, session: SessionDep):
     """Record that a camera delivered nothing between start_s and end_s (content time): those seconds are
     missing from the curve, not zero. Idempotent (keyed by camera and start)."""
     get_screening(session, screening_id)
 
-    def write():
-        session.rollback()
-        store.add_gap(session, screening_id, body.camera, body.start_s, body.end_s, body.reason)
-
     try:
-        _retry_race(write)
+        store.retrying(session, lambda: store.add_gap(session, screening_id, body.camera, body.start_s, body.end_s,
+                                                      body.reason))
     except store.Invalid as exc:
         session.rollback()
         raise HTTPException(422, str(exc)) from None
@@ -154,11 +139,7 @@ def report_source(screening_id: int, camera: str, body: SourceStateIn, session: 
     """A live process's heartbeat for one camera: its state and figures."""
     get_screening(session, screening_id)
 
-    def write():
-        session.rollback()
-        store.set_source_state(session, screening_id, camera, body.state, body.detail)
-
-    _retry_race(write)
+    store.retrying(session, lambda: store.set_source_state(session, screening_id, camera, body.state, body.detail))
     return _public_states(session, screening_id, camera)[0]
 
 
