@@ -79,7 +79,8 @@ class Live:
             time.sleep(0.05)
 
     def finish(self, timeout: float = 180) -> dict:
-        out, _ = self.proc.communicate(timeout=timeout)
+        self.proc.wait(timeout=timeout)  # stderr is the reader thread's alone (communicate would take lines)
+        out = self.proc.stdout.read()
         self._reader.join(timeout=5)
         assert self.proc.returncode == 0, "".join(self.lines)
         return json.loads(out.strip().splitlines()[-1])
