@@ -195,9 +195,17 @@ async function draw() {
   }
 }
 
+// the range a metric can take: a CI band is drawn clipped to it (the API gives the unclipped numbers)
+function metricRange(m) {
+  if (m === "valence") return [-1, 1];
+  if (["yaw", "pitch", "roll"].includes(m)) return [-180, 180];
+  return [0, 1];
+}
+
 function bandTraces(name, color, t, mean, ci, group) {
-  const upper = mean.map((m, i) => (m === null || ci[i] === null ? null : m + ci[i]));
-  const lower = mean.map((m, i) => (m === null || ci[i] === null ? null : m - ci[i]));
+  const [lo, hi] = metricRange(metric());
+  const upper = mean.map((m, i) => (m === null || ci[i] === null ? null : Math.min(m + ci[i], hi)));
+  const lower = mean.map((m, i) => (m === null || ci[i] === null ? null : Math.max(m - ci[i], lo)));
   return [
     { x: t, y: lower, mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false, legendgroup: group, meta: "band" },
     { x: t, y: upper, mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: color + "33", hoverinfo: "skip",
@@ -226,7 +234,10 @@ function renderCurves() {
                   marker: { size: 10, symbol: "diamond", color: "#101828" }, meta: "moments",
                   hovertemplate: "moment %{text}: %{x:.0f} s<extra></extra>" });
   }
-  const axis = { title: { text: "content time (s)" }, zeroline: false };
+  const times = state.series.flatMap((s) => s.curve.t).concat(state.liveData ? state.liveData.t : []);
+  const half = bucket() / 2;
+  const axis = { title: { text: "content time (s)" }, zeroline: false,  // both charts share the time range
+                 range: times.length ? [Math.min(...times) - half, Math.max(...times) + half] : undefined };
   const layout = { margin: { l: 60, r: 20, t: 30, b: 40 }, xaxis: axis, hovermode: "x unified",
                    yaxis: { title: { text: `${label(metric())} (mean, 95% CI)` } }, shapes: cursorShapes(),
                    legend: { orientation: "h", y: 1.12 } };
