@@ -3,9 +3,9 @@
     python scripts/bench_api.py [--db sqlite:///tmp/bench.db | --db postgresql+psycopg://...]
                                 [--screenings 50] [--viewers 200] [--seconds 7200] [--ingest-seconds 300]
 
-Scenario: a 2-hour content, 50 screenings x 200 viewers at 1 s buckets. Ingest: one screening's
+Scenario: a 2-hour content, 50 screenings x 200 viewers at 1 s buckets. Ingest: a screening's
 per-track-second rows posted over HTTP in batches of 5,000 (`--ingest-seconds` of it; face-seconds per
-second of wall time). Curves: the other screenings' per-second aggregates are written straight to the
+second of wall time), once as JSON columns and once as Arrow IPC streams (another screening). Curves: the other screenings' per-second aggregates are written straight to the
 database (the same rows ingest would derive), then the whole content's curve across all screenings is
 queried `--queries` times over HTTP, p50 and p95 latency: repeated (answered from the server's
 per-revision cache) and after each change to the content (computed afresh). Starts its own `audience serve` process on a
@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from service.publish import _request  # noqa: E402
+from service.publish import _request, arrow_batch  # noqa: E402
 from service.stats import VALUES  # noqa: E402
 
 
@@ -84,16 +84,20 @@ def main(argv=None) -> int:
     ids = [_request(base, "POST", "/api/v1/screenings", {"content_id": content["id"], "labels": {"n": str(i)}})[1]["id"]
            for i in range(args.screenings)]
 
-    # ingest over HTTP: one screening's first --ingest-seconds
+    # ingest over HTTP: the first --ingest-seconds of one screening as JSON columns, of another as an Arrow
+    # IPC stream (what `audience analyze --api` and `audience live` send)
     cols = track_columns(rng, args.viewers, range(args.ingest_seconds))
     total = len(cols["n"])
-    t0 = time.perf_counter()
-    for start in range(0, total, 5000):  # the columnar batches `audience analyze --api` sends
-        batch = {k: v[start:start + 5000].tolist() for k, v in cols.items()}
-        status, payload = _request(base, "POST", f"/api/v1/screenings/{ids[0]}/stats",
-                                   {"camera": "cam1", "columns": batch})
-        assert status == 200, payload
-    ingest_s = time.perf_counter() - t0
+    ingest_s = {}
+    for form, sid in (("json", ids[0]), ("arrow", ids[1])):
+        t0 = time.perf_counter()
+        for start in range(0, total, 5000):
+            part = {k: v[start:start + 5000] for k, v in cols.items()}
+            body = (arrow_batch("cam1", part) if form == "arrow" else
+                    {"camera": "cam1", "columns": {k: v.tolist() for k, v in part.items()}})
+            status, payload = _request(base, "POST", f"/api/v1/screenings/{sid}/stats", body)
+            assert status == 200 and payload["inserted"] == len(part["n"]), payload
+        ingest_s[form] = time.perf_counter() - t0
 
     # the rest of the content, as per-second aggregates, straight into the database, then the
     # content-wide sums recomputed as ingest would keep them
@@ -107,7 +111,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     with engine.begin() as conn:
         for sid in ids:
-            first = args.ingest_seconds if sid == ids[0] else 0
+            first = args.ingest_seconds if sid in ids[:2] else 0
             for start in range(first, args.seconds, 1800):
                 secs = np.arange(start, min(start + 1800, args.seconds))
                 m = rng.uniform(0.3, 0.7, (len(secs), len(VALUES))) * args.viewers
@@ -149,15 +153,17 @@ def main(argv=None) -> int:
     yardstick_ms = (time.perf_counter() - t0) * 1000
     print(f"database: {db.split('@')[-1]}; machine yardstick: JSON-encoding one 5,000-row batch took "
           f"{yardstick_ms:.0f} ms (72 ms on a quiet run of this machine)")
-    print(f"ingest over HTTP: {face_seconds} face-seconds in {ingest_s:.2f} s = {face_seconds / ingest_s:,.0f} "
-          f"face-seconds/s   target >= 20,000")
+    for form, label in (("json", "JSON columns"), ("arrow", "Arrow IPC stream (what analyze/live send)")):
+        print(f"ingest over HTTP, {label}: {face_seconds} face-seconds in {ingest_s[form]:.2f} s = "
+              f"{face_seconds / ingest_s[form]:,.0f} face-seconds/s   target >= 20,000")
     print(f"loaded {args.screenings} screenings x {args.seconds} s of per-second aggregates in {load_s:.1f} s")
     print(f"curve of the whole content across all {args.screenings} screenings ({args.seconds} points, 4 metrics), "
           f"{args.queries} queries each, target p95 <= 100 ms:")
     for name, lat in (("repeated (cached)", repeated), ("after each change (computed)", fresh)):
         print(f"  {name:30s} p50 {np.percentile(lat, 50):4.0f} ms   p95 {np.percentile(lat, 95):4.0f} ms")
     print(f"  the first, cold: {first_ms:.0f} ms")
-    print(json.dumps({"ingest_face_seconds_per_s": face_seconds / ingest_s,
+    print(json.dumps({"ingest_json_face_seconds_per_s": face_seconds / ingest_s["json"],
+                      "ingest_arrow_face_seconds_per_s": face_seconds / ingest_s["arrow"],
                       "curve_cached_p50_ms": float(np.percentile(repeated, 50)),
                       "curve_cached_p95_ms": float(np.percentile(repeated, 95)),
                       "curve_computed_p50_ms": float(np.percentile(fresh, 50)),

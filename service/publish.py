@@ -63,15 +63,37 @@ def publish_to_db(url: str, screening_id: int, batches: list[tuple[str, list[dic
     return inserted, unchanged
 
 
-def _request(base: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+ARROW = "application/vnd.apache.arrow.stream"
+
+
+def arrow_batch(camera: str, columns: dict, covered: list[int] | None = None) -> bytes:
+    """A statistics batch as an Arrow IPC stream: the columns as typed arrays, camera and covered seconds in
+    the schema metadata. No number is formatted as text on either side (JSON encoding was ~40% of ingest)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from .store import INT_KEYS, ROW_KEYS
+
+    table = pa.table({k: pa.array(np.asarray(columns[k], np.int64 if k in INT_KEYS else np.float64))
+                      for k in ROW_KEYS})
+    table = table.replace_schema_metadata({"camera": camera, "covered": json.dumps(covered)})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _request(base: str, method: str, path: str, body: dict | bytes | None = None) -> tuple[int, dict]:
+    """One HTTP request; `body` is JSON-encoded, or sent as is (an Arrow stream) when it is bytes."""
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PublishError(f"--api must be an http(s) URL, got {base!r}")
     conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = conn_cls(parts.hostname, parts.port, timeout=60)
     try:
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"}
+        raw = isinstance(body, bytes)
+        data = body if raw else json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": ARROW if raw else "application/json"}
         if API_KEY:
             headers["Authorization"] = f"Bearer {API_KEY}"
         conn.request(method, parts.path.rstrip("/") + path, body=data, headers=headers)
@@ -106,7 +128,7 @@ def publish_to_api(base: str, screening_id: int, batches: list[tuple[str, list[d
     for camera, rows in batches:
         for start in range(0, len(rows), BATCH_ROWS):
             status, payload = _request(base, "POST", f"/api/v1/screenings/{screening_id}/stats",
-                                       {"camera": camera, "columns": rows_to_columns(rows[start:start + BATCH_ROWS])})
+                                       arrow_batch(camera, rows_to_columns(rows[start:start + BATCH_ROWS])))
             if status != 200:
                 raise PublishError(f"API {base} refused a batch ({status}): {payload.get('detail', '')}")
             inserted, unchanged = inserted + payload["inserted"], unchanged + payload["unchanged"]

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from .publish import PublishError, _request
+from .publish import PublishError, _request, arrow_batch
 from .spool import Spool
 
 
@@ -26,7 +26,7 @@ class ApiTarget:
     def __init__(self, base: str):
         self.base = base.rstrip("/")
 
-    def _call(self, method: str, path: str, body: dict) -> dict:
+    def _call(self, method: str, path: str, body: dict | bytes) -> dict:
         try:
             status, payload = _request(self.base, method, path, body)
         except PublishError as exc:
@@ -41,7 +41,7 @@ class ApiTarget:
         sid = body["screening"]
         if kind == "stats":
             self._call("POST", f"/api/v1/screenings/{sid}/stats",
-                       {"camera": body["camera"], "columns": body["columns"], "covered": body["covered"]})
+                       arrow_batch(body["camera"], body["columns"], body["covered"]))
         elif kind == "gap":
             self._call("POST", f"/api/v1/screenings/{sid}/gaps",
                        {k: body[k] for k in ("camera", "start_s", "end_s", "reason")})

@@ -512,3 +512,22 @@ def test_buckets_with_fewer_faces_than_the_minimum_audience_are_suppressed(tmp_p
         assert table["suppressed"].all() and table["p_happiness"].isna().all()
     with pytest.raises(ValueError):
         create_app(engine, min_audience=0)
+
+
+def test_arrow_batches_store_what_json_batches_store(client):
+    from service.publish import ARROW, arrow_batch
+    from service.store import rows_to_columns
+
+    cid, sid = make_screening(client)
+    rows = track_seconds(fake_observations())
+    url = f"/api/v1/screenings/{sid}/stats"
+    body = arrow_batch("cam1", rows_to_columns(rows), covered=[0, 1, 2, 3, 4, 5])
+    r = client.post(url, content=body, headers={"Content-Type": ARROW})
+    assert r.json() == {"inserted": len(rows), "unchanged": 0}, r.text
+    assert client.post(url, json={"camera": "cam1", "rows": rows}).json() == {"inserted": 0, "unchanged": len(rows)}
+    curve = client.get(f"/api/v1/contents/{cid}/curves").json()
+    assert curve["t"] == [0, 1, 2, 3, 4, 5] and curve["n"] == [5, 5, 5, 5, 0, 0]
+    for bad, reason in ((b"not arrow at all", "Arrow IPC"), (arrow_batch("", rows_to_columns(rows)), "camera"),
+                        (body[: len(body) // 2], "Arrow IPC")):
+        r = client.post(url, content=bad, headers={"Content-Type": ARROW})
+        assert r.status_code == 422 and reason in r.text, (r.status_code, r.text[:200])

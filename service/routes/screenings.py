@@ -11,6 +11,7 @@ from .. import store
 from ..deps import SessionDep, get_or_404, save
 from ..models import (GapIn, GapPublic, IngestResult, Screening, ScreeningCreate, ScreeningPublic, ScreeningUpdate,
                       SourceStateIn, SourceStatePublic, StatsBatch)
+from ..publish import ARROW
 from .contents import get_content
 
 router = APIRouter(prefix="/screenings", tags=["screenings"])
@@ -78,6 +79,8 @@ async def stats_batch(request: Request) -> StatsBatch:
         if len(body) > MAX_BODY_BYTES:
             raise HTTPException(413, f"batch too large (over {MAX_BODY_BYTES:,} bytes): send at most "
                                      f"{store.MAX_ROWS:,} rows per batch")
+    if request.headers.get("content-type", "").split(";")[0].strip() == ARROW:
+        return _arrow_batch(bytes(body))
     try:
         return StatsBatch.model_validate_json(bytes(body))
     except ValidationError as exc:
@@ -86,7 +89,41 @@ async def stats_batch(request: Request) -> StatsBatch:
                                       for e in exc.errors(include_url=False)]) from None
 
 
-STATS_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": StatsBatch.model_json_schema()}}}}
+def _arrow_batch(body: bytes) -> StatsBatch:
+    """An Arrow IPC stream: the row keys as columns; `camera` and `covered` (JSON) in the schema metadata."""
+    import json
+
+    import pyarrow as pa
+
+    def invalid(reason: str):
+        return RequestValidationError([{"type": "arrow", "loc": ("body",), "msg": reason}])
+
+    try:
+        table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise invalid(f"not an Arrow IPC stream ({str(exc)[:120]})") from None
+    meta = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in (table.schema.metadata or {}).items()}
+    camera = meta.get("camera", "")
+    if not 1 <= len(camera) <= 300:
+        raise invalid("the stream's metadata must name the camera (1-300 characters)")
+    try:
+        covered = json.loads(meta.get("covered", "null"))
+        if covered is not None and not (isinstance(covered, list) and all(isinstance(c, int) for c in covered)):
+            raise ValueError
+    except ValueError:
+        raise invalid("metadata 'covered' must be a JSON list of whole seconds or null") from None
+    try:
+        columns = {name: table.column(name).to_numpy() for name in table.column_names}
+    except (pa.ArrowException, ValueError) as exc:
+        raise invalid(f"columns must be plain numbers ({str(exc)[:120]})") from None
+    return StatsBatch.model_construct(camera=camera, columns=columns, rows=None, covered=covered)
+
+
+STATS_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": StatsBatch.model_json_schema()},
+    ARROW: {"schema": {"type": "string", "format": "binary",
+                       "description": "the same columns as an Arrow IPC stream (int64 track_id, second, n; float64 "
+                                      "sums), with 'camera' and 'covered' (JSON) in the schema metadata"}}}}}
 
 
 @router.post("/{screening_id}/stats", response_model=IngestResult, openapi_extra=STATS_BODY)
