@@ -271,9 +271,24 @@ def curve_sums(session: Session, screening_ids: list[int], metrics: list[str], b
         for m in metrics:
             cols += [func.sum(inner.c[m]).label(f"m_{m}"), func.sum(inner.c[m] * inner.c[m]).label(f"mm_{m}")]
         query = select(*cols).group_by(inner.c.b).order_by(inner.c.b)
-    rows = session.execute(query).all()
-    # Row -> tuple first: NumPy on Row objects is 30x slower
-    return np.array([tuple(r) for r in rows], np.float64).reshape(len(rows), 2 + 2 * len(metrics))
+    return _fetch_numbers(session, query, 2 + 2 * len(metrics))
+
+
+def _fetch_numbers(session: Session, query, width: int) -> np.ndarray:
+    """A SELECT of numbers through the driver's own cursor, binary transfer on PostgreSQL: for a 7,200-row
+    curve SQLAlchemy's Row objects and text parsing took 28-78 ms where this takes 12-15 ms."""
+    connection = session.connection()
+    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+    if connection.dialect.name == "postgresql":
+        cursor, params = connection.connection.cursor(binary=True), compiled.params
+    else:
+        cursor, params = connection.connection.cursor(), [compiled.params[k] for k in compiled.positiontup]
+    try:
+        cursor.execute(str(compiled), params)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    return np.array(rows, np.float64).reshape(len(rows), width)
 
 
 def curves(session: Session, screening_ids: list[int], metrics: list[str], bucket: float,
