@@ -57,18 +57,19 @@ class ApiTarget:
 
 class DbTarget:
     def __init__(self, url: str):
-        from .db import make_engine, migrate
+        from .db import make_engine
 
         self.url = url
         self.engine = make_engine(url)
-        self._migrated = False
-        self._migrate = lambda: migrate(self.engine)
+        self._migrated = False  # on first use: the database may be down when the live process starts
 
     def _session(self):
         from sqlmodel import Session
 
+        from .db import migrate
+
         if not self._migrated:
-            self._migrate()
+            migrate(self.engine)
             self._migrated = True
         return Session(self.engine)
 

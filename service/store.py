@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -189,17 +189,10 @@ def _add_to_seconds(session: Session, screening_id: int, content_id: int, camera
     names = ["k"] + list(sums)
     values = [{"second": int(sec), "k": int(k[i]), **{c: float(a[i]) for c, a in sums.items()}}
               for i, sec in enumerate(seconds)]
-    dialect = session.connection().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     for table, keys in ((camera_second, {"screening_id": screening_id, "camera": camera}),
                         (content_second, {"content_id": content_id})):
-        statement = insert(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=[*keys, "second"], set_={c: table.c[c] + statement.excluded[c] for c in names})
-        session.execute(statement, [{**keys, **row} for row in values])  # executemany: compiled once
+        _upsert(session, table, [{**keys, **row} for row in values], [*keys, "second"],
+                lambda new, table=table: {c: table.c[c] + new[c] for c in names})
     _bump_revision(session, content_id)
 
 
@@ -340,13 +333,15 @@ def _nulls(a: np.ndarray) -> list:
 SCREENING_TABLES = (track_second, camera_second, camera_gap, live_source)  # all that hangs off a screening
 
 
-def _upsert(session: Session, table, row: dict, keys: list[str], set_: dict) -> None:
+def _upsert(session: Session, table, rows: list[dict], keys: list[str], set_) -> None:
+    """INSERT rows ... ON CONFLICT (keys) DO UPDATE SET set_(excluded), on PostgreSQL and SQLite alike;
+    executemany, so the statement is compiled once whatever the number of rows."""
     if session.connection().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table).values(row)
-    session.execute(statement.on_conflict_do_update(index_elements=keys, set_=set_(statement.excluded)))
+    statement = insert(table)
+    session.execute(statement.on_conflict_do_update(index_elements=keys, set_=set_(statement.excluded)), rows)
 
 
 def add_gap(session: Session, screening_id: int, camera: str, start_s: float, end_s: float, reason: str) -> None:
@@ -354,11 +349,10 @@ def add_gap(session: Session, screening_id: int, camera: str, start_s: float, en
     if not end_s >= start_s:
         raise Invalid("a gap ends at or after its start")
     g = camera_gap.c
-    _upsert(session, camera_gap, {"screening_id": screening_id, "camera": camera, "start_s": start_s,
-                                  "end_s": end_s, "reason": reason},
+    _upsert(session, camera_gap, [{"screening_id": screening_id, "camera": camera, "start_s": start_s,
+                                   "end_s": end_s, "reason": reason}],
             ["screening_id", "camera", "start_s"],
-            lambda new: {"end_s": func.max(g.end_s, new.end_s) if session.connection().dialect.name == "sqlite"
-                         else func.greatest(g.end_s, new.end_s)})
+            lambda new: {"end_s": case((new.end_s > g.end_s, new.end_s), else_=g.end_s)})
     session.commit()
 
 
@@ -373,7 +367,7 @@ def set_source_state(session: Session, screening_id: int, camera: str, state: st
 
     row = {"screening_id": screening_id, "camera": camera, "state": state, "detail": detail,
            "updated_at": datetime.now(timezone.utc)}
-    _upsert(session, live_source, row, ["screening_id", "camera"],
+    _upsert(session, live_source, [row], ["screening_id", "camera"],
             lambda new: {"state": new.state, "detail": new.detail, "updated_at": new.updated_at})
     session.commit()
 
