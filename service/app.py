@@ -17,8 +17,9 @@ from .routes import contents, curves, dashboard, live, screenings
 DEFAULT_MIN_AUDIENCE = 5
 
 
-def create_app(engine: Engine, min_audience: int = DEFAULT_MIN_AUDIENCE) -> FastAPI:
-    """The service on `engine`. Curve answers suppress buckets with fewer than `min_audience` faces."""
+def create_app(engine: Engine, min_audience: int = DEFAULT_MIN_AUDIENCE, public: bool = False) -> FastAPI:
+    """The service on `engine`. Curve answers suppress buckets with fewer than `min_audience` faces.
+    `public`: it listens on a non-loopback address, where it never answers as an open service."""
     if min_audience < 1:
         raise ValueError("min_audience must be >= 1")
     migrate(engine)
@@ -28,7 +29,7 @@ def create_app(engine: Engine, min_audience: int = DEFAULT_MIN_AUDIENCE) -> Fast
     app.state.engine = engine
     app.state.answers = AnswerCache()
     app.state.min_audience = min_audience
-    app.state.keys = Keys(engine)
+    app.state.keys = Keys(engine, public=public)
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)])
     for module in (contents, screenings, curves, live):
         api.include_router(module.router)

@@ -37,6 +37,8 @@ def migrate(engine: Engine) -> int:
     from .models import Content
 
     SQLModel.metadata.create_all(engine)
+    if engine.dialect.name == "sqlite":
+        _never_reuse_ids(engine)
     with Session(engine) as session:
         row = session.exec(select(SchemaVersion)).first()
         if row is None:
@@ -49,7 +51,45 @@ def migrate(engine: Engine) -> int:
             for content in session.exec(select(Content)).all():
                 store._refresh_content(session, content.id)
         # version 3 added content_revision: create_all made it; a content without a row is at revision 0
+        if row.version < 6:  # keys that ever existed keep the service closed (auth_state, made by create_all)
+            if session.exec(select(auth.ApiKey.id)).first() is not None and not auth.keys_required(session):
+                auth._set_required(session, True, "migrated: keys existed")
         row.version = SCHEMA_VERSION
         session.add(row)
         session.commit()
         return SCHEMA_VERSION
+
+
+def _never_reuse_ids(engine: Engine) -> None:
+    """Rebuild SQLite tables made before schema 6 with AUTOINCREMENT, so that an id freed by a delete is
+    never given to a new row (a cached curve or a key limited to a deleted content would see its
+    successor). SQLite cannot add AUTOINCREMENT in place: the table is renamed, made anew, refilled and
+    dropped, with foreign keys off meanwhile (the standard procedure); ids stay as they were."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        for table in SQLModel.metadata.sorted_tables:
+            if not table.dialect_options["sqlite"]["autoincrement"]:
+                continue
+            sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type='table' AND name=?",
+                                       (table.name,)).scalar()
+            if sql is None or "AUTOINCREMENT" in sql.upper():
+                continue
+            columns = ", ".join(f'"{c.name}"' for c in table.columns)
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.exec_driver_sql("PRAGMA legacy_alter_table=ON")  # other tables keep referring to the name
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                for (index,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='index' AND "
+                                                     "tbl_name=? AND sql IS NOT NULL", (table.name,)).all():
+                    conn.exec_driver_sql(f'DROP INDEX "{index}"')
+                conn.exec_driver_sql(f'ALTER TABLE "{table.name}" RENAME TO "_old_{table.name}"')
+                table.create(conn)
+                conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM "_old_{table.name}"')
+                conn.exec_driver_sql(f'DROP TABLE "_old_{table.name}"')
+                conn.exec_driver_sql("COMMIT")
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            finally:
+                conn.exec_driver_sql("PRAGMA legacy_alter_table=OFF")
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")

@@ -12,8 +12,11 @@ from sqlmodel import JSON, Field, SQLModel
 
 from .stats import VALUES
 
-SCHEMA_VERSION = 5  # 1: contents, screenings, track/camera seconds; 2: + content_second rollup; 3: + revisions;
-#                     4: + camera gaps and live source states; 5: + API keys (service.auth)
+SCHEMA_VERSION = 6  # 1: contents, screenings, track/camera seconds; 2: + content_second rollup; 3: + revisions;
+#                     4: + camera gaps and live source states; 5: + API keys (service.auth);
+#                     6: ids never reused (SQLite AUTOINCREMENT), auth_state (keys stay required)
+NEVER_REUSED = {"sqlite_autoincrement": True}  # a deleted row's id is never given to a new one (SQLite reuses
+#                                                 the largest otherwise; PostgreSQL's sequences never do)
 
 
 def _now() -> datetime:
@@ -26,6 +29,7 @@ class ContentBase(SQLModel):
 
 
 class Content(ContentBase, table=True):
+    __table_args__ = NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(default_factory=_now)
 
@@ -53,6 +57,7 @@ class ScreeningBase(SQLModel):
 
 
 class Screening(ScreeningBase, table=True):
+    __table_args__ = NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True)
     content_id: int = Field(foreign_key="content.id", index=True)
     created_at: datetime = Field(default_factory=_now)

@@ -15,17 +15,21 @@ from conftest import FIXTURES, ROOT, run_cli
 from service import auth
 from service.app import create_app
 from service.stats import track_seconds
-from test_service import fake_observations
+from test_service import _pg_engine, fake_observations
 
 
 def bearer(key):
     return {"Authorization": f"Bearer {key}"}
 
 
-@pytest.fixture()
-def keyed(tmp_path):
-    """A service with data in two contents and keys of every kind."""
-    engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def keyed(request):
+    """A service with data in two contents and keys of every kind, on SQLite and PostgreSQL."""
+    cleanup = None
+    if request.param == "sqlite":
+        engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
+    else:
+        engine, cleanup = _pg_engine()
     app = create_app(engine, min_audience=1)
     with TestClient(app) as c:
         ids = []
@@ -39,8 +43,10 @@ def keyed(tmp_path):
                 ("admin", ["admin"], None), ("reader", ["read"], None), ("ingester", ["ingest"], None),
                 ("reader-b", ["read"], [ids[1][0]]), ("revoked", ["read"], None))}
             auth.revoke_key(s, auth.list_keys(s)[-1].id)
-        app.state.keys._checked = -1e9  # see the new keys now, not in 2 s
         yield c, ids, keys, engine
+    engine.dispose()
+    if cleanup:
+        cleanup()
 
 
 def test_scopes_and_content_limits(keyed):
@@ -166,5 +172,139 @@ def test_purge_deletes_old_screenings_and_everything_derived(tmp_path):
                 ids = {row[0] for row in s.execute(select(table.c.screening_id)).all()}
                 assert ids == {fresh}
             assert s.execute(select(func.count()).select_from(content_second)).scalar() == 4
-        c.app.state.keys._checked = -1e9
         assert c.get(f"/api/v1/contents/{new_c}/curves").json()["n"] == [5] * 4  # the fresh screening only
+
+
+# --- issue 16, items 1, 5, 6: a hostile test of main, replayed --------------------------------------------
+
+NON_CANONICAL = ("%2B{}", "{}.0", "%20{}", "0_{}", "%EF%BC%91", "%C2%B2", "{}%20", "0{}")  # +1 1.0 ' 1' 0_1 １ ² '1 ' 01
+
+
+def test_content_limited_keys_cannot_reach_other_contents_through_odd_ids(keyed):
+    c, ((a, sa), (b, sb)), keys, engine = keyed
+    assert (a, sa) == (1, 1)  # the fullwidth and superscript forms below stand for 1
+    with Session(engine) as s:
+        limited = {name: bearer(auth.create_key(s, name, scopes, [b])[1]) for name, scopes in (
+            ("admin-b", ["admin"]), ("ingest-b", ["ingest"]), ("read-b", ["read"]))}
+    rows = track_seconds(fake_observations(seed=9, source="evil"))
+    for form in NON_CANONICAL:
+        s_id, c_id = form.format(sa), form.format(a)
+        attempts = [
+            ("get", f"/api/v1/screenings/{s_id}/tracks", limited["admin-b"], None),
+            ("get", f"/api/v1/screenings/{s_id}", limited["read-b"], None),
+            ("get", f"/api/v1/screenings/{s_id}/gaps", limited["read-b"], None),
+            ("get", f"/api/v1/screenings/{s_id}/sources", limited["read-b"], None),
+            ("post", f"/api/v1/screenings/{s_id}/stats", limited["ingest-b"], {"camera": "evil", "rows": rows}),
+            ("post", f"/api/v1/screenings/{s_id}/gaps", limited["ingest-b"],
+             {"camera": "evil", "start_s": 1, "end_s": 2}),
+            ("put", f"/api/v1/screenings/{s_id}/sources/evil", limited["ingest-b"], {"state": "running"}),
+            ("get", f"/api/v1/contents/{c_id}", limited["read-b"], None),
+            ("get", f"/api/v1/contents/{c_id}/curves", limited["read-b"], None),
+            ("get", f"/api/v1/contents/{c_id}/curves?format=parquet", limited["read-b"], None),
+            ("get", f"/api/v1/contents/{c_id}/compare", limited["read-b"], None),
+            ("get", f"/api/v1/contents/{c_id}/moments", limited["read-b"], None),
+            ("get", f"/api/v1/contents/{c_id}/norms?screening={sa}", limited["read-b"], None),
+            ("patch", f"/api/v1/contents/{c_id}", limited["admin-b"], {"title": "owned"}),
+            ("delete", f"/api/v1/contents/{c_id}", limited["admin-b"], None),
+            ("delete", f"/api/v1/screenings/{s_id}", limited["admin-b"], None),
+        ]
+        for method, url, headers, body in attempts:
+            r = getattr(c, method)(url, headers=headers, **({"json": body} if body is not None else {}))
+            assert r.status_code in (404, 422), (method, url, r.status_code, r.text[:200])
+        with c.stream("GET", f"/api/v1/screenings/{s_id}/live", headers=limited["read-b"]) as r:
+            assert r.status_code in (404, 422), (s_id, r.status_code)
+    # nothing of the above reached content A: its data, title and camera list are as they were
+    admin = bearer(keys["admin"])
+    assert c.get(f"/api/v1/contents/{a}", headers=admin).json()["title"] == "Ad A"
+    assert set(c.get(f"/api/v1/screenings/{sa}/tracks", headers=admin).json()["camera"]) == {"c"}
+    assert c.get(f"/api/v1/screenings/{sa}/gaps", headers=admin).json() == []
+    assert c.get(f"/api/v1/screenings/{sa}/sources", headers=admin).json() == []
+    # the canonical forms behave as before: B is reachable, A is not
+    assert c.get(f"/api/v1/contents/{b}/curves", headers=limited["read-b"]).status_code == 200
+    assert c.get(f"/api/v1/screenings/{sb}/tracks", headers=limited["admin-b"]).status_code == 200
+    assert c.get(f"/api/v1/screenings/{sa}/tracks", headers=limited["admin-b"]).status_code == 404
+    # an id that resolves to nothing fails closed for a limited key (and is a plain 404 for the others)
+    assert c.get("/api/v1/screenings/999/gaps", headers=limited["read-b"]).status_code == 404
+    assert c.get("/api/v1/screenings/99999999999999999999/gaps", headers=admin).status_code == 422
+
+
+def test_revoking_every_key_leaves_the_service_closed_until_an_explicit_reopen(keyed):
+    c, ((a, sa), _), keys, engine = keyed
+    curve = f"/api/v1/contents/{a}/curves"
+    with Session(engine) as s:
+        for key in auth.list_keys(s):
+            auth.revoke_key(s, key.id)
+    for headers in ({}, bearer(keys["admin"]), bearer("aud_anything")):
+        assert c.get(curve, headers=headers).status_code == 401
+        assert c.post("/api/v1/contents", json={"title": "x", "duration_s": 1}, headers=headers).status_code == 401
+    with Session(engine) as s:
+        with pytest.raises(ValueError):
+            auth.reopen(s, "")  # a reason is required
+        auth.reopen(s, "demo machine, loopback only")
+        state = s.get(auth.AuthState, 1)
+        assert not state.keys_required and "demo machine" in state.reason and state.changed_at is not None
+    assert c.get(curve).status_code == 200  # the explicit decision reopens it (loopback app)
+    with Session(engine) as s:  # a new key closes it again at once: no grace period
+        auth.create_key(s, "new", ["read"])
+    assert c.get(curve).status_code == 401
+    with Session(engine) as s:
+        with pytest.raises(ValueError):
+            auth.reopen(s, "a key is still active")
+
+
+def test_the_first_key_closes_the_service_at_once():
+    engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
+    with TestClient(create_app(engine, min_audience=1)) as c:
+        assert c.get("/api/v1/contents").status_code == 200  # open, and possibly remembered
+        with Session(engine) as s:
+            auth.create_key(s, "first", ["admin"])
+        assert c.get("/api/v1/contents").status_code == 401  # the very next request
+
+
+def test_a_public_server_never_answers_as_an_open_service():
+    engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
+    with TestClient(create_app(engine, min_audience=1, public=True)) as c:
+        r = c.get("/api/v1/contents")
+        assert r.status_code == 401 and "non-loopback" in r.json()["detail"]
+        with Session(engine) as s:
+            key = auth.create_key(s, "ops", ["admin"])[1]
+            assert c.get("/api/v1/contents", headers=bearer(key)).status_code == 200
+            auth.revoke_key(s, 1)
+            auth.reopen(s, "testing")  # reopened by an operator: still refused on a public bind
+        assert c.get("/api/v1/contents").status_code == 401
+
+
+def test_reopen_from_the_cli_is_recorded(tmp_path):
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    run_cli("keys", "--db", db, "create", "--name", "ops", "--scope", "admin")
+    refused = run_cli("keys", "--db", db, "reopen", "--reason", "done")
+    assert refused.returncode == 1 and "revoke them first" in refused.stderr
+    assert run_cli("keys", "--db", db, "revoke", 1).returncode == 0
+    # still closed: a public serve is refused (exit 2), reopening needs its own command
+    assert run_cli("serve", "--db", db, "--host", "0.0.0.0", "--port", 18765).returncode == 2
+    ok = run_cli("keys", "--db", db, "reopen", "--reason", "back to the lab laptop")
+    assert ok.returncode == 0 and "recorded" in ok.stderr
+
+
+@pytest.mark.parametrize("kind", ["sqlite-file", "sqlite-memory"])
+def test_deleted_ids_are_never_reused_so_no_cache_or_key_sees_a_successor(tmp_path, kind):
+    from service.db import make_engine
+
+    engine = (make_engine(f"sqlite:///{tmp_path / 'ids.db'}") if kind == "sqlite-file" else
+              create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool))
+    with TestClient(create_app(engine, min_audience=1)) as c:
+        cid = c.post("/api/v1/contents", json={"title": "old", "duration_s": 30}).json()["id"]
+        sid = c.post("/api/v1/screenings", json={"content_id": cid}).json()["id"]
+        c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+        old_curve = c.get(f"/api/v1/contents/{cid}/curves").json()  # cached now
+        assert old_curve["n"][0] > 0
+        with Session(engine) as s:
+            limited = auth.create_key(s, "old-only", ["read"], [cid])[1]
+            admin = auth.create_key(s, "ops", ["admin"])[1]
+        assert c.delete(f"/api/v1/contents/{cid}", headers=bearer(admin)).status_code in (200, 204)
+        new = c.post("/api/v1/contents", json={"title": "new", "duration_s": 30}, headers=bearer(admin)).json()["id"]
+        new_s = c.post("/api/v1/screenings", json={"content_id": new}, headers=bearer(admin)).json()["id"]
+        assert new != cid and new_s != sid
+        assert not any(c.get(f"/api/v1/contents/{new}/curves", headers=bearer(admin)).json()["n"])  # not the old data
+        assert c.get(f"/api/v1/contents/{new}/curves", headers=bearer(limited)).status_code == 404
+        assert c.get(f"/api/v1/contents/{cid}/curves", headers=bearer(admin)).status_code == 404

@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "ingest (store statistics, report live sources) and admin (everything, "
                                    "including per-track data); optionally limited to some contents. The key is "
                                    "printed once at creation; the database keeps only its hash. Once a key "
-                                   "exists, every API request needs one.",
+                                   "has been created, every API request needs one, also after every key is "
+                                   "revoked, until `keys reopen`.",
                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     k.add_argument("--db", default="sqlite:///audience.db", help="database URL (default: sqlite:///audience.db)")
     ks = k.add_subparsers(dest="action", required=True, parser_class=_Parser)
@@ -173,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_parser("list", help="list keys (never the keys themselves)")
     kr = ks.add_parser("revoke", help="revoke a key by its id")
     kr.add_argument("id", type=_positive(int))
+    ko = ks.add_parser("reopen", help="let the service run without keys again (loopback only; recorded)",
+                       description="Revoking every key leaves a closed service, never an open one. This is "
+                                   "the explicit decision to serve without keys again, on loopback only; the "
+                                   "time and the reason are recorded in the database.")
+    ko.add_argument("--reason", required=True, help="why (recorded)")
     return p
 
 
@@ -266,6 +272,13 @@ def _keys(args) -> int:
                 print(f"{key.id}\t{key.name}\t{key.prefix}…\t{','.join(key.scopes)}\t"
                       f"{','.join(map(str, key.contents)) if key.contents else 'all'}\t"
                       f"{key.created_at:%Y-%m-%d %H:%M}\t{key.revoked_at or ''}")
+        elif args.action == "reopen":
+            try:
+                auth.reopen(session, args.reason)
+            except ValueError as exc:
+                raise AudienceError(f"not reopened: {exc}") from None
+            print(f"the service runs without API keys again, on loopback only (recorded: {args.reason})",
+                  file=sys.stderr)
         else:
             key = auth.revoke_key(session, args.id)
             if key is None:
@@ -304,8 +317,9 @@ def _serve(args) -> int:
     from service.db import make_engine
 
     engine = make_engine(args.db)
-    app = create_app(engine, min_audience=args.min_audience)
-    if not _loopback(args.host):
+    public = not _loopback(args.host)
+    app = create_app(engine, min_audience=args.min_audience, public=public)
+    if public:
         from sqlmodel import Session
 
         from service.auth import active_keys
