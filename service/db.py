@@ -37,6 +37,7 @@ def migrate(engine: Engine) -> int:
     from .models import Content
 
     SQLModel.metadata.create_all(engine)
+    _add_value_columns(engine)
     if engine.dialect.name == "sqlite":
         _never_reuse_ids(engine)
     with Session(engine) as session:
@@ -93,3 +94,20 @@ def _never_reuse_ids(engine: Engine) -> None:
             finally:
                 conn.exec_driver_sql("PRAGMA legacy_alter_table=OFF")
                 conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+
+
+def _add_value_columns(engine: Engine) -> None:
+    """Statistics tables made before a value was added (schema 6: the `<value>_delta` columns) get its
+    columns, 0 in the rows already stored (they were never read against a baseline)."""
+    from sqlalchemy import inspect
+
+    from .models import camera_second, content_second, track_second
+
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table in (track_second, camera_second, content_second):
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have:
+                    conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" '
+                                         f"FLOAT NOT NULL DEFAULT 0")

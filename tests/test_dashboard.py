@@ -98,6 +98,17 @@ def test_dashboard_draws_curves_moments_comparison_norms_and_live(browser, tmp_p
         page.wait_for_selector("body[data-state=ready]")
         names = page.evaluate("document.getElementById('chart').data.filter(d => d.meta === 'mean').map(d => d.name)")
         assert names == ["cut=A", "cut=B"]
+        # reaction mode: the same metric read against each viewer's own baseline (its _delta twin)
+        asked = []
+        page.on("request", lambda r: asked.append(r.url) if "/curves" in r.url else None)
+        page.check("#reaction")
+        page.wait_for_selector("body[data-state=ready]")
+        assert any("metrics=p_happiness_delta" in u for u in asked)
+        title = page.evaluate("document.getElementById('chart').layout.yaxis.title.text")
+        assert "reaction" in title and "Happiness" in title
+        assert page.locator("#metric option[value$=_delta]").count() == 0  # a mode, not 13 more metrics
+        page.uncheck("#reaction")
+        page.wait_for_selector("body[data-state=ready]")
         page.select_option("#metric", "valence")
         page.wait_for_selector("body[data-state=ready]")
         assert "valence" in page.get_attribute("#export-csv", "href")

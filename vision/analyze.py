@@ -17,6 +17,7 @@ from .labels import EMOTIONS
 from .pipeline import Settings, model_files, resolve_scene
 from .plot import plot_curves
 from .progress import Progress
+from .reactions import ReactionOptions, Reactions
 from .report import TrackSummary, write_report
 from .seats import SeatMap
 from .runner import default_workers, plan_jobs, run_jobs
@@ -45,6 +46,7 @@ class AnalyzeRequest:
     db: str | None = None  # also store the statistics here (service.publish)
     api: str | None = None  # ...or send them to this running service
     screening: int | None = None
+    reactions: ReactionOptions = ReactionOptions()  # per-viewer smoothing and baselines (vision.reactions)
 
 
 def _expected_frames(specs, fps) -> int | None:
@@ -91,6 +93,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
         try:
             for results in run_jobs(jobs, settings, workers, progress.advance):
                 for cols, report in results:
+                    cols = Reactions(req.reactions).update(cols)  # each source's viewers, in time order
                     writer.write_columns(cols)
                     stats.add_rows(cols)
                     tracks.add_rows(cols)
@@ -133,7 +136,8 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
                      "max_lost_s": req.max_lost_s, "format": req.fmt, "scene": settings.scene,
                      "scene_reason": scene_reason,
                      "detect_every_s": req.detect_every_s, "seat_map": req.seat_map,
-                     "seat_empty_after_s": req.seat_empty_after_s},
+                     "seat_empty_after_s": req.seat_empty_after_s, "smooth_s": req.reactions.smooth_s,
+                     "baseline_s": req.reactions.baseline_s},
         "labels": list(EMOTIONS),
         "models": {n: {"file": m.path.name, "sha256": m.sha256} for n, m in models.items()},
         "per_source": [r.public() for r in reports],

@@ -43,6 +43,13 @@ def _positive(kind):
     return parse
 
 
+def _not_negative(text):
+    value = _number(text)
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _number(text):
     try:
         return float(text)
@@ -87,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="faces per frame at most (default 8 in the single scene, 500 in the audience scene)")
     a.add_argument("--max-lost", type=_positive(float), default=1.0,
                    help="seconds a face may be unseen before its track ends (default 1)")
+    _add_reaction_options(a)
     a.add_argument("--workers", type=_positive(int), default=None,
                    help="processes (default: one per core, at most one per input)")
     a.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
@@ -122,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--classifier", choices=["fusion", "cnn"], default="fusion")
     lv.add_argument("--scene", choices=["single", "audience", "auto"], default="auto")
     lv.add_argument("--seat-map", default=None, help="JSON seat map (seats and opt-out regions)")
+    _add_reaction_options(lv)
     lv.add_argument("--metrics-host", default="127.0.0.1")
     lv.add_argument("--metrics-port", type=int, default=9108, help="/metrics and /healthz port (0: any free port; "
                                                                     "-1: none)")
@@ -217,6 +226,25 @@ def main(argv=None) -> int:
     return 2
 
 
+def _add_reaction_options(parser) -> None:
+    """Per-viewer smoothing and baselines (vision.reactions), the same for analyze and live."""
+    from .reactions import ReactionOptions
+
+    defaults = ReactionOptions()
+    parser.add_argument("--smooth", type=_not_negative, default=defaults.smooth_s, metavar="SECONDS",
+                        help="time constant of each viewer's smoothing filter in seconds (default "
+                             f"{defaults.smooth_s:g}; 0: raw readings)")
+    parser.add_argument("--baseline", type=_positive(float), default=defaults.baseline_s, metavar="SECONDS",
+                        help="each viewer's opening window in seconds: its median is their resting baseline, "
+                             f"and <value>_delta columns read against it (default {defaults.baseline_s:g})")
+
+
+def _reaction_options(args):
+    from .reactions import ReactionOptions
+
+    return ReactionOptions(smooth_s=args.smooth, baseline_s=args.baseline)
+
+
 def _use_api_key(args) -> None:
     if getattr(args, "api_key", None):
         from service import publish
@@ -296,7 +324,7 @@ def _live(args) -> int:
         camera=args.camera, realtime=args.realtime, spool=args.spool, fps=args.fps, classifier=args.classifier,
         scene=args.scene, seat_map=args.seat_map, metrics_host=args.metrics_host,
         metrics_port=None if args.metrics_port < 0 else args.metrics_port, duration_s=args.duration,
-        flush_timeout_s=args.flush_timeout, out=args.out), stderr=sys.stderr)
+        flush_timeout_s=args.flush_timeout, out=args.out, reactions=_reaction_options(args)), stderr=sys.stderr)
     print(summary_json(summary))
     return 0
 
@@ -396,7 +424,7 @@ def _analyze(args) -> int:
                              detect_every_s=args.detect_every,
                              seat_map=str(args.seat_map) if args.seat_map else None,
                              seat_empty_after_s=args.seat_empty_after, db=args.db, api=args.api,
-                             screening=args.screening)
+                             screening=args.screening, reactions=_reaction_options(args))
     return run_analyze(request, quiet=args.quiet)
 
 

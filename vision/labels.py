@@ -9,4 +9,8 @@ METRICS: tuple[str, ...] = ("smile", "brow_raise", "brow_furrow", "eye_widen", "
 
 #: Per-face numbers after the box, in output column order.
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{e}" for e in EMOTIONS)
-VALUE_COLUMNS: tuple[str, ...] = PROB_COLUMNS + METRICS + ("valence", "yaw", "pitch", "roll", "attention")
+#: Values each viewer is also read against their own baseline (vision.reactions): `<value>_delta`.
+DELTA_BASES: tuple[str, ...] = PROB_COLUMNS + METRICS + ("valence",)
+DELTA_COLUMNS: tuple[str, ...] = tuple(f"{c}_delta" for c in DELTA_BASES)
+VALUE_COLUMNS: tuple[str, ...] = (PROB_COLUMNS + METRICS + ("valence", "yaw", "pitch", "roll", "attention")
+                                  + DELTA_COLUMNS)

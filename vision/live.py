@@ -26,6 +26,7 @@ from .errors import AudienceError, UnsupportedInput
 from .observation import Observation
 from .ops import LiveMetrics, OpsServer
 from .pipeline import FrameLoop, Settings, build_stages, model_files, resolve_scene
+from .reactions import ReactionOptions, Reactions
 from .stream import Gap, LiveReader
 from .table import ObservationFileWriter, TableSink
 
@@ -49,6 +50,7 @@ class LiveRequest:
     duration_s: float | None = None
     flush_timeout_s: float = 10.0
     out: Path | None = None  # also write the analysed observations (numbers only) here
+    reactions: ReactionOptions = ReactionOptions()  # per-viewer smoothing and baselines, built as it goes
 
 
 def camera_name(source: str) -> str:
@@ -60,8 +62,9 @@ class SecondBatcher:
     """Sink: collects observations and, when the content second moves on, turns the finished seconds into
     one batch (per-track-second statistics + the seconds analysed) for the spool."""
 
-    def __init__(self, content_offset: float, emit, id_base: int = 0):
+    def __init__(self, content_offset: float, emit, id_base: int = 0, reactions: Reactions | None = None):
         self.offset, self.emit, self.id_base = content_offset, emit, id_base
+        self.reactions = reactions or Reactions()
         self._table, self._covered, self._second = TableSink(), set(), None
         self._last_captured = 0.0
         self.max_id = id_base
@@ -83,7 +86,7 @@ class SecondBatcher:
     def flush(self) -> None:
         if not self._covered:
             return
-        cols = self._table.columns()
+        cols = self.reactions.update(self._table.columns())
         self.emit(cols, sorted(self._covered))
         self._table, self._covered = TableSink(), set()
 
@@ -171,7 +174,7 @@ def run_live(req: LiveRequest, stderr=None) -> dict:
 
     target = ApiTarget(req.api) if req.api else DbTarget(req.db)
     sender = Sender(spool, target, heartbeat, on_sent=on_sent, on_error=lambda m: metrics.send_errors.inc())
-    batcher = SecondBatcher(offset, emit, id_base)
+    batcher = SecondBatcher(offset, emit, id_base, Reactions(req.reactions))
 
     class Timing:
         def write(self, obs: Observation) -> None:

@@ -1,7 +1,8 @@
 """Observations as a column table: what sinks write, one row per face per analysed frame.
 
 Only these columns ever leave the process: the source name, frame index, time, anonymous track id, the
-normalised box and the numbers in `vision.labels.VALUE_COLUMNS`. Never landmarks, crops or pixels.
+normalised box and the numbers in `vision.labels.VALUE_COLUMNS` (the `<value>_delta` columns are NaN
+until `vision.reactions` reads each viewer against their baseline). Never landmarks, crops or pixels.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .labels import EMOTIONS, METRICS, VALUE_COLUMNS
+from .labels import DELTA_COLUMNS, EMOTIONS, METRICS, VALUE_COLUMNS
 from .observation import Observation
 
 KEY_COLUMNS = ("source", "frame", "t", "track_id", "seat", "x", "y", "w", "h", "emotion")
@@ -35,6 +36,8 @@ def observation_columns(obs: Observation) -> dict[str, np.ndarray]:
     cols["valence"] = obs.valence
     cols["yaw"], cols["pitch"], cols["roll"] = obs.pose[:, 0], obs.pose[:, 1], obs.pose[:, 2]
     cols["attention"] = obs.attention
+    for c in DELTA_COLUMNS:  # filled per viewer over time by vision.reactions, after tracking
+        cols[c] = np.full(n, np.nan, np.float32)
     return cols
 
 
@@ -93,7 +96,9 @@ class ObservationFileWriter:
 
             table = _arrow_table(cols)
             if self._writer is None:
-                self._writer = pq.ParquetWriter(str(self.path), table.schema)
+                # store_schema=False: Parquet's own schema says all (plain numbers and strings); the Arrow
+                # copy is a base64 blob in the file's metadata, which nothing here needs
+                self._writer = pq.ParquetWriter(str(self.path), table.schema, store_schema=False)
             if n:
                 self._writer.write_table(table)
         else:

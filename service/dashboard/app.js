@@ -11,9 +11,12 @@ const LABELS = {
   brow_furrow: "Brow furrow", eye_widen: "Eye widen", mouth_open: "Mouth open", valence: "Valence",
   yaw: "Head yaw (°)", pitch: "Head pitch (°)", roll: "Head roll (°)", attention: "Attention",
 };
-const state = { contents: [], screenings: [], series: [], moments: [], cursor: null, live: null, liveData: null };
+const state = { contents: [], screenings: [], series: [], moments: [], cursor: null, live: null, liveData: null,
+                deltas: new Set() };
 
-function label(metric) { return LABELS[metric] || metric; }
+function label(metric) {
+  return metric.endsWith("_delta") ? `${label(metric.slice(0, -6))}: reaction (vs. own baseline)` : LABELS[metric] || metric;
+}
 function clock(t) {
   const s = Math.max(0, Math.round(t)), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
   const ss = String(s % 60).padStart(2, "0");
@@ -70,7 +73,8 @@ async function api(path, params) {
 }
 
 function contentId() { return Number($("content").value); }
-function metric() { return $("metric").value; }
+// reaction mode reads each viewer against their own resting baseline: the metric's `_delta` twin
+function metric() { return $("metric").value + ($("reaction").checked && state.deltas.has($("metric").value) ? "_delta" : ""); }
 function bucket() { return Number($("bucket").value); }
 function checkedScreenings() {
   return [...document.querySelectorAll("#screenings input:checked")].map((el) => Number(el.value));
@@ -80,7 +84,9 @@ function checkedScreenings() {
 
 async function init() {
   try {
-    const [{ metrics }, contents] = await Promise.all([api("/metrics"), api("/contents")]);
+    const [{ metrics: all }, contents] = await Promise.all([api("/metrics"), api("/contents")]);
+    const metrics = all.filter((m) => !m.endsWith("_delta"));
+    state.deltas = new Set(all.filter((m) => m.endsWith("_delta")).map((m) => m.slice(0, -6)));
     $("metric").innerHTML = metrics.map((m) => `<option value="${m}">${label(m)}</option>`).join("");
     $("metric").value = metrics.includes("p_happiness") ? "p_happiness" : metrics[0];
     state.contents = contents;
@@ -93,8 +99,10 @@ async function init() {
     const wanted = Number(new URLSearchParams(location.hash.slice(1)).get("content"));
     if (contents.some((c) => c.id === wanted)) $("content").value = wanted;
     $("view").hidden = false;
-    for (const id of ["metric", "bucket", "compare"]) $(id).addEventListener("change", () => draw());
-    $("metric").addEventListener("change", () => { if ($("live").checked) toggleLive(); });  // the stream is per metric
+    for (const id of ["metric", "bucket", "compare", "reaction"]) $(id).addEventListener("change", () => draw());
+    for (const id of ["metric", "reaction"]) {  // the stream is per metric
+      $(id).addEventListener("change", () => { if ($("live").checked) toggleLive(); });
+    }
     $("content").addEventListener("change", () => loadContent());
     $("tab-curve").addEventListener("click", () => showTab("curve"));
     $("tab-norms").addEventListener("click", () => showTab("norms"));
@@ -197,7 +205,8 @@ async function draw() {
 
 // the range a metric can take: a CI band is drawn clipped to it (the API gives the unclipped numbers)
 function metricRange(m) {
-  if (m === "valence") return [-1, 1];
+  if (m === "valence_delta") return [-2, 2];
+  if (m.endsWith("_delta") || m === "valence") return [-1, 1];
   if (["yaw", "pitch", "roll"].includes(m)) return [-180, 180];
   return [0, 1];
 }
