@@ -58,7 +58,7 @@ class FaceMeshOptions:
     box_shift: float = 0.045  # ROI centre moved down by this fraction of the box height (negative: up)
     refine: bool = False  # a second pass on MediaPipe's ROI from the first pass's landmarks (2x the cost)
     threads: int = 1  # runtime threads per model
-    border: str = "zero"  # pixels outside the frame: "zero" (black) or "replicate"
+    border: str = "replicate"  # pixels outside the frame: "replicate" the edge (as MediaPipe) or "zero" (black)
 
     def __post_init__(self):
         if self.runtime not in ("litert", "onnx"):
