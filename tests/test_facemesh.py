@@ -221,3 +221,18 @@ def test_pnp_pose_agrees_with_mediapipe_matrix_pose(name):
     assert len(ours) >= 10
     err = np.abs(np.asarray(ours) - np.asarray(theirs))
     assert (np.median(err, axis=0) <= 3.0).all(), np.median(err, axis=0)
+
+
+def test_onnx_copies_read_like_litert():
+    image = cv2.imread(str(FIXTURES / "images" / "astronaut.jpg"))
+    first = mediapipe_two_frames(image)[1]
+    left = first[np.argmin(first[:, 1, 0])][:, :2] * (2 * image.shape[1], image.shape[0])
+    box = np.concatenate([left.min(0), left.max(0)])[None].astype(np.float32)
+    with FaceMesh(FaceMeshOptions(model_file("face_landmarks").path, model_file("face_blendshapes").path)) as a, \
+            FaceMesh(FaceMeshOptions(model_file("face_landmarks_onnx").path, model_file("face_blendshapes_onnx").path,
+                                     runtime="onnx")) as b:
+        ra, rb = a.read(image, box), b.read(image, box)
+    at_256 = CROP_SIZE / ra.regions[0, 2]
+    assert np.abs((ra.landmarks - rb.landmarks)[0, :, :2] * image.shape[1::-1]).max() * at_256 < 0.01
+    assert np.abs(ra.blendshapes - rb.blendshapes).max() < 1e-4 and abs(ra.presence[0] - rb.presence[0]) < 1e-4
+    assert ra.presence[0] > 0.9
