@@ -236,3 +236,16 @@ def test_onnx_copies_read_like_litert():
     assert np.abs((ra.landmarks - rb.landmarks)[0, :, :2] * image.shape[1::-1]).max() * at_256 < 0.01
     assert np.abs(ra.blendshapes - rb.blendshapes).max() < 1e-4 and abs(ra.presence[0] - rb.presence[0]) < 1e-4
     assert ra.presence[0] > 0.9
+
+
+def test_presence_evaluation_labels_detections(tmp_path):
+    from eval_presence import label_detections, read_wider
+
+    gt = tmp_path / "gt.txt"
+    gt.write_text("a/x.jpg\n3\n10 10 30 40 0 0 0 0 0 0\n100 10 30 40 0 0 0 1 0 0\n200 10 10 10 0 0 0 0 0 0\n"
+                  "b/y.jpg\n0\n0 0 0 0 0 0 0 0 0 0\n")
+    truth = read_wider(gt)
+    assert set(truth) == {"x.jpg", "y.jpg"} and truth["x.jpg"].shape == (3, 5) and len(truth["y.jpg"]) == 0
+    boxes = np.array([[12, 12, 40, 50], [100, 10, 130, 50], [300, 300, 340, 340], [200, 10, 210, 20]], np.float64)
+    assert label_detections(boxes, truth["x.jpg"]).tolist() == [1, -1, 0, -1]  # invalid and too small: neither
+    assert label_detections(boxes[:1], truth["y.jpg"]).tolist() == [0]

@@ -161,6 +161,14 @@ class _LiteRT:
         self._it.invoke()
         return [self._it.get_tensor(i) for i in self._outputs]
 
+    def run_image(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """uint8 RGB [H,W,3] -> outputs, scaled to [0, 1] straight into the input tensor (no extra copy)."""
+        view = self._it.tensor(self._input)()
+        np.multiply(rgb[None], np.float32(1 / 255), out=view, casting="unsafe")
+        del view  # the interpreter refuses to run while a view of its buffers is alive
+        self._it.invoke()
+        return [self._it.get_tensor(i) for i in self._outputs]
+
 
 class _Onnx:
     def __init__(self, path: Path, threads: int, providers: tuple[str, ...]):
@@ -174,6 +182,9 @@ class _Onnx:
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         return self._s.run(None, {self._input: x})
+
+    def run_image(self, rgb: np.ndarray) -> list[np.ndarray]:
+        return self(rgb[None].astype(np.float32) * np.float32(1 / 255))
 
 
 class FaceMesh:
@@ -213,8 +224,7 @@ class FaceMesh:
         for i, m in enumerate(crop_matrices(regions)):
             crop = cv2.warpAffine(image_bgr, m, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR,
                                   borderMode=self._border, borderValue=(0, 0, 0))
-            x = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32)[None] * np.float32(1 / 255)
-            points, flag = self._landmarks(x)[:2]
+            points, flag = self._landmarks.run_image(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))[:2]
             landmarks[i] = crop_to_frame(points.reshape(N_LANDMARKS, 3), regions[i], w, h)
             logits[i] = flag.reshape(-1)[0]
             pixels = landmarks[i, subset, :2] * np.float32((w, h))
