@@ -54,8 +54,8 @@ class FaceMeshOptions:
     blendshapes_path: Path
     runtime: str = "litert"  # "litert" (.tflite, CPU) or "onnx" (the ONNX copies, ONNX Runtime)
     providers: tuple[str, ...] = ("CPUExecutionProvider",)  # ONNX Runtime providers, runtime "onnx" only
-    box_scale: float = 1.6  # ROI side as a multiple of the detector box's larger side (MTCNN: see the model card)
-    box_shift: float = 0.045  # ROI centre moved down by this fraction of the box height (negative: up)
+    box_scale: float = 1.5  # ROI side as a multiple of the detector box's larger side (MTCNN: see the model card)
+    box_shift: float = 0.07  # ROI centre moved down by this fraction of the box height (negative: up)
     refine: bool = False  # a second pass on MediaPipe's ROI from the first pass's landmarks (2x the cost)
     threads: int = 1  # runtime threads per model
     border: str = "replicate"  # pixels outside the frame: "replicate" the edge (as MediaPipe) or "zero" (black)
@@ -96,7 +96,7 @@ class FaceMeshReadings:
                    np.zeros(0, np.float32), np.zeros((0, 4), np.float32))
 
 
-def regions_from_boxes(boxes_px: np.ndarray, scale: float = 1.6, shift: float = 0.045) -> np.ndarray:
+def regions_from_boxes(boxes_px: np.ndarray, scale: float = 1.5, shift: float = 0.07) -> np.ndarray:
     """[N,4] x1, y1, x2, y2 detector boxes -> [N,4] upright square regions (cx, cy, side, 0)."""
     b = np.asarray(boxes_px, np.float64).reshape(-1, 4)
     w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
