@@ -67,12 +67,27 @@ def label_detections(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return out
 
 
+def mediapipe_keeps(landmarker, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Per box: does MediaPipe's landmarker find a face on the 1.8x, 256 px crop (vision/audience.py today)."""
+    from vision.audience import square_regions
+    from vision.capture import Frame
+
+    out = np.zeros(len(boxes), bool)
+    for k, (x0, y0, side) in enumerate(square_regions(boxes, 1.8, image.shape[1], image.shape[0])):
+        s = 256 / side
+        crop = cv2.warpAffine(image, np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], np.float32), (256, 256))
+        out[k] = len(landmarker.landmark(Frame("", 0, 0.0, crop))[0]) > 0
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("crowds", type=Path)
     ap.add_argument("--min-face", type=int, default=20)
     ap.add_argument("--limit", type=int, default=0, help="first N photos only")
     ap.add_argument("--refine", action="store_true", help="FaceMesh second pass on MediaPipe's ROI")
+    ap.add_argument("--compare-mediapipe", action="store_true",
+                    help="also: does MediaPipe's landmarker (image mode, on today's 1.8x crop) find the face")
     ap.add_argument("--box-scale", type=float, default=FaceMeshOptions.box_scale)
     ap.add_argument("--box-shift", type=float, default=FaceMeshOptions.box_shift)
     args = ap.parse_args(argv)
@@ -82,8 +97,14 @@ def main(argv=None) -> int:
                                      min_face=args.min_face))
     opts = FaceMeshOptions(model_file("face_landmarks").path, model_file("face_blendshapes").path,
                            box_scale=args.box_scale, box_shift=args.box_shift, refine=args.refine)
-    labels, presence, fit = [], [], []
+    labels, presence, fit, kept = [], [], [], []
     t0 = time.perf_counter()
+    landmarker = None
+    if args.compare_mediapipe:
+        from vision.landmarker import Landmarker, LandmarkerOptions
+
+        landmarker = Landmarker(LandmarkerOptions(model_file("face_landmarker").path, mode="image", max_faces=1,
+                                                  image_padding=0.0))
     with FaceMesh(opts) as mesh:
         for name in names:
             image = cv2.imread(str(args.crowds / "images" / name))
@@ -91,11 +112,15 @@ def main(argv=None) -> int:
             r = mesh.read(image, boxes)
             labels.append(label_detections(boxes, truth[name]))
             presence.append(r.presence)
+            if landmarker is not None:
+                kept.append(mediapipe_keeps(landmarker, image, boxes))
             if len(r):  # where MediaPipe's own ROI would sit, relative to the detector's box
                 roi = regions_from_landmarks(r.landmarks, image.shape[1], image.shape[0])
                 side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
                 fit.append(np.stack([roi[:, 2] / side, (roi[:, 1] - (boxes[:, 1] + boxes[:, 3]) / 2)
                                      / (boxes[:, 3] - boxes[:, 1]), r.presence], 1))
+    if landmarker is not None:
+        landmarker.close()
     labels, presence = np.concatenate(labels), np.concatenate(presence)
     good, bad = presence[labels == 1], presence[labels == 0]
     print(f"{len(names)} photos, MTCNN min_face {args.min_face}, refine {args.refine}, box_scale {args.box_scale}, "
@@ -104,6 +129,10 @@ def main(argv=None) -> int:
     print("   t   correct>t  false>t  false/photo>t")
     for t in THRESHOLDS:
         print(f"{t:5.2f}   {np.mean(good > t):8.3f} {np.mean(bad > t):8.3f}  {np.sum(bad > t) / len(names):8.2f}")
+    if kept:
+        kept = np.concatenate(kept)
+        print(f"MediaPipe's landmarker on the 1.8x crop (today's audience scene) finds a face on "
+              f"{np.mean(kept[labels == 1]):.3f} of the correct and {np.mean(kept[labels == 0]):.3f} of the false detections")
     if fit:
         f = np.concatenate(fit)
         f = f[f[:, 2] > 0.9]
