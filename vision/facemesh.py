@@ -188,7 +188,9 @@ class _Onnx:
 
 
 class FaceMesh:
-    """Landmarks, blendshapes and a presence score for every detector box of a frame."""
+    """Landmarks, blendshapes and a presence score for every detector box of a frame.
+
+    One instance per thread: an interpreter runs one call at a time."""
 
     def __init__(self, options: FaceMeshOptions):
         self.options = options
