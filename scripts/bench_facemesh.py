@@ -1,0 +1,147 @@
+"""Milliseconds per face on one thread: FaceMesh's two models, its whole `read`, and MediaPipe's landmarker.
+
+    python scripts/bench_facemesh.py [--rounds 7] [--faces 40] [IMAGE ...]
+
+Faces: those MediaPipe finds in the images (default: fixtures/images/*.jpg), each read from a box around
+its landmarks. Measured in the same run, the four steps one after the other on each face, median over rounds:
+- landmark model: LiteRT invoke on a prepared 256x256 input;
+- blendshape model: LiteRT invoke on prepared 146 points;
+- read: `FaceMesh.read` per face (ROI, crop, colour conversion, both models, mapping back);
+- MediaPipe: its landmarker in IMAGE mode on the same 256x256 crops (its own detector, landmarks and
+  blendshapes).
+Prints each figure and read / (landmark + blendshape) (target <= 1.2), and read / the time of the model
+calls inside the same reads, the overhead of `read` measured free of the host's load. Times vary with the host's load:
+compare the ratios, not the absolute figures, across runs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vision.facemesh import (BLENDSHAPE_LANDMARKS, CROP_SIZE, FaceMesh, FaceMeshOptions, _LiteRT,  # noqa: E402
+                             crop_matrices, regions_from_boxes)
+from vision.landmarker import Landmarker, LandmarkerOptions  # noqa: E402
+from vision.models import model_file  # noqa: E402
+
+
+def faces_in(paths: list[Path], landmarker_path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(image, box [1,4] x1 y1 x2 y2)] for every face MediaPipe finds."""
+    from vision.capture import Frame
+
+    out = []
+    with Landmarker(LandmarkerOptions(landmarker_path, mode="image", max_faces=10)) as lm:
+        for p in paths:
+            image = cv2.imread(str(p))
+            if image is None:
+                continue
+            h, w = image.shape[:2]
+            for face in lm.landmark(Frame(str(p), 0, 0.0, image))[0]:
+                xy = face[:, :2] * (w, h)
+                out.append((image, np.concatenate([xy.min(0), xy.max(0)])[None].astype(np.float32)))
+    return out
+
+
+class Timed:
+    """Wraps a model runner and adds up the time spent in it (to split `read` into models and the rest)."""
+
+    def __init__(self, runner):
+        self.runner, self.spent = runner, 0.0
+
+    def _timed(self, fn, x):
+        t0 = time.perf_counter()
+        out = fn(x)
+        self.spent += time.perf_counter() - t0
+        return out
+
+    def __call__(self, x):
+        return self._timed(self.runner, x)
+
+    def run_image(self, rgb):
+        return self._timed(self.runner.run_image, rgb)
+
+
+def within_read(mesh: FaceMesh, faces, rounds: int) -> float:
+    """read's time / the time of the model calls inside those same reads (robust to the host's load)."""
+    timed = [Timed(mesh._landmarks), Timed(mesh._blendshapes)]
+    mesh._landmarks, mesh._blendshapes = timed
+    try:
+        t0 = time.perf_counter()
+        for _ in range(rounds):
+            for face in faces:
+                mesh.read(*face)
+        total = time.perf_counter() - t0
+    finally:
+        mesh._landmarks, mesh._blendshapes = timed[0].runner, timed[1].runner
+    return total / (timed[0].spent + timed[1].spent)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("images", nargs="*", type=Path)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--faces", type=int, default=40, help="faces per round (the found faces, repeated)")
+    args = ap.parse_args(argv)
+    cv2.setNumThreads(1)
+    paths = args.images or sorted((ROOT / "fixtures" / "images").glob("*.jpg"))
+    task = model_file("face_landmarker").path
+    lm_path, bs_path = model_file("face_landmarks").path, model_file("face_blendshapes").path
+    found = faces_in(paths, task)
+    if not found:
+        print("no face found in the images", file=sys.stderr)
+        return 1
+    faces = [found[i % len(found)] for i in range(args.faces)]
+    crops = [cv2.warpAffine(img, crop_matrices(regions_from_boxes(box))[0], (CROP_SIZE, CROP_SIZE),
+                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for img, box in faces]
+    inputs = [cv2.cvtColor(c, cv2.COLOR_BGR2RGB).astype(np.float32)[None] / 255 for c in crops]
+    landmarks_model, blendshapes_model = _LiteRT(lm_path, 1), _LiteRT(bs_path, 1)
+    points = [(landmarks_model(x)[0].reshape(478, 3)[list(BLENDSHAPE_LANDMARKS), :2])[None].copy() for x in inputs]
+
+    import mediapipe as mp
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    mp_images = [mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(cv2.cvtColor(c, cv2.COLOR_BGR2RGB)))
+                 for c in crops]
+    mp_task = vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
+        base_options=BaseOptions(model_asset_path=str(task)), running_mode=vision.RunningMode.IMAGE, num_faces=1,
+        output_face_blendshapes=True, output_facial_transformation_matrixes=False))
+    names = ("landmark model", "blendshape model", "read", "MediaPipe landmarker on the crop")
+    figures = {k: [] for k in names}
+    found_by_mediapipe = 0
+    with FaceMesh(FaceMeshOptions(lm_path, bs_path, threads=1)) as mesh, mp_task:
+        steps = (lambda i: landmarks_model(inputs[i]), lambda i: blendshapes_model(points[i]),
+                 lambda i: mesh.read(*faces[i]), lambda i: mp_task.detect(mp_images[i]))
+        for _ in range(args.rounds):  # the four steps face by face, so the host's load hits them alike
+            spent = np.zeros(len(steps))
+            for i in range(len(faces)):
+                for k, step in enumerate(steps):
+                    t0 = time.perf_counter()
+                    out = step(i)
+                    spent[k] += time.perf_counter() - t0
+                found_by_mediapipe += len(out.face_landmarks)
+            for k, name in enumerate(names):
+                figures[name].append(spent[k] * 1000 / len(faces))
+        inside = within_read(mesh, faces, args.rounds)
+    med = {k: float(np.median(v)) for k, v in figures.items()}
+    print(f"{len(found)} faces in {len(paths)} images, {args.faces} per round, {args.rounds} rounds, one thread "
+          f"(LiteRT {lm_path.name}); host load {os.getloadavg()[0]:.1f}")
+    for k, v in med.items():
+        print(f"  {k:34s} {v:6.2f} ms per face (rounds {min(figures[k]):.2f}-{max(figures[k]):.2f})")
+    models = med["landmark model"] + med["blendshape model"]
+    print(f"  read / (landmark + blendshape)     {med['read'] / models:6.2f}  (target <= 1.2)")
+    print(f"  read / (its own model calls)       {inside:6.2f}  (the same reads, so the host's load cancels)")
+    print(f"  MediaPipe found a face on {found_by_mediapipe / args.rounds / len(faces):.0%} of the crops")
+    print(f"  MediaPipe / read                   {med['MediaPipe landmarker on the crop'] / med['read']:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

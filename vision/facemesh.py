@@ -1,0 +1,248 @@
+"""MediaPipe's face landmark and blendshape models, run directly on a detector's face crops.
+
+MediaPipe's own landmarker first runs its short-range face detector, which rejects many real faces in a
+wide shot. `FaceMesh` skips it: each detector box becomes a square region of interest (ROI) the way
+MediaPipe makes one, the ROI is cut out at 256x256, and the two models of the `.task` bundle run on it:
+
+- `face_landmarks_detector.tflite`: RGB in [0, 1] -> 478 landmarks (crop pixels) and a face-presence
+  logit (MediaPipe applies a sigmoid; so do we);
+- `face_blendshapes.tflite`: 146 of those landmarks, in image pixels -> 52 blendshape scores.
+
+    with FaceMesh(FaceMeshOptions(landmarks_path, blendshapes_path)) as mesh:
+        readings = mesh.read(image_bgr, boxes_px)        # [N,4] x1, y1, x2, y2
+        readings.landmarks  # [N,478,3], normalised to the frame like vision.landmarker's output
+        readings.blendshapes, readings.presence, readings.regions
+
+A region is (cx, cy, side, angle): centre and side in pixels, angle in radians (the crop's x axis is the
+image's x axis turned by `angle`, clockwise on screen, as MediaPipe's `NormalizedRect.rotation`).
+`regions_from_landmarks` is MediaPipe's own tracking ROI (the landmarks' box, 1.5x, square, turned to
+level the eyes): use it to follow a face into the next frame or to refine a first reading.
+
+Runtimes: LiteRT (`ai-edge-litert`, XNNPACK) on CPU, the fastest measured here; ONNX Runtime with the
+ONNX copies (`scripts/convert_face_models_onnx.py`) where a GPU provider pays.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .observation import N_BLENDSHAPES, N_LANDMARKS
+
+CROP_SIZE = 256  # the landmark model's input side
+
+# The 146 landmarks the blendshape model takes, in its input order: `kLandmarksSubsetIdxs` in MediaPipe's
+# mediapipe/tasks/cc/vision/face_landmarker/face_blendshapes_graph.cc (Apache-2.0).
+BLENDSHAPE_LANDMARKS: tuple[int, ...] = (
+    0, 1, 4, 5, 6, 7, 8, 10, 13, 14, 17, 21, 33, 37, 39, 40, 46, 52, 53, 54, 55, 58, 61, 63, 65, 66, 67, 70,
+    78, 80, 81, 82, 84, 87, 88, 91, 93, 95, 103, 105, 107, 109, 127, 132, 133, 136, 144, 145, 146, 148, 149,
+    150, 152, 153, 154, 155, 157, 158, 159, 160, 161, 162, 163, 168, 172, 173, 176, 178, 181, 185, 191, 195,
+    197, 234, 246, 249, 251, 263, 267, 269, 270, 276, 282, 283, 284, 285, 288, 291, 293, 295, 296, 297, 300,
+    308, 310, 311, 312, 314, 317, 318, 321, 323, 324, 332, 334, 336, 338, 356, 361, 362, 365, 373, 374, 375,
+    377, 378, 379, 380, 381, 382, 384, 385, 386, 387, 388, 389, 390, 397, 398, 400, 402, 405, 409, 415, 454,
+    466, 468, 469, 470, 471, 472, 473, 474, 475, 476, 477,
+)
+RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263  # MediaPipe's rotation vector for the tracking ROI
+ROI_SCALE = 1.5  # MediaPipe's ROI: 1.5x the landmarks' box, square on the long side
+
+
+@dataclass(frozen=True)
+class FaceMeshOptions:
+    landmarks_path: Path
+    blendshapes_path: Path
+    runtime: str = "litert"  # "litert" (.tflite, CPU) or "onnx" (the ONNX copies, ONNX Runtime)
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)  # ONNX Runtime providers, runtime "onnx" only
+    box_scale: float = 1.5  # ROI side as a multiple of the detector box's larger side (MTCNN: see the model card)
+    box_shift: float = 0.07  # ROI centre moved down by this fraction of the box height (negative: up)
+    refine: bool = False  # a second pass on MediaPipe's ROI from the first pass's landmarks (2x the cost)
+    threads: int = 1  # runtime threads per model
+    border: str = "replicate"  # pixels outside the frame: "replicate" the edge (as MediaPipe) or "zero" (black)
+
+    def __post_init__(self):
+        if self.runtime not in ("litert", "onnx"):
+            raise ValueError(f"runtime must be 'litert' or 'onnx', not {self.runtime!r}")
+        if self.box_scale <= 0:
+            raise ValueError("box_scale must be > 0")
+        if not -1 <= self.box_shift <= 1:
+            raise ValueError("box_shift must be within -1..1")
+        if self.threads < 1:
+            raise ValueError("threads must be >= 1")
+        if self.border not in ("zero", "replicate"):
+            raise ValueError(f"border must be 'zero' or 'replicate', not {self.border!r}")
+
+
+@dataclass(frozen=True)
+class FaceMeshReadings:
+    """Per face: landmarks [N,478,3] normalised to the frame (z scaled like x), blendshapes [N,52] in
+    `vision.features.BLENDSHAPE_NAMES` order, presence [N] 0-1, regions [N,4] (cx, cy, side, angle)."""
+
+    landmarks: np.ndarray
+    blendshapes: np.ndarray
+    presence: np.ndarray
+    regions: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.presence)
+
+    def __getitem__(self, index) -> "FaceMeshReadings":
+        return FaceMeshReadings(self.landmarks[index], self.blendshapes[index], self.presence[index],
+                                self.regions[index])
+
+    @classmethod
+    def empty(cls) -> "FaceMeshReadings":
+        return cls(np.zeros((0, N_LANDMARKS, 3), np.float32), np.zeros((0, N_BLENDSHAPES), np.float32),
+                   np.zeros(0, np.float32), np.zeros((0, 4), np.float32))
+
+
+def regions_from_boxes(boxes_px: np.ndarray, scale: float = 1.5, shift: float = 0.07) -> np.ndarray:
+    """[N,4] x1, y1, x2, y2 detector boxes -> [N,4] upright square regions (cx, cy, side, 0)."""
+    b = np.asarray(boxes_px, np.float64).reshape(-1, 4)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2 + shift * h
+    side = np.maximum(np.maximum(w, h) * scale, 1.0)
+    return np.stack([cx, cy, side, np.zeros_like(cx)], axis=1).astype(np.float32)
+
+
+def regions_from_landmarks(landmarks: np.ndarray, width: int, height: int, scale: float = ROI_SCALE) -> np.ndarray:
+    """[N,478,3] normalised landmarks -> [N,4] MediaPipe's tracking ROI: centred on the landmarks' box,
+    `scale` times its longer side (in pixels), turned by the angle of the line from landmark 33 to 263."""
+    xy = np.asarray(landmarks, np.float64)[:, :, :2] * (width, height)
+    if len(xy) == 0:
+        return np.zeros((0, 4), np.float32)
+    lo, hi = xy.min(axis=1), xy.max(axis=1)
+    centre, size = (lo + hi) / 2, hi - lo
+    d = xy[:, LEFT_EYE_OUTER] - xy[:, RIGHT_EYE_OUTER]
+    angle = np.arctan2(d[:, 1], d[:, 0])
+    side = np.maximum(size.max(axis=1) * scale, 1.0)
+    return np.stack([centre[:, 0], centre[:, 1], side, angle], axis=1).astype(np.float32)
+
+
+def crop_matrices(regions: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """[N,4] regions -> [N,2,3] affine maps from image pixels to the `size` x `size` crop (the ROI's corners
+    go to the crop's corners 0 and `size`, as MediaPipe's ImageToTensor maps them)."""
+    r = np.asarray(regions, np.float64).reshape(-1, 4)
+    s = size / r[:, 2]
+    c, n = np.cos(r[:, 3]), np.sin(r[:, 3])
+    m = np.empty((len(r), 2, 3))
+    m[:, 0, 0], m[:, 0, 1] = c * s, n * s
+    m[:, 1, 0], m[:, 1, 1] = -n * s, c * s
+    m[:, 0, 2] = size / 2 - (m[:, 0, 0] * r[:, 0] + m[:, 0, 1] * r[:, 1])
+    m[:, 1, 2] = size / 2 - (m[:, 1, 0] * r[:, 0] + m[:, 1, 1] * r[:, 1])
+    return m
+
+
+def crop_to_frame(points: np.ndarray, region: np.ndarray, width: int, height: int, size: int = CROP_SIZE) -> np.ndarray:
+    """[478,3] landmarks in crop pixels -> normalised to the frame (z scaled like x, as MediaPipe's)."""
+    cx, cy, side, angle = (float(v) for v in region)
+    f = side / size
+    u = (points[:, 0] - size / 2) * f
+    v = (points[:, 1] - size / 2) * f
+    c, s = np.cos(angle), np.sin(angle)
+    out = np.empty(points.shape, np.float32)
+    out[:, 0] = (cx + c * u - s * v) / width
+    out[:, 1] = (cy + s * u + c * v) / height
+    out[:, 2] = points[:, 2] * f / width
+    return out
+
+
+class _LiteRT:
+    def __init__(self, path: Path, threads: int):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._it = Interpreter(model_path=str(path), num_threads=threads)
+        self._it.allocate_tensors()
+        self._input = self._it.get_input_details()[0]["index"]
+        self._outputs = [d["index"] for d in self._it.get_output_details()]
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        self._it.set_tensor(self._input, x)
+        self._it.invoke()
+        return [self._it.get_tensor(i) for i in self._outputs]
+
+    def run_image(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """uint8 RGB [H,W,3] -> outputs, scaled to [0, 1] straight into the input tensor (no extra copy)."""
+        view = self._it.tensor(self._input)()
+        np.multiply(rgb[None], np.float32(1 / 255), out=view, casting="unsafe")
+        del view  # the interpreter refuses to run while a view of its buffers is alive
+        self._it.invoke()
+        return [self._it.get_tensor(i) for i in self._outputs]
+
+
+class _Onnx:
+    def __init__(self, path: Path, threads: int, providers: tuple[str, ...]):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        self._s = ort.InferenceSession(str(path), so, providers=list(providers))
+        self._input = self._s.get_inputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        return self._s.run(None, {self._input: x})
+
+    def run_image(self, rgb: np.ndarray) -> list[np.ndarray]:
+        return self(rgb[None].astype(np.float32) * np.float32(1 / 255))
+
+
+class FaceMesh:
+    """Landmarks, blendshapes and a presence score for every detector box of a frame.
+
+    One instance per thread: an interpreter runs one call at a time."""
+
+    def __init__(self, options: FaceMeshOptions):
+        self.options = options
+        if options.runtime == "litert":
+            self._landmarks = _LiteRT(options.landmarks_path, options.threads)
+            self._blendshapes = _LiteRT(options.blendshapes_path, options.threads)
+        else:
+            self._landmarks = _Onnx(options.landmarks_path, options.threads, options.providers)
+            self._blendshapes = _Onnx(options.blendshapes_path, options.threads, options.providers)
+        self._border = cv2.BORDER_CONSTANT if options.border == "zero" else cv2.BORDER_REPLICATE
+
+    def read(self, image_bgr: np.ndarray, boxes_px: np.ndarray) -> FaceMeshReadings:
+        """One frame and its detector boxes [N,4] (x1, y1, x2, y2 pixels) -> readings, one per box."""
+        regions = regions_from_boxes(boxes_px, self.options.box_scale, self.options.box_shift)
+        readings = self.read_regions(image_bgr, regions)
+        if self.options.refine and len(readings):
+            h, w = image_bgr.shape[:2]
+            readings = self.read_regions(image_bgr, regions_from_landmarks(readings.landmarks, w, h))
+        return readings
+
+    def read_regions(self, image_bgr: np.ndarray, regions: np.ndarray) -> FaceMeshReadings:
+        """One frame and [N,4] regions (cx, cy, side, angle) -> readings, one per region."""
+        self._check_open()
+        regions = np.asarray(regions, np.float32).reshape(-1, 4)
+        n = len(regions)
+        if n == 0:
+            return FaceMeshReadings.empty()
+        h, w = image_bgr.shape[:2]
+        landmarks = np.empty((n, N_LANDMARKS, 3), np.float32)
+        blendshapes = np.empty((n, N_BLENDSHAPES), np.float32)
+        logits = np.empty(n, np.float32)
+        subset = np.asarray(BLENDSHAPE_LANDMARKS)
+        for i, m in enumerate(crop_matrices(regions)):
+            crop = cv2.warpAffine(image_bgr, m, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR,
+                                  borderMode=self._border, borderValue=(0, 0, 0))
+            points, flag = self._landmarks.run_image(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))[:2]
+            landmarks[i] = crop_to_frame(points.reshape(N_LANDMARKS, 3), regions[i], w, h)
+            logits[i] = flag.reshape(-1)[0]
+            pixels = landmarks[i, subset, :2] * np.float32((w, h))
+            blendshapes[i] = self._blendshapes(pixels[None].astype(np.float32))[0].reshape(-1)
+        presence = (1 / (1 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+        return FaceMeshReadings(landmarks, blendshapes, presence, regions)
+
+    def _check_open(self) -> None:
+        if self._landmarks is None:
+            raise RuntimeError("FaceMesh is closed")
+
+    def close(self) -> None:
+        self._landmarks = self._blendshapes = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
