@@ -157,7 +157,7 @@ def authorize(request: Request) -> Principal:
 
             with Session(request.app.state.engine) as session:
                 raw = request.path_params["screening_id"]
-                screening = session.get(Screening, int(raw)) if str(raw).isdigit() else None
+                screening = session.get(Screening, int(raw)) if str(raw).isascii() and str(raw).isdigit() else None
             content_id = screening.content_id if screening is not None else None
         try:
             content_id = int(content_id) if content_id is not None else None
