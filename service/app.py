@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from fastapi_offline import FastAPIOffline
@@ -26,8 +27,7 @@ def create_app(engine: Engine, min_audience: int = DEFAULT_MIN_AUDIENCE, limits:
     migrate(engine)
     # the API docs' scripts and styles are served by the service itself: the page works offline
     app = FastAPIOffline(title="audience-reactions", version="0.1.0",
-                  description="Reaction curves of whole audiences: contents, screenings, per-second statistics.",
-                  max_body_size=limits.max_body_bytes)
+                  description="Reaction curves of whole audiences: contents, screenings, per-second statistics.")
     app.state.engine = engine
     app.state.answers = AnswerCache()
     app.state.min_audience = min_audience
@@ -39,9 +39,11 @@ def create_app(engine: Engine, min_audience: int = DEFAULT_MIN_AUDIENCE, limits:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(dashboard.router)
+    # the guard sits inside the metrics middleware (which counts its refusals too): a receive wrapped by
+    # that BaseHTTPMiddleware would turn the guard's 413/408 into exception groups
+    app.add_middleware(Guard, keys=app.state.keys, limits=limits)
     app.state.metrics = ServiceMetrics(app)
     app.state.metrics.install(app)
-    app.add_middleware(Guard, keys=app.state.keys, limits=limits)  # outermost: before any body is read
 
     async def database_unavailable(request, exc):
         # the database is locked past its timeout, restarting or unreachable: nothing was written (the
@@ -50,6 +52,13 @@ def create_app(engine: Engine, min_audience: int = DEFAULT_MIN_AUDIENCE, limits:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
         return JSONResponse(status_code=503, headers={"Retry-After": "1"},
                             content={"detail": f"database unavailable, retry: {reason}"})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request, exc):
+        # where and why only: the input itself may be a NaN (not JSON) or a megabyte, neither fit to echo
+        errors = [{"type": e.get("type"), "loc": [str(p)[:100] for p in e.get("loc", ())], "msg": str(e.get("msg"))[:300]}
+                  for e in exc.errors()[:20]]
+        return JSONResponse(status_code=422, content={"detail": errors})
 
     for error in _unavailable_errors():
         app.add_exception_handler(error, database_unavailable)

@@ -11,8 +11,10 @@ plain ASGI middleware that, for every HTTP request:
   one inline script is FastAPI's, gets that script's sha256 in its policy, nothing more), and
   `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`.
 
-Body size caps are FastAPI's own (`max_body_size`: `Limits.max_body_bytes` for the app, the ingest route
-its larger cap); `LiveStreams` bounds the open event streams per key.
+- caps every request body at `Limits.max_body_bytes` (an ingest batch at 64 MB): 413 on the declared
+  Content-Length before reading, or as soon as a body without one passes the cap.
+
+`LiveStreams` bounds the open event streams per key.
 """
 from __future__ import annotations
 
@@ -34,6 +36,9 @@ API_PREFIX = "/api/v1"
 DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 INLINE_SCRIPT_PAGES = ("/docs", "/docs/oauth2-redirect")  # FastAPI's pages: their inline script is hashed
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+INGEST = re.compile(r"^/api/v1/screenings/[^/]+/stats$")  # the route with its own, larger cap
+INGEST_BODY_BYTES = 64 * 2 ** 20  # a 50,000-row batch in JSON is about 40 MB
+INGEST = re.compile(r"^/api/v1/screenings/[^/]+/stats$")  # the route with its own, larger cap
 
 CSP = ("default-src 'self'; script-src 'self'{hashes}; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
        "font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
@@ -89,13 +94,19 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = Headers(scope=scope)
         wanted = _needs(scope["path"], scope["method"], self.limits)
-        if wanted is not None:
-            refusal = await self._refusal(Headers(scope=scope), wanted)
+        if wanted is not None:  # the key first: an unauthenticated body is never read, whatever its size
+            refusal = await self._refusal(headers, wanted)
             if refusal is not None:
                 await _send_json(send, *refusal)
                 return
-        await self.app(scope, self._timed(receive), _with_policy(scope["path"], send))
+        cap = INGEST_BODY_BYTES if INGEST.match(scope["path"]) else self.limits.max_body_bytes
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            await _send_json(send, 413, f"request body too large ({int(declared):,} bytes; at most {cap:,})", {})
+            return
+        await self.app(scope, self._bounded(receive, cap), _with_policy(scope["path"], send))
 
     async def _refusal(self, headers: Headers, wanted: set[str]):
         try:
@@ -106,24 +117,29 @@ class Guard:
             return 403, f"this API key lacks the {' or '.join(sorted(wanted))} scope", {}
         return None
 
-    def _timed(self, receive: Receive) -> Receive:
-        """`receive` with a deadline on each chunk of the body (not on waiting for a disconnect later)."""
-        done = False
+    def _bounded(self, receive: Receive, cap: int) -> Receive:
+        """`receive` counting the body against `cap` (413; also without a Content-Length) and with a deadline
+        on each chunk (408), until the body is complete (not on waiting for a disconnect later)."""
+        done, total = False, 0
         timeout = self.limits.body_timeout_s
 
-        async def timed() -> Message:
-            nonlocal done
+        async def bounded() -> Message:
+            nonlocal done, total
             if done:
                 return await receive()
             try:
                 message = await asyncio.wait_for(receive(), timeout)
             except asyncio.TimeoutError:
                 raise HTTPException(408, f"the request body stalled for over {timeout:g} s") from None
+            if message["type"] == "http.request":
+                total += len(message.get("body", b""))
+                if total > cap:
+                    raise HTTPException(413, f"request body too large (over {cap:,} bytes)")
             if message["type"] != "http.request" or not message.get("more_body", False):
                 done = True
             return message
 
-        return timed
+        return bounded
 
 
 async def _send_json(send: Send, status: int, detail, headers: dict) -> None:

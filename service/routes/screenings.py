@@ -10,8 +10,9 @@ from sqlmodel import select
 
 from .. import store
 from ..deps import SessionDep, get_or_404, save
-from ..models import (GapIn, clean_detail, GapPublic, IngestResult, Screening, ScreeningCreate, ScreeningPublic, ScreeningUpdate,
-                      SourceStateIn, SourceStatePublic, StatsBatch)
+from ..guard import INGEST_BODY_BYTES
+from ..models import (GapIn, GapPublic, IngestResult, Screening, ScreeningCreate, ScreeningPublic, ScreeningUpdate,
+                      SourceStateIn, SourceStatePublic, StatsBatch, clean_detail)
 from ..publish import ARROW
 from .contents import get_content
 
@@ -64,7 +65,7 @@ def delete_screening(screening_id: int, session: SessionDep):
     store.delete_screening(session, get_screening(session, screening_id))
 
 
-MAX_BODY_BYTES = 64 * 2 ** 20  # a 50,000-row batch in JSON is about 40 MB
+MAX_BODY_BYTES = INGEST_BODY_BYTES  # a 50,000-row batch in JSON is about 40 MB
 
 
 async def stats_batch(request: Request) -> StatsBatch:
@@ -202,8 +203,7 @@ STATS_BODY = {"requestBody": {"required": True, "content": {
                                       "sums), with 'camera' and 'covered' (JSON) in the schema metadata"}}}}}
 
 
-@router.post("/{screening_id}/stats", response_model=IngestResult, openapi_extra=STATS_BODY,
-             max_body_size=MAX_BODY_BYTES)
+@router.post("/{screening_id}/stats", response_model=IngestResult, openapi_extra=STATS_BODY)
 def ingest_stats(screening_id: int, body: Annotated[StatsBatch, Depends(stats_batch)], session: SessionDep,
                  request: Request):
     """Per-track-second statistics of one camera. Idempotent: a replayed batch changes nothing;
