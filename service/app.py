@@ -56,8 +56,8 @@ def create_app(engine: Engine, min_audience: int = DEFAULT_MIN_AUDIENCE, limits:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request, exc):
         # where and why only: the input itself may be a NaN (not JSON) or a megabyte, neither fit to echo
-        errors = [{"type": e.get("type"), "loc": [str(p)[:100] for p in e.get("loc", ())], "msg": str(e.get("msg"))[:300]}
-                  for e in exc.errors()[:20]]
+        errors = [{"type": e.get("type"), "loc": [str(p)[:100] for p in e.get("loc", ())],
+                   "msg": str(e.get("msg"))[:300]} for e in exc.errors()[:20]]
         return JSONResponse(status_code=422, content={"detail": errors})
 
     for error in _unavailable_errors():

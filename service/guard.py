@@ -18,7 +18,6 @@ plain ASGI middleware that, for every HTTP request:
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -27,6 +26,7 @@ import threading
 from dataclasses import dataclass
 from typing import Literal
 
+import anyio
 from fastapi import HTTPException
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
@@ -128,8 +128,9 @@ class Guard:
             if done:
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), timeout)
-            except asyncio.TimeoutError:
+                with anyio.fail_after(timeout):  # a cancel scope: no task per chunk, unlike asyncio.wait_for
+                    message = await receive()
+            except TimeoutError:
                 raise HTTPException(408, f"the request body stalled for over {timeout:g} s") from None
             if message["type"] == "http.request":
                 total += len(message.get("body", b""))

@@ -6,8 +6,8 @@ from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from .models import (MAX_SECONDS, Content, Screening, camera_gap, camera_second, content_revision, content_second, live_source,
-                     track_second)
+from .models import (MAX_SECONDS, Content, Screening, camera_gap, camera_second, content_revision, content_second,
+                     live_source, track_second)
 from .stats import VALUES, curve_points, welch_half_width
 
 ROW_KEYS = ("track_id", "second", "n") + tuple(f"s_{v}" for v in VALUES) + tuple(f"q_{v}" for v in VALUES)
