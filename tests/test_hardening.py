@@ -2,7 +2,6 @@
 applied before any work, errors a client can act on, and what the anonymous may read. Each test sends the
 request that broke main (on SQLite, and on PostgreSQL where AUDIENCE_TEST_PG names one)."""
 import json
-import math
 import os
 import socket
 import struct
@@ -118,8 +117,8 @@ def test_malformed_requests_answer_4xx_with_a_reason_and_store_nothing(keyed):
                          ingest))
     rows = track_seconds(fake_observations(seed=3))
     for second in (2 ** 31, -2 ** 31, 2 ** 31 - 1):
-        refused(c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c2", "rows": [{**rows[0], "second": second}]},
-                       headers=ingest), "second")
+        refused(c.post(f"/api/v1/screenings/{sid}/stats",
+                       json={"camera": "c2", "rows": [{**rows[0], "second": second}]}, headers=ingest), "second")
     refused(c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c2", "rows": [], "covered": [2 ** 31]},
                    headers=ingest))
     refused(c.put(f"/api/v1/screenings/{sid}/sources/{'c' * 301}", json={"state": "running"}, headers=ingest))
@@ -218,7 +217,8 @@ def test_bodies_are_capped_on_every_route(keyed):
     chunks = (b'{"title": "' + b"t" * 2 ** 16 for _ in range(40))  # no Content-Length: counted as it arrives
     r = c.post("/api/v1/contents", content=chunks, headers={**admin, "Content-Type": "application/json"})
     assert r.status_code == 413
-    r = c.put(f"/api/v1/screenings/{sid}/sources/cam", content=big, headers={**admin, "Content-Type": "application/json"})
+    r = c.put(f"/api/v1/screenings/{sid}/sources/cam", content=big,
+              headers={**admin, "Content-Type": "application/json"})
     assert r.status_code == 413
     assert _counts(engine) == before
     # an ingest batch has its own, larger cap
@@ -461,7 +461,8 @@ def test_a_locked_sqlite_during_ingest_answers_503_with_retry_after(tmp_path):
         locker = sqlite3.connect(path, isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")
         try:
-            r = c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+            r = c.post(f"/api/v1/screenings/{sid}/stats",
+                       json={"camera": "c", "rows": track_seconds(fake_observations())})
             assert r.status_code == 503 and r.headers["Retry-After"] == "1" and "locked" in r.json()["detail"], r.text
             r = c.post(f"/api/v1/screenings/{sid}/gaps", json={"camera": "c", "start_s": 1, "end_s": 2})
             assert r.status_code == 503
