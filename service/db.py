@@ -1,10 +1,12 @@
 """Engine and sessions. SQLite file by default; PostgreSQL by URL. Created at start-up, not import."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from .models import SCHEMA_VERSION, SchemaVersion
@@ -12,12 +14,13 @@ from .models import SCHEMA_VERSION, SchemaVersion
 DEFAULT_DB = "sqlite:///audience.db"
 
 
-def make_engine(url: str = DEFAULT_DB) -> Engine:
+def make_engine(url: str = DEFAULT_DB, lock_timeout_s: float = 30.0) -> Engine:
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and url != "sqlite://":
             Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        # one writer at a time: wait up to 30 s for the lock (concurrent ingests queue instead of failing)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # one writer at a time: wait up to 30 s for the lock (concurrent ingests queue instead of failing;
+        # past that the API answers 503 + Retry-After)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": lock_timeout_s})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record):
@@ -30,13 +33,28 @@ def make_engine(url: str = DEFAULT_DB) -> Engine:
     return engine
 
 
+def _create_all(engine: Engine, attempts: int = 5) -> None:
+    """create_all, tolerating another process that creates the same tables at the same moment (two
+    `serve` started together on a new file): its CREATE wins, ours fails with "already exists" and the
+    next round finds the table and skips it."""
+    for attempt in range(attempts):
+        try:
+            SQLModel.metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as exc:
+            text = str(exc).lower()
+            if attempt == attempts - 1 or not ("already exists" in text or "duplicate" in text):
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 def migrate(engine: Engine) -> int:
     """Create what is missing, run the steps from the stored schema version up to this program's, and
     record it. Refuses a database written by a newer version."""
     from . import auth, store  # noqa: F401 - auth's table joins the metadata
     from .models import Content
 
-    SQLModel.metadata.create_all(engine)
+    _create_all(engine)
     _add_value_columns(engine)
     if engine.dialect.name == "sqlite":
         _never_reuse_ids(engine)
@@ -44,8 +62,12 @@ def migrate(engine: Engine) -> int:
         row = session.exec(select(SchemaVersion)).first()
         if row is None:
             session.add(SchemaVersion(id=1, version=SCHEMA_VERSION))
-            session.commit()
-            return SCHEMA_VERSION
+            try:
+                session.commit()
+                return SCHEMA_VERSION
+            except IntegrityError:  # another process created the schema at the same moment
+                session.rollback()
+                row = session.exec(select(SchemaVersion)).one()
         if row.version > SCHEMA_VERSION:
             raise RuntimeError(f"database schema version {row.version} is newer than this program's {SCHEMA_VERSION}")
         if row.version < 2:  # version 2 added the content-wide rollup: build it from what is stored

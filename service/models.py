@@ -4,8 +4,10 @@ value, generated from `vision.labels.VALUE_COLUMNS`, so SQL does the sums)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Annotated, Literal
 
+from pydantic import Field as PydanticField
+from pydantic import StringConstraints, TypeAdapter
 from sqlalchemy import JSON as SA_JSON
 from sqlalchemy import Column, DateTime, Float, ForeignKey, Integer, String, Table
 from sqlmodel import JSON, Field, SQLModel
@@ -19,13 +21,19 @@ NEVER_REUSED = {"sqlite_autoincrement": True}  # a deleted row's id is never giv
 #                                                 the largest otherwise; PostgreSQL's sequences never do)
 
 
+MAX_SECONDS = 10_000_000  # ~115 days: content times, offsets and durations beyond are refused (422)
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+LabelValue = Annotated[str, StringConstraints(max_length=200)]
+MAX_LABELS = 32
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
 class ContentBase(SQLModel):
     title: str = Field(min_length=1, max_length=300)
-    duration_s: float = Field(gt=0, description="length of the content in seconds")
+    duration_s: float = Field(gt=0, le=MAX_SECONDS, description="length of the content in seconds")
 
 
 class Content(ContentBase, table=True):
@@ -40,7 +48,7 @@ class ContentCreate(ContentBase):
 
 class ContentUpdate(SQLModel):
     title: str | None = Field(default=None, min_length=1, max_length=300)
-    duration_s: float | None = Field(default=None, gt=0)
+    duration_s: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
 
 
 class ContentPublic(ContentBase):
@@ -51,9 +59,12 @@ class ContentPublic(ContentBase):
 class ScreeningBase(SQLModel):
     venue: str = Field(default="", max_length=300)
     started_at: datetime | None = None
-    content_offset_s: float = Field(default=0.0, description="seconds between recording start and content start")
-    labels: dict[str, str] = Field(default_factory=dict, sa_type=JSON,
-                                   description="free segment labels, e.g. {\"cut\": \"B\", \"audience\": \"under30\"}")
+    content_offset_s: float = Field(default=0.0, ge=-MAX_SECONDS, le=MAX_SECONDS,
+                                    description="seconds between recording start and content start")
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, sa_type=JSON, max_length=MAX_LABELS,
+                                               description="free segment labels, e.g. {\"cut\": \"B\", \"audience\": "
+                                                           "\"under30\"}: at most 32, keys up to 64 and values up "
+                                                           "to 200 characters")
 
 
 class Screening(ScreeningBase, table=True):
@@ -73,7 +84,7 @@ class ScreeningUpdate(SQLModel):
 
     venue: str | None = Field(default=None, max_length=300)
     started_at: datetime | None = None
-    labels: dict[str, str] | None = None
+    labels: dict[LabelKey, LabelValue] | None = Field(default=None, max_length=MAX_LABELS)
 
 
 class ScreeningPublic(ScreeningBase):
@@ -220,7 +231,8 @@ class StatsBatch(SQLModel):
     camera: str = Field(min_length=1, max_length=300)
     columns: dict[str, list[float]] | None = None
     rows: list[dict] | None = None
-    covered: list[int] | None = Field(default=None, max_length=100_000, description=(
+    covered: list[Annotated[int, Field(ge=-MAX_SECONDS, le=MAX_SECONDS)]] | None = Field(
+        default=None, max_length=100_000, description=(
         "seconds of content time this camera analysed, faces or not: a covered second without faces has "
         "n = 0 in the curve, a second neither covered nor holding rows is missing (a gap)"))
 
@@ -229,8 +241,8 @@ class GapIn(SQLModel):
     """A stretch of content time one camera delivered no frames (dropped, reconnecting)."""
 
     camera: str = Field(min_length=1, max_length=300)
-    start_s: float
-    end_s: float
+    start_s: float = Field(ge=-MAX_SECONDS, le=MAX_SECONDS)
+    end_s: float = Field(ge=-MAX_SECONDS, le=MAX_SECONDS)
     reason: str = Field(default="", max_length=300)
 
 
@@ -238,11 +250,31 @@ class GapPublic(GapIn):
     screening_id: int
 
 
+DetailKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+DetailValue = bool | int | Annotated[float, PydanticField(allow_inf_nan=False)] | None
+SourceDetail = Annotated[dict[DetailKey, DetailValue], PydanticField(max_length=32)]
+_DETAIL = TypeAdapter(SourceDetail)
+
+
+def clean_detail(stored) -> dict:
+    """A stored detail as it may be shown: the entries that validate (rows stored before detail was
+    validated may hold anything)."""
+    out = {}
+    for key, value in (stored.items() if isinstance(stored, dict) else ()):
+        try:
+            out.update(_DETAIL.validate_python({key: value}))
+        except ValueError:
+            continue
+    return dict(list(out.items())[:32])
+
+
 class SourceStateIn(SQLModel):
     """What a live process reports about one camera (see `audience live`)."""
 
     state: Literal["starting", "running", "reconnecting", "stopped"]
-    detail: dict = Field(default_factory=dict, description="analysis rate, drops, latency, spool depth, ...")
+    detail: SourceDetail = Field(default_factory=dict, description=(
+        "the process's figures (analysis rate, drops, latency, spool depth): at most 32 entries, names of "
+        "lower-case letters, digits and _ (up to 40), values numbers, booleans or null"))
 
 
 class SourceStatePublic(SourceStateIn):

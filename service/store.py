@@ -6,8 +6,8 @@ from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from .models import (Content, Screening, camera_gap, camera_second, content_revision, content_second, live_source,
-                     track_second)
+from .models import (MAX_SECONDS, Content, Screening, camera_gap, camera_second, content_revision, content_second,
+                     live_source, track_second)
 from .stats import VALUES, curve_points, welch_half_width
 
 ROW_KEYS = ("track_id", "second", "n") + tuple(f"s_{v}" for v in VALUES) + tuple(f"q_{v}" for v in VALUES)
@@ -72,8 +72,9 @@ def check_columns(columns: dict[str, list]) -> dict[str, np.ndarray]:
         if a.ndim != 1 or not np.isfinite(a).all():
             raise Invalid(f"column {k}: values must be finite numbers")
         if k in INT_KEYS:
-            if (a != np.round(a)).any() or np.abs(a).max(initial=0) > 2 ** 31 - 1:
-                raise Invalid(f"column {k}: values must be whole numbers")
+            if (a != np.round(a)).any() or np.abs(a).max(initial=0) > (MAX_SECONDS if k == "second" else 2 ** 31 - 1):
+                raise Invalid(f"column {k}: values must be whole numbers"
+                              f"{f' within +-{MAX_SECONDS:,}' if k == 'second' else ''}")
             a = a.astype(np.int64)
         out[k] = a
     if (out["n"] < 1).any():

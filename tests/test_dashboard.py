@@ -54,6 +54,17 @@ class Server:
         self.thread.join(timeout=10)
 
 
+def wait_for(page, expression, timeout=15.0):
+    """page.wait_for_function without its in-page eval, which the service's Content-Security-Policy (no
+    'unsafe-eval') forbids: the expression is polled through page.evaluate (DevTools, outside the policy)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(50)
+
+
 def post_screening(url, cid, labels, seed, seconds=60, happy_at=None):
     s = httpx.post(f"{url}/api/v1/screenings", json={"content_id": cid, "labels": labels}).json()
     obs = fake_observations(n_tracks=6, seconds=seconds, per_second=2, seed=seed)
@@ -118,8 +129,8 @@ def test_dashboard_draws_curves_moments_comparison_norms_and_live(browser, tmp_p
         # norms: a screening against the others
         page.click("#tab-norms")
         page.select_option("#norm-screening", str(ids[1]))
-        page.wait_for_function("document.getElementById('norm-chart').data && "
-                               "document.getElementById('norm-chart').data[0].x.length === 60")
+        wait_for(page, "document.getElementById('norm-chart').data && "
+                       "document.getElementById('norm-chart').data[0].x.length === 60")
         page.click("#tab-curve")
         # live: following a screening while data arrives
         page.select_option("#live-screening", str(live_id))
@@ -128,10 +139,10 @@ def test_dashboard_draws_curves_moments_comparison_norms_and_live(browser, tmp_p
         rows = track_seconds(obs)
         httpx.post(f"{srv.url}/api/v1/screenings/{live_id}/stats",
                    json={"camera": "cam1", "rows": [r for r in rows if r["second"] < 5]})
-        page.wait_for_function("document.body.dataset.live === '5'", timeout=15000)
+        wait_for(page, "document.body.dataset.live === '5'")
         httpx.post(f"{srv.url}/api/v1/screenings/{live_id}/stats",
                    json={"camera": "cam1", "rows": [r for r in rows if r["second"] >= 5]})
-        page.wait_for_function("document.body.dataset.live === '10'", timeout=15000)
+        wait_for(page, "document.body.dataset.live === '10'")
         httpx.put(f"{srv.url}/api/v1/screenings/{live_id}/sources/cam1", json={"state": "reconnecting"})
         page.wait_for_selector("#sources .badge.reconnecting", timeout=15000)
         page.screenshot(path=str(OUTPUT / "dashboard-live.png"), full_page=True)

@@ -99,14 +99,26 @@ def test_bad_input_corpus_through_analyze(corpus, tmp_path, name):
         assert 0 < summary["frames_read"] < 75
 
 
-@pytest.fixture(scope="module")
-def app_with_data(tmp_path_factory):
+@pytest.fixture(scope="module", params=["open", "keys"])
+def app_with_data(request, tmp_path_factory):
+    """The service with data, open (no keys) or with keys on: then the admin key goes with every request,
+    and a key limited to the content, so content checks run too."""
     engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('api') / 'fuzz.db'}")
     app = create_app(engine, min_audience=1)
     with TestClient(app) as c:
         cid = c.post("/api/v1/contents", json={"title": "Fuzz", "duration_s": 30}).json()["id"]
         sid = c.post("/api/v1/screenings", json={"content_id": cid, "labels": {"cut": "A"}}).json()["id"]
         c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+    app.state.fuzz_headers = [{}]
+    if request.param == "keys":
+        from sqlmodel import Session
+
+        from service import auth
+
+        with Session(engine) as session:
+            app.state.fuzz_headers = [{"Authorization": f"Bearer {auth.create_key(session, name, scopes, limit)[1]}"}
+                                      for name, scopes, limit in (("admin", ["admin"], None),
+                                                                  ("limited", ["admin"], [cid]))]
     return app
 
 
@@ -134,9 +146,9 @@ def test_no_request_generated_from_the_openapi_schema_gets_a_5xx(app_with_data):
 
         @settings(max_examples=25, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
-        @given(case=strategy)
-        def run(case):
-            response = case.call()
+        @given(case=strategy, which=st.integers(0, len(app_with_data.state.fuzz_headers) - 1))
+        def run(case, which):
+            response = case.call(headers=app_with_data.state.fuzz_headers[which])
             calls.append(response.status_code)
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: "

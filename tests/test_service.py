@@ -462,7 +462,7 @@ def test_a_running_screening_can_be_followed_as_server_sent_events(tmp_path):
             rows = track_seconds(fake_observations(seconds=2))
             c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "cam1", "rows": rows})
             events = []
-            with c.stream("GET", f"/api/v1/screenings/{sid}/live", params={"interval": 0.2,
+            with c.stream("GET", f"/api/v1/screenings/{sid}/live", params={"interval": 0.5,
                                                                           "metrics": "p_happiness"}) as stream:
                 assert stream.headers["content-type"].startswith("text/event-stream")
                 name = None

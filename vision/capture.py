@@ -22,6 +22,7 @@ VIDEO_EXTS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg",
 
 
 STREAM_TIMEOUT_MS = 5000  # opening a URL, or waiting for its next frame, longer than this fails
+MAX_PIXELS = 100_000_000  # an image or video frame larger than this (8K is 33 Mpx) is refused before decoding
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,37 @@ def resolve_inputs(inputs: list[str]) -> list[SourceSpec]:
                 raise NoInputs(f"{raw}: folder has no images or videos "
                                f"(looked for {', '.join(sorted(IMAGE_EXTS | VIDEO_EXTS))})")
             specs.extend(_spec_for_file(p, True) for p in files)
+        elif not path.is_file():  # a FIFO, device or socket: reading it could block forever
+            raise UnsupportedInput(f"{raw}: not a regular file (a pipe, device or socket); name a file or folder")
         else:
             specs.append(_spec_for_file(path))
     return specs
+
+
+def check_image_pixels(path: str) -> None:
+    """Refuse (UnsupportedInput) an image whose header declares more than MAX_PIXELS, without decoding it.
+    Formats Pillow cannot read a header of are left to OpenCV (which has its own 2^30-pixel limit)."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except Image.DecompressionBombError:  # Pillow's own limit (178 Mpx) is above ours
+            raise UnsupportedInput(f"{path}: its header declares over {MAX_PIXELS:,} pixels (8K is 33 million); "
+                                   "scale it down first") from None
+        except (UnidentifiedImageError, OSError, ValueError):
+            return
+    _check_pixels(path, width, height)
+
+
+def _check_pixels(what: str, width: float, height: float) -> None:
+    if width * height > MAX_PIXELS:
+        raise UnsupportedInput(f"{what}: {int(width)}x{int(height)} px is over the {MAX_PIXELS:,}-pixel "
+                               "limit (8K is 33 million); scale it down first")
 
 
 def read_image(path: str) -> np.ndarray | None:
@@ -114,6 +143,7 @@ class ImageSource:
         self.frames_read = 0
         self.frames_expected = 1
         self.stopped_early = False
+        check_image_pixels(str(spec.location))
         self._image = read_image(str(spec.location))
         if self._image is None:
             raise UnsupportedInput(f"{spec.location}: not a readable image")
@@ -159,6 +189,12 @@ class VideoSource:
             self._cap.release()
             what = "a video or image (corrupt or truncated?)" if spec.kind == "video" else "an open stream"
             raise UnsupportedInput(f"{spec.location}: cannot be opened as {what}")
+        try:
+            _check_pixels(str(spec.location), self._cap.get(cv2.CAP_PROP_FRAME_WIDTH),
+                          self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        except UnsupportedInput:
+            self._cap.release()
+            raise
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1000 else 30.0
         count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT) if spec.kind == "video" else 0

@@ -22,7 +22,8 @@ EXIT_CODES = """exit codes:
   5  folder has no images or videos
   6  partial: a video stopped decoding early; what decoded was analysed and written
   7  a model file is missing or does not match its pinned sha256
-  8  the database or API refused or could not be reached (unknown screening, conflicting data)
+  8  the database or API refused or could not be reached (unknown screening, conflicting data, a
+     database file that is not a database or is damaged)
   130 interrupted"""
 
 
@@ -154,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=_positive(int), default=8000)
     s.add_argument("--min-audience", type=_positive(int), default=5,
                    help="curve buckets built from fewer distinct faces are answered as suppressed (default 5)")
+    s.add_argument("--max-body-mb", type=_positive(float), default=1.0,
+                   help="largest request body in MB, ingest batches aside (they may be up to 64 MB; default 1)")
+    s.add_argument("--live-streams-per-key", type=_positive(int), default=4,
+                   help="live event streams one API key may hold open at once (default 4)")
+    s.add_argument("--metrics", choices=["admin", "open"], default="admin",
+                   help="/metrics once keys exist: needs an admin key (default), or open to anyone who can "
+                        "reach the port (serve on a private address then)")
+    s.add_argument("--docs", choices=["open", "key"], default="open",
+                   help="/docs, /redoc and /openapi.json once keys exist: open (default) or needing a key")
 
     pg = sub.add_parser("purge", help="delete screenings (and everything derived) older than some days",
                         description="Retention: delete every screening that started (or, without a start "
@@ -255,13 +265,13 @@ def _use_api_key(args) -> None:
 def _open_db(url: str):
     from service.db import make_engine, migrate
 
-    from .errors import AudienceError
+    from .errors import DatabaseUnusable
 
     try:
         engine = make_engine(url)
         migrate(engine)
     except Exception as exc:  # noqa: BLE001 - a driver error is one line
-        raise AudienceError(f"database {url}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+        raise DatabaseUnusable(f"database {url}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
     return engine
 
 
@@ -342,11 +352,20 @@ def _serve(args) -> int:
     import uvicorn
 
     from service.app import create_app
-    from service.db import make_engine
+    from service.guard import Limits
+    from service.server import config
 
-    engine = make_engine(args.db)
+    from .errors import DatabaseUnusable
+
+    engine = _open_db(args.db)
+    limits = Limits(max_body_bytes=int(getattr(args, "max_body_mb", 1.0) * 2 ** 20),
+                    live_streams_per_key=getattr(args, "live_streams_per_key", 4),
+                    metrics=getattr(args, "metrics", "admin"), docs=getattr(args, "docs", "open"))
     public = not _loopback(args.host)
-    app = create_app(engine, min_audience=args.min_audience, public=public)
+    try:
+        app = create_app(engine, min_audience=args.min_audience, limits=limits, public=public)
+    except Exception as exc:  # noqa: BLE001 - a driver error is one line
+        raise DatabaseUnusable(f"database {args.db}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
     if public:
         from sqlmodel import Session
 
@@ -363,7 +382,7 @@ def _serve(args) -> int:
     gc.freeze()
     print(f"serving the API at http://{args.host}:{args.port}/api/v1 (docs: /docs), database {args.db}",
           file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.Server(config(app, args.host, args.port, log_level="warning")).run()
     return 0
 
 

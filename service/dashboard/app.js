@@ -17,6 +17,26 @@ const state = { contents: [], screenings: [], series: [], moments: [], cursor: n
 function label(metric) {
   return metric.endsWith("_delta") ? `${label(metric.slice(0, -6))}: reaction (vs. own baseline)` : LABELS[metric] || metric;
 }
+
+// Every value from the server reaches the page as text: elements are built here and filled through
+// textContent / attributes, never by parsing HTML (the service's Content-Security-Policy forbids inline
+// script as a second line of defence).
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") el.className = v; else if (v === true) el.setAttribute(k, ""); else el.setAttribute(k, String(v));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+function fill(el, ...children) { el.replaceChildren(...children.flat()); return el; }
+function option(value, text) { return h("option", { value }, text); }
+// Plotly reads trace names as its own small markup (<b>, <br>, ...): server text is shown literally
+function plotText(text) { return String(text).replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" }[c])); }
 function clock(t) {
   const s = Math.max(0, Math.round(t)), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
   const ss = String(s % 60).padStart(2, "0");
@@ -38,8 +58,8 @@ function authHeaders() { return key() ? { Authorization: `Bearer ${key()}` } : {
 function askForKey(message) {
   const b = $("banner");
   b.hidden = false;
-  b.innerHTML = `${escapeHtml(message)} <input id="key-input" type="password" placeholder="API key (read scope)" ` +
-    'aria-label="API key" size="40"> <button id="key-save">Use key</button>';
+  fill(b, `${message} `, h("input", { id: "key-input", type: "password", placeholder: "API key (read scope)",
+                                      "aria-label": "API key", size: 40 }), " ", h("button", { id: "key-save" }, "Use key"));
   $("key-save").addEventListener("click", () => {
     sessionStorage.setItem("audience-key", $("key-input").value.trim());
     location.reload();
@@ -87,7 +107,7 @@ async function init() {
     const [{ metrics: all }, contents] = await Promise.all([api("/metrics"), api("/contents")]);
     const metrics = all.filter((m) => !m.endsWith("_delta"));
     state.deltas = new Set(all.filter((m) => m.endsWith("_delta")).map((m) => m.slice(0, -6)));
-    $("metric").innerHTML = metrics.map((m) => `<option value="${m}">${label(m)}</option>`).join("");
+    fill($("metric"), metrics.map((m) => option(m, label(m))));
     $("metric").value = metrics.includes("p_happiness") ? "p_happiness" : metrics[0];
     state.contents = contents;
     if (!contents.length) {
@@ -95,7 +115,7 @@ async function init() {
       document.body.dataset.state = "empty";
       return;
     }
-    $("content").innerHTML = contents.map((c) => `<option value="${c.id}">${escapeHtml(c.title)} (#${c.id})</option>`).join("");
+    fill($("content"), contents.map((c) => option(c.id, `${c.title} (#${c.id})`)));
     const wanted = Number(new URLSearchParams(location.hash.slice(1)).get("content"));
     if (contents.some((c) => c.id === wanted)) $("content").value = wanted;
     $("view").hidden = false;
@@ -117,10 +137,6 @@ async function init() {
   }
 }
 
-function escapeHtml(text) {
-  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
-}
-
 async function loadContent() {
   stopLive();
   location.hash = `content=${contentId()}`;
@@ -128,18 +144,18 @@ async function loadContent() {
   $("duration").textContent = content ? `${clock(content.duration_s)} long` : "";
   state.screenings = await api("/screenings", { content_id: contentId() });
   const box = $("screenings");
-  box.innerHTML = "<legend>Screenings</legend>" + (state.screenings.length ? state.screenings.map((s) => {
-    const tags = Object.entries(s.labels).map(([k, v]) => `${escapeHtml(k)}=${escapeHtml(v)}`).join(", ");
-    return `<label><input type="checkbox" value="${s.id}" checked> #${s.id}${s.venue ? " " + escapeHtml(s.venue) : ""}` +
-      `${tags ? ` <span class="muted">${tags}</span>` : ""}</label>`;
-  }).join("") : '<span class="muted">This content has no screenings yet.</span>');
+  fill(box, h("legend", {}, "Screenings"), state.screenings.length ? state.screenings.map((s) => {
+    const tags = Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join(", ");
+    return h("label", {}, h("input", { type: "checkbox", value: s.id, checked: true }),
+             ` #${s.id}${s.venue ? " " + s.venue : ""}`, tags ? [" ", h("span", { class: "muted" }, tags)] : null);
+  }) : h("span", { class: "muted" }, "This content has no screenings yet."));
   box.querySelectorAll("input").forEach((el) => el.addEventListener("change", () => draw()));
   const keys = [...new Set(state.screenings.flatMap((s) => Object.keys(s.labels)))].sort();
-  $("compare").innerHTML = '<option value="">all together</option><option value="screening">each screening</option>' +
-    keys.map((k) => `<option value="label:${escapeHtml(k)}">by ${escapeHtml(k)}</option>`).join("");
-  const options = state.screenings.map((s) => `<option value="${s.id}">#${s.id}${s.venue ? " " + escapeHtml(s.venue) : ""}</option>`).join("");
-  $("norm-screening").innerHTML = options;
-  $("live-screening").innerHTML = options;
+  fill($("compare"), option("", "all together"), option("screening", "each screening"),
+       keys.map((k) => option(`label:${k}`, `by ${k}`)));
+  const options = () => state.screenings.map((s) => option(s.id, `#${s.id}${s.venue ? " " + s.venue : ""}`));
+  fill($("norm-screening"), options());
+  fill($("live-screening"), options());
   await draw();
 }
 
@@ -219,8 +235,8 @@ function bandTraces(name, color, t, mean, ci, group) {
     { x: t, y: lower, mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false, legendgroup: group, meta: "band" },
     { x: t, y: upper, mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: color + "33", hoverinfo: "skip",
       showlegend: false, legendgroup: group, meta: "band" },
-    { x: t, y: mean, mode: "lines", name, line: { color, width: 2 }, legendgroup: group, meta: "mean",
-      hovertemplate: `${name}<br>%{x:.0f} s: %{y:.3f}<extra></extra>` },
+    { x: t, y: mean, mode: "lines", name: plotText(name), line: { color, width: 2 }, legendgroup: group, meta: "mean",
+      hovertemplate: "%{fullData.name}<br>%{x:.0f} s: %{y:.3f}<extra></extra>" },
   ];
 }
 
@@ -229,8 +245,8 @@ function renderCurves() {
   state.series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length];
     traces.push(...bandTraces(s.name, color, s.curve.t, s.curve.mean[metric()], s.curve.ci95[metric()], s.name));
-    faces.push({ x: s.curve.t, y: s.curve.n, type: "bar", name: s.name, marker: { color }, meta: "faces",
-                 hovertemplate: `${s.name}<br>%{x:.0f} s: %{y} faces<extra></extra>`, showlegend: false });
+    faces.push({ x: s.curve.t, y: s.curve.n, type: "bar", name: plotText(s.name), marker: { color }, meta: "faces",
+                 hovertemplate: "%{fullData.name}<br>%{x:.0f} s: %{y} faces<extra></extra>", showlegend: false });
   });
   if (state.liveData) {
     const d = state.liveData;
@@ -280,21 +296,21 @@ function setCursor(t) {
   const rows = state.series.map((s) => {
     const i = s.curve.t.indexOf(t);
     const value = i < 0 ? null : s.curve.mean[metric()][i];
-    return `<div>${escapeHtml(s.name)}: <b>${fmt(value)}</b> ± ${fmt(i < 0 ? null : s.curve.ci95[metric()][i])} ` +
-      `<span class="muted">(${i < 0 ? 0 : s.curve.n[i]} faces)</span></div>`;
+    return h("div", {}, `${s.name}: `, h("b", {}, fmt(value)), ` ± ${fmt(i < 0 ? null : s.curve.ci95[metric()][i])} `,
+             h("span", { class: "muted" }, `(${i < 0 ? 0 : s.curve.n[i]} faces)`));
   });
-  $("readout").innerHTML = `<div><b>${clock(t)}</b> (${t} s)</div>` + rows.join("");
+  fill($("readout"), h("div", {}, h("b", {}, clock(t)), ` (${t} s)`), rows);
   document.querySelectorAll("#moments li").forEach((li) => li.classList.toggle("active", Number(li.dataset.t) === t));
 }
 
 function renderMoments() {
   const list = $("moments");
   if (!state.moments.length) {
-    list.innerHTML = '<li class="muted">No peaks in this curve.</li>';
+    fill(list, h("li", { class: "muted" }, "No peaks in this curve."));
     return;
   }
-  list.innerHTML = state.moments.map((m) => `<li data-t="${m.t}">${clock(m.t)} – ${fmt(m.value)} ` +
-    `<span class="muted">(+${fmt(m.prominence)}, ${m.duration_s.toFixed(0)} s)</span></li>`).join("");
+  fill(list, state.moments.map((m) => h("li", { "data-t": m.t }, `${clock(m.t)} – ${fmt(m.value)} `,
+    h("span", { class: "muted" }, `(+${fmt(m.prominence)}, ${Number(m.duration_s).toFixed(0)} s)`))));
   list.querySelectorAll("li").forEach((li) => li.addEventListener("click", () => setCursor(Number(li.dataset.t))));
 }
 
@@ -365,7 +381,7 @@ function stopLive() {
   if (state.live) state.live.source.close();
   state.live = null;
   state.liveData = null;
-  $("sources").innerHTML = "";
+  fill($("sources"));
 }
 
 function toggleLive() {
@@ -388,14 +404,22 @@ function toggleLive() {
   });
   source.addEventListener("sources", (ev) => {
     const list = JSON.parse(ev.data);
-    $("sources").innerHTML = list.length ? list.map((s) => {
-      const cls = s.stale ? "stale" : s.state;
+    const states = ["starting", "running", "reconnecting", "stopped"];
+    fill($("sources"), list.length ? list.map((s) => {
+      const cls = s.stale ? "stale" : states.includes(s.state) ? s.state : "unknown";
       const d = s.detail || {};
-      return `<div><span class="badge ${cls}">${escapeHtml(s.camera)}: ${s.stale ? "no report" : s.state}</span> ` +
-        `<span class="muted">${d.analysis_fps ?? "–"} fps, ${d.frames_dropped ?? 0} dropped, spool ${d.spool_depth ?? 0}</span></div>`;
-    }).join("") : '<p class="muted">No live source has reported for this screening.</p>';
+      const number = (v, fallback) => (typeof v === "number" ? v : fallback);
+      return h("div", {}, h("span", { class: `badge ${cls}` }, `${s.camera}: ${s.stale ? "no report" : s.state}`), " ",
+               h("span", { class: "muted" }, `${number(d.analysis_fps, "–")} fps, ${number(d.frames_dropped, 0)} dropped, ` +
+                 `spool ${number(d.spool_depth, 0)}`));
+    }) : h("p", { class: "muted" }, "No live source has reported for this screening."));
   });
   source.addEventListener("gaps", (ev) => { state.live.gaps = JSON.parse(ev.data); renderCurves(); });
+  source.addEventListener("error", (ev) => {  // the service ended the stream (e.g. the key was revoked)
+    if (!ev.data) return;
+    source.close();
+    showError(`Live updates stopped: ${JSON.parse(ev.data).detail}`);
+  });
   source.onerror = () => showError("Live updates interrupted; retrying…");
   source.onopen = () => showError("");
 }

@@ -14,9 +14,17 @@ from .contents import get_content
 router = APIRouter(tags=["curves"])
 
 
+MAX_SEGMENT_FILTERS = 32
+MAX_SELECTED = 1000  # screening ids in one query
+
+
 def _parse_segment(segment: list[str]) -> dict[str, str]:
+    if len(segment) > MAX_SEGMENT_FILTERS:
+        raise HTTPException(422, f"at most {MAX_SEGMENT_FILTERS} segment filters")
     out = {}
     for item in segment:
+        if len(item) > 300:
+            raise HTTPException(422, "a segment filter is at most 300 characters")
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise HTTPException(422, f"segment must be key=value, got {item!r}")
@@ -28,7 +36,10 @@ def _metrics(metrics: str) -> list[str]:
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     unknown = [m for m in names if m not in VALUES]
     if not names or unknown:
-        raise HTTPException(422, f"unknown metric(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(VALUES)}")
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise HTTPException(422, f"unknown metric(s) {shown[:300] or '(none given)'}; known: {', '.join(VALUES)}")
+    if len(set(names)) != len(names):
+        raise HTTPException(422, "each metric at most once")
     return names
 
 
@@ -36,13 +47,17 @@ def _ids(screenings: str | None) -> list[int] | None:
     if not screenings:
         return None
     try:
-        return [int(s) for s in screenings.split(",") if s.strip()]
+        ids = [int(s) for s in screenings.split(",") if s.strip()]
     except ValueError:
         raise HTTPException(422, "screenings must be comma-separated integers") from None
+    if len(ids) > MAX_SELECTED:
+        raise HTTPException(422, f"at most {MAX_SELECTED} screening ids")
+    return ids
 
 
 METRICS_QUERY = Query("p_happiness,valence", description="comma-separated: " + ", ".join(VALUES))
-BUCKET_QUERY = Query(1.0, gt=0, le=3600, description="bucket in seconds")
+BUCKET_QUERY = Query(1.0, ge=1, le=3600, multiple_of=1, description="bucket in whole seconds (1-3600): the data "
+                                                                      "are per second")
 
 
 def _export(curves: Curves, fmt: str) -> Response:

@@ -6,10 +6,12 @@ import json
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from .. import store
+from ..auth import _token
 from ..models import Screening
 from .curves import METRICS_QUERY, _metrics
 from .screenings import _public_states
@@ -55,17 +57,28 @@ def _event(name: str, payload) -> str:
 @router.get("/screenings/{screening_id}/live", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def follow_screening(screening_id: int, request: Request, metrics: str = METRICS_QUERY,
-                           interval: float = Query(1.0, ge=0.2, le=60, description="seconds between checks")):
+                           interval: float = Query(1.0, ge=0.5, le=60, description="seconds between checks")):
     """Server-Sent Events while the screening runs: `points` (per-second t, n, mean and 95% CI of the
     metrics; first everything stored, then the seconds that are new or changed), `sources` (each live
-    camera's state when it changes) and `gaps` (stretches a camera delivered nothing: missing, not zero)."""
+    camera's state when it changes) and `gaps` (stretches a camera delivered nothing: missing, not zero).
+    A key holds a few streams at once (429 past that); a stream ends with an `error` event soon after its
+    key is revoked."""
     engine = request.app.state.engine
     names = _metrics(metrics)
     k = request.app.state.min_audience
     first = await run_in_threadpool(_snapshot, engine, screening_id, names, k)  # 404 before the stream starts
+    token, keys, recheck_s = _token(request), request.app.state.keys, request.app.state.limits.live_key_recheck_s
+    slot = request.app.state.live_streams.open(request.state.principal.key_id)
 
     async def events():
-        snap, revision, sent, sources, gaps, quiet = first, None, {}, None, None, 0.0
+        try:
+            async for event in _stream():
+                yield event
+        finally:
+            slot.close()
+
+    async def _stream():
+        snap, revision, sent, sources, gaps, quiet, unchecked = first, None, {}, None, None, 0.0, 0.0
         while True:
             if snap["revision"] != revision:
                 revision = snap["revision"]
@@ -87,9 +100,17 @@ async def follow_screening(screening_id: int, request: Request, metrics: str = M
                 quiet = 0.0
             await asyncio.sleep(interval)
             quiet += interval
+            unchecked += interval
             if await request.is_disconnected():
                 return
+            if unchecked >= recheck_s:  # the key may have been revoked since the stream opened
+                unchecked = 0.0
+                try:
+                    await run_in_threadpool(keys.principal, token)
+                except HTTPException as exc:
+                    yield _event("error", {"status": exc.status_code, "detail": exc.detail})
+                    return
             snap = await run_in_threadpool(_snapshot, engine, screening_id, names, k)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
+    return StreamingResponse(events(), media_type="text/event-stream", background=BackgroundTask(slot.close),
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,16 +1,18 @@
 from __future__ import annotations
 
+import struct
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlmodel import select
 
 from .. import store
 from ..deps import SessionDep, get_or_404, save
+from ..guard import INGEST_BODY_BYTES
 from ..models import (GapIn, GapPublic, IngestResult, Screening, ScreeningCreate, ScreeningPublic, ScreeningUpdate,
-                      SourceStateIn, SourceStatePublic, StatsBatch)
+                      SourceStateIn, SourceStatePublic, StatsBatch, clean_detail)
 from ..publish import ARROW
 from .contents import get_content
 
@@ -63,7 +65,7 @@ def delete_screening(screening_id: int, session: SessionDep):
     store.delete_screening(session, get_screening(session, screening_id))
 
 
-MAX_BODY_BYTES = 64 * 2 ** 20  # a 50,000-row batch in JSON is about 40 MB
+MAX_BODY_BYTES = INGEST_BODY_BYTES  # a 50,000-row batch in JSON is about 40 MB
 
 
 async def stats_batch(request: Request) -> StatsBatch:
@@ -90,7 +92,9 @@ async def stats_batch(request: Request) -> StatsBatch:
 
 
 def _arrow_batch(body: bytes) -> StatsBatch:
-    """An Arrow IPC stream: the row keys as columns; `camera` and `covered` (JSON) in the schema metadata."""
+    """An Arrow IPC stream: the row keys as columns; `camera` and `covered` (JSON) in the schema metadata.
+    Before any batch is decompressed its declared row count and buffer sizes are summed: a stream over
+    `store.MAX_ROWS` rows, or whose buffers would decompress past what that many rows need, is refused."""
     import json
 
     import pyarrow as pa
@@ -99,8 +103,10 @@ def _arrow_batch(body: bytes) -> StatsBatch:
         return RequestValidationError([{"type": "arrow", "loc": ("body",), "msg": reason}])
 
     try:
-        table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
-    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        table = _read_bounded(pa.py_buffer(body))
+    except _TooBig as exc:
+        raise invalid(str(exc)) from None
+    except (pa.ArrowInvalid, pa.ArrowException, OSError, ValueError, struct.error) as exc:
         raise invalid(f"not an Arrow IPC stream ({str(exc)[:120]})") from None
     meta = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in (table.schema.metadata or {}).items()}
     camera = meta.get("camera", "")
@@ -117,6 +123,77 @@ def _arrow_batch(body: bytes) -> StatsBatch:
     except (pa.ArrowException, ValueError) as exc:
         raise invalid(f"columns must be plain numbers ({str(exc)[:120]})") from None
     return StatsBatch.model_construct(camera=camera, columns=columns, rows=None, covered=covered)
+
+
+class _TooBig(ValueError):
+    pass
+
+
+MAX_DECODED_BYTES = store.MAX_ROWS * len(store.ROW_KEYS) * 9  # 8-byte values and a validity bit per row
+
+
+def _read_bounded(buffer):
+    """The stream as a table, refusing (_TooBig) before decompression what would exceed the caps."""
+    import pyarrow as pa
+
+    reader = pa.ipc.MessageReader.open_stream(buffer)
+    schema = pa.ipc.read_schema(reader.read_next_message())
+    if len(schema) > len(store.ROW_KEYS) or not all(pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
+                                                    for f in schema):
+        raise _TooBig(f"at most {len(store.ROW_KEYS)} columns, all plain integers or floats")
+    batches, rows, decoded = [], 0, 0
+    while True:
+        try:
+            message = reader.read_next_message()
+        except StopIteration:
+            break
+        if message.type != "record batch":
+            raise _TooBig(f"only record batches may follow the schema, not a {message.type}")
+        body = memoryview(message.body) if message.body is not None else b""  # no copy: a few 8-byte reads
+        length, sizes = _batch_sizes(message.metadata.to_pybytes(), body)
+        rows, decoded = rows + length, decoded + sum(sizes)
+        if rows > store.MAX_ROWS:
+            raise _TooBig(f"a batch holds at most {store.MAX_ROWS:,} rows; split it")
+        if decoded > MAX_DECODED_BYTES:
+            raise _TooBig(f"the stream would decompress to over {MAX_DECODED_BYTES:,} bytes")
+        batches.append(pa.ipc.read_record_batch(message, schema))
+    return pa.Table.from_batches(batches, schema)
+
+
+def _batch_sizes(meta: bytes, body) -> tuple[int, list[int]]:
+    """From a RecordBatch message's flatbuffer (Message.header -> RecordBatch {length, nodes, buffers,
+    compression}): its row count and each buffer's size once decompressed (a compressed buffer starts with
+    its decompressed length, -1 when stored plain)."""
+    def field(table: int, index: int) -> int | None:
+        vtable = table - struct.unpack_from("<i", meta, table)[0]
+        if 4 + 2 * index >= struct.unpack_from("<H", meta, vtable)[0]:
+            return None
+        offset = struct.unpack_from("<H", meta, vtable + 4 + 2 * index)[0]
+        return table + offset if offset else None
+
+    def indirect(position: int) -> int:
+        return position + struct.unpack_from("<I", meta, position)[0]
+
+    header = field(struct.unpack_from("<I", meta, 0)[0], 2)
+    if header is None:
+        raise ValueError("record batch without a header")
+    batch = indirect(header)
+    at = field(batch, 0)
+    length = struct.unpack_from("<q", meta, at)[0] if at is not None else 0
+    if length < 0:
+        raise ValueError("negative row count")
+    sizes = []
+    at = field(batch, 2)
+    compressed = field(batch, 3) is not None
+    if at is not None:
+        vector = indirect(at)
+        for i in range(struct.unpack_from("<I", meta, vector)[0]):
+            offset, size = struct.unpack_from("<qq", meta, vector + 4 + 16 * i)
+            if offset < 0 or size < 0 or offset + size > len(body):
+                raise ValueError("a buffer lies outside the message body")
+            declared = struct.unpack_from("<q", body, offset)[0] if compressed and size >= 8 else -1
+            sizes.append(size if declared < 0 else declared)
+    return length, sizes
 
 
 STATS_BODY = {"requestBody": {"required": True, "content": {
@@ -172,10 +249,10 @@ def list_gaps(screening_id: int, session: SessionDep):
 
 
 @router.put("/{screening_id}/sources/{camera}", response_model=SourceStatePublic)
-def report_source(screening_id: int, camera: str, body: SourceStateIn, session: SessionDep):
+def report_source(screening_id: int, camera: Annotated[str, Path(min_length=1, max_length=300)], body: SourceStateIn,
+                  session: SessionDep):
     """A live process's heartbeat for one camera: its state and figures."""
     get_screening(session, screening_id)
-
     store.retrying(session, lambda: store.set_source_state(session, screening_id, camera, body.state, body.detail))
     return _public_states(session, screening_id, camera)[0]
 
@@ -196,7 +273,8 @@ def _public_states(session, screening_id: int, camera: str | None = None) -> lis
         if camera is not None and row["camera"] != camera:
             continue
         updated = row["updated_at"] if row["updated_at"].tzinfo else row["updated_at"].replace(tzinfo=timezone.utc)
-        out.append({**row, "updated_at": updated, "stale": (now - updated).total_seconds() > STALE_AFTER_S})
+        out.append({**row, "detail": clean_detail(row["detail"]), "updated_at": updated,
+                    "stale": (now - updated).total_seconds() > STALE_AFTER_S})
     return out
 
 
