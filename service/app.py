@@ -11,7 +11,7 @@ from .auth import Keys, authorize
 from .cache import AnswerCache
 from .db import migrate
 from .metrics import ServiceMetrics
-from .routes import contents, curves, dashboard, live, screenings
+from .routes import contents, curves, dashboard, live, model, screenings
 
 
 DEFAULT_MIN_AUDIENCE = 5
@@ -31,7 +31,7 @@ def create_app(engine: Engine, min_audience: int = DEFAULT_MIN_AUDIENCE, public:
     app.state.min_audience = min_audience
     app.state.keys = Keys(engine, public=public)
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)])
-    for module in (contents, screenings, curves, live):
+    for module in (contents, screenings, curves, live, model):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(dashboard.router)

@@ -33,7 +33,7 @@ def make_engine(url: str = DEFAULT_DB) -> Engine:
 def migrate(engine: Engine) -> int:
     """Create what is missing, run the steps from the stored schema version up to this program's, and
     record it. Refuses a database written by a newer version."""
-    from . import auth, store  # noqa: F401 - auth's table joins the metadata
+    from . import auth, reaction_store, store  # noqa: F401 - their tables join the metadata
     from .models import Content
 
     SQLModel.metadata.create_all(engine)

@@ -6,7 +6,8 @@ Hierarchy::
     ├── InputNotFound             (exit 3) a path that does not exist
     ├── UnsupportedInput          (exit 4) not a video or an image, or nothing in it decodes
     ├── NoInputs                  (exit 5) a folder with no images or videos in it
-    └── ModelError                (exit 7) a model file missing or not the pinned sha256
+    ├── ModelError                (exit 7) a model file missing or not the pinned sha256
+    └── ModelExtraError           (exit 9) the audience model's extra is missing, or too little data to fit
 
 A video that stops decoding early is not an exception: its frames up to that point are analysed and the
 run ends with exit code 6 (``EXIT_PARTIAL``) and a one-line warning naming where it stopped.
@@ -38,3 +39,7 @@ class NoInputs(AudienceError):
 
 class ModelError(AudienceError):
     exit_code = 7
+
+
+class ModelExtraError(AudienceError):
+    exit_code = 9
