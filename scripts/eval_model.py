@@ -77,7 +77,7 @@ def bench_fit(seed: int) -> None:
         model = models(seed)[name]
         start = time.perf_counter()
         model.fit(season.values, season.mask)
-        extra = f", {model.epochs_} epochs" if hasattr(model, "epochs_") else ""
+        extra = f", {model.epochs_} epochs" if hasattr(model, "epochs_") else ""  # noqa: E501
         print(f"  {name}: {time.perf_counter() - start:.1f} s{extra}; load now {os.getloadavg()[0]:.1f}", flush=True)
 
 

@@ -217,3 +217,24 @@ def viewers(session: Session, fit_id: int) -> list[dict]:
 def delete_fits(session: Session, content_id: int) -> None:
     session.execute(delete(model_fit).where(model_fit.c.content_id == content_id))
     session.commit()
+
+
+def load_simulated_season(session: Session, screenings: int = 3, duration_s: int = 600,
+                          viewers: tuple[int, int] = (60, 120), seed: int = 0) -> int:
+    """A simulated season (vision.reaction_model.simulate) stored as a content with its screenings, cuts
+    A and B taken in turn (label `cut`): for the demo. Returns the content id."""
+    from vision.reaction_model.simulate import screening_batches, simulate
+
+    from . import store
+
+    season = simulate(screenings, duration_s, viewers, seed=seed)
+    content = Content(title=f"Demo: simulated season ({screenings} screenings, two cuts)", duration_s=float(duration_s))
+    session.add(content)
+    session.commit()
+    for s, cut in enumerate(season.cuts):
+        screening = Screening(content_id=content.id, venue=f"simulated venue {s + 1}", labels={"cut": cut, "demo": "simulated"})
+        session.add(screening)
+        session.commit()
+        for batch in screening_batches(season, s):
+            store.ingest(session, screening.id, "cam1", batch, covered=list(range(duration_s)))
+    return int(content.id)

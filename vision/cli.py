@@ -417,13 +417,44 @@ def _demo(args) -> int:
         content_id, screening_id = content.id, screening.id
     engine.dispose()
     code = run_analyze(AnalyzeRequest(inputs=[str(sample)], out=args.out, db=db, screening=screening_id))
-    if code != 0 or args.no_serve:
+    if code != 0:
+        return code
+    _demo_season(db)
+    if args.no_serve:
         return code
     base = f"http://127.0.0.1:{args.port}"
     print(f"demo service: dashboard {base}/ , curve {base}/api/v1/contents/{content_id}/curves?metrics=p_happiness,"
           f"smile,valence (API docs: {base}/docs). The sample has 2-3 faces, so the demo serves with a minimum "
           f"audience of 1 (the default is 5). Ctrl-C to stop", file=sys.stderr)
     return _serve(argparse.Namespace(db=db, host="127.0.0.1", port=args.port, min_audience=1))
+
+
+def _demo_season(db: str) -> None:
+    """A simulated season beside the sample (3 screenings of a 10-minute content, 60-120 viewers each, two
+    cuts) so that compare, norms, moments and the audience model have something to show; the model is fitted
+    when its extra is installed."""
+    import importlib.util
+    import time
+
+    from sqlmodel import Session
+
+    from service import reaction_store as rs
+    from service.db import make_engine
+
+    start = time.perf_counter()
+    engine = make_engine(db)
+    with Session(engine) as session:
+        content_id = rs.load_simulated_season(session)
+        print(f"demo: simulated season loaded as content {content_id} ({time.perf_counter() - start:.0f} s)",
+              file=sys.stderr)
+        if importlib.util.find_spec("jax") is None:
+            print("demo: the audience model is not fitted (pip install 'audience-reactions[model]', then "
+                  f"audience model fit --db {db} --content {content_id})", file=sys.stderr)
+        else:
+            summary = rs.run_fit(session, rs.create_fit(session, content_id, {"max_epochs": 12, "latent": 8}))
+            print(f"demo: audience model fitted ({summary['viewers']} viewers, {summary['types']} reaction types, "
+                  f"{time.perf_counter() - start:.0f} s in all)", file=sys.stderr)
+    engine.dispose()
 
 
 def _analyze(args) -> int:

@@ -14,18 +14,26 @@ def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return np.linalg.solve(gram, rhs[..., None])[..., 0]
 
 
+def _grams(weights: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """[A, B] weights, [B, R] factors -> [A, R, R]: sum_b weights[a, b] * outer(factors[b], factors[b])."""
+    r = factors.shape[1]
+    return (weights @ (factors[:, :, None] * factors[:, None, :]).reshape(len(factors), r * r)).reshape(-1, r, r)
+
+
 class CPFactorisation:
-    def __init__(self, rank: int = 8, ridge: float = 1.0, max_iter: int = 40, tol: float = 1e-4,
+    def __init__(self, rank: int = 8, ridge: float = 1.0, max_iter: int = 30, tol: float = 1e-3,
                  validation: float = 0.05, seed: int = 0):
         if rank < 1 or ridge < 0 or max_iter < 1 or not 0 <= validation < 1:
             raise ValueError("rank >= 1, ridge >= 0, max_iter >= 1 and 0 <= validation < 1 are required")
         self.rank, self.ridge, self.max_iter, self.tol = rank, ridge, max_iter, tol
         self.validation, self.seed = validation, seed
 
-    def _viewer_factors(self, z: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        eye = self.ridge * np.eye(self.rank)
-        gram = np.einsum("it,tr,ts->irs", mask.astype(np.float32), self.V_, self.V_) * (self.W_.T @ self.W_) + eye
-        rhs = np.einsum("itr,tr->ir", z @ self.W_, self.V_)
+    def _viewer_factors(self, z: np.ndarray, mask: np.ndarray, prior: tuple | None = None) -> np.ndarray:
+        """Ridge regression of each viewer's factors on their observed cells; with `prior` (precision P,
+        mean m) the MAP under u ~ N(m, P^-1) instead of a ridge towards 0."""
+        precision, centre = prior if prior is not None else (self.ridge * np.eye(self.rank), np.zeros(self.rank))
+        gram = _grams(mask.astype(np.float64), self.V_) * (self.W_.T @ self.W_) + precision
+        rhs = ((z @ self.W_) * self.V_[None]).sum(1) + precision @ centre
         return _solve(gram, rhs)
 
     def fit(self, values: np.ndarray, mask: np.ndarray) -> "CPFactorisation":
@@ -44,11 +52,12 @@ class CPFactorisation:
         best, best_state, previous = np.inf, None, np.inf
         for _ in range(self.max_iter):
             self.U_ = self._viewer_factors(z, train)
-            gram = np.einsum("it,ir,is->trs", f, self.U_, self.U_) * (self.W_.T @ self.W_) + eye
-            self.V_ = _solve(gram, np.einsum("itr,ir->tr", z @ self.W_, self.U_))
-            per_viewer = np.einsum("it,tr,ts->irs", f, self.V_, self.V_)
+            gram = _grams(f.T, self.U_) * (self.W_.T @ self.W_) + eye
+            self.V_ = _solve(gram, ((z @ self.W_) * self.U_[:, None]).sum(0))
+            per_viewer = _grams(f, self.V_)
             gram_w = np.einsum("irs,ir,is->rs", per_viewer, self.U_, self.U_) + eye
-            rhs_w = np.einsum("itm,ir,tr->mr", z, self.U_, self.V_)
+            uv = (self.U_[:, None, :] * self.V_[None]).reshape(-1, r)
+            rhs_w = z.reshape(-1, m).T @ uv
             self.W_ = np.linalg.solve(gram_w, rhs_w.T).T
             loss = self._error(zv, val) if val.any() else self._error(z, train)
             if loss < best:
@@ -59,20 +68,24 @@ class CPFactorisation:
         self.U_, self.V_, self.W_ = best_state
         resid = z - self._reconstruct(self.U_)
         self.noise_ = np.maximum(resid[train].var(0), 1e-6)
+        # new viewers' factors are shrunk towards the training viewers' distribution (empirical Bayes)
+        cov = np.cov(self.U_, rowvar=False).reshape(r, r) + 1e-3 * np.eye(r)
+        self.prior_ = (float(self.noise_.mean()) * np.linalg.inv(cov), self.U_.mean(0))
         return self
 
     def _reconstruct(self, U: np.ndarray) -> np.ndarray:
-        return np.einsum("ir,tr,mr->itm", U, self.V_, self.W_).astype(np.float32)
+        return ((U[:, None, :] * self.V_[None]) @ self.W_.T).astype(np.float32)
 
     def _error(self, z, cells):
-        return float(np.mean((z[cells] - self._reconstruct(self.U_)[cells]) ** 2))
+        i, t = np.nonzero(cells)
+        return float(np.mean((z[i, t] - (self.U_[i] * self.V_[t]) @ self.W_.T) ** 2))
 
     def predict(self) -> np.ndarray:
         return self.scale_.inverse(self._reconstruct(self.U_))
 
     def forecast(self, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         values, mask = check(values, mask)
-        U = self._viewer_factors(self.scale_.forward(values, mask), mask)
+        U = self._viewer_factors(self.scale_.forward(values, mask), mask, self.prior_)
         mean = self.scale_.inverse(self._reconstruct(U))
         return mean, np.broadcast_to(self.scale_.inverse_var(self.noise_), mean.shape).copy()
 

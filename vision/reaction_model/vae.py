@@ -124,6 +124,12 @@ class FactorisedVAE:
                     break
         self.params_ = jax.tree_util.tree_map(np.asarray, best_params)
         self.validation_mse_ = best
+        # the prior of new viewers' latents: the training viewers' distribution (empirical Bayes), which
+        # carries what the first minutes say about the rest (e.g. early laughers rarely warm up late)
+        mu = self.params_["mu"]
+        self.params_["prior_mean"] = mu.mean(0)
+        self.params_["prior_cov"] = (np.cov(mu, rowvar=False).reshape(self.latent, self.latent)
+                                     + 1e-3 * np.eye(self.latent)).astype(np.float32)
         return self
 
     # -- using a fitted model ---------------------------------------------------------------------------
@@ -155,16 +161,22 @@ class FactorisedVAE:
         cells = np.argwhere(mask).astype(np.int32)
         p = self.params_
         fixed = {"dec": p["dec"], "V": p["V"], "log_noise": p["log_noise"]}
-        q = {"mu": jnp.zeros((len(mask), self.latent)), "ls": jnp.full((len(mask), self.latent), -1.0)}
+        q = {"mu": jnp.tile(jnp.asarray(p["prior_mean"]), (len(mask), 1)), "ls": jnp.full((len(mask), self.latent), -1.0)}
         i, t = jnp.asarray(cells[:, 0]), jnp.asarray(cells[:, 1])
         opt = optax.adam(0.05)
+
+        centre = jnp.asarray(p["prior_mean"])
+        precision = jnp.asarray(np.linalg.inv(p["prior_cov"]))
 
         def loss(q, key):
             u = q["mu"][i] + jnp.exp(q["ls"][i]) * jax.random.normal(key, (len(cells), self.latent))
             out = _decode(fixed["dec"], u * fixed["V"][t], jnp)
             ln = fixed["log_noise"]
             data = jnp.sum(0.5 * (Z[i, t] - out) ** 2 * jnp.exp(-2 * ln) + ln)
-            return data + 0.5 * jnp.sum(q["mu"] ** 2 + jnp.exp(2 * q["ls"]) - 1 - 2 * q["ls"])
+            d = q["mu"] - centre  # KL(q || N(centre, cov)) up to a constant
+            kl = 0.5 * (jnp.sum(jnp.exp(2 * q["ls"]) * jnp.diag(precision)) + jnp.sum((d @ precision) * d)
+                        - 2 * jnp.sum(q["ls"]))
+            return data + kl
 
         @jax.jit
         def run(q, key):
@@ -197,6 +209,7 @@ class FactorisedVAE:
     # -- the fitted model's shared parts (decoder, time factors, scales; no per-viewer latent) ---------
     def shared_state(self) -> dict[str, np.ndarray]:
         out = {"V": self.params_["V"], "log_noise": self.params_["log_noise"], "mean": self.scale_.mean,
+               "prior_mean": self.params_["prior_mean"], "prior_cov": self.params_["prior_cov"],
                "sd": self.scale_.sd, "settings": np.array([self.latent, self.hidden, self.samples,
                                                            self.infer_steps, self.seed])}
         for k, (w, b) in enumerate(self.params_["dec"]):
@@ -208,7 +221,8 @@ class FactorisedVAE:
         latent, hidden, samples, infer_steps, seed = (int(x) for x in state["settings"])
         model = cls(latent=latent, hidden=hidden, samples=samples, infer_steps=infer_steps, seed=seed)
         layers = sorted(int(k[1:]) for k in state if k.startswith("w"))
-        model.params_ = {"V": state["V"], "log_noise": state["log_noise"],
+        model.params_ = {"V": state["V"], "log_noise": state["log_noise"], "prior_mean": state["prior_mean"],
+                         "prior_cov": state["prior_cov"],
                          "dec": [(state[f"w{k}"], state[f"b{k}"]) for k in layers]}
         model.scale_ = Standardiser(state["mean"], state["sd"])
         return model
