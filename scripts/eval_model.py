@@ -25,9 +25,12 @@ from vision.reaction_model.simulate import simulate  # noqa: E402
 from vision.reaction_model.vae import FactorisedVAE  # noqa: E402
 
 
+VAE = {}  # settings of the VAE (--latent, --epochs)
+
+
 def models(seed: int):
     return {"content mean": ContentMean(), "viewer mean + content": ViewerMeanPlusContent(),
-            "linear (CP, rank 8)": CPFactorisation(rank=8, seed=seed), "factorised VAE": FactorisedVAE(seed=seed)}
+            "linear (CP, rank 8)": CPFactorisation(rank=8, seed=seed), "factorised VAE": FactorisedVAE(seed=seed, **VAE)}
 
 
 def evaluate(values, mask, screening, truth=None, seed=0) -> None:
@@ -60,6 +63,8 @@ def evaluate(values, mask, screening, truth=None, seed=0) -> None:
                 row_truth.append(rmse(truth[test], mean, rest))
         results[name] = row
         line = f"{name:24s} {fit_s:6.1f} {row['impute']:7.4f}" + "".join(f" {row[k]:13.4f}" for k in firsts)
+        if hasattr(model, "epochs_"):
+            line += f"  [{model.epochs_} epochs]"
         if truth is not None:
             line += "  (" + ", ".join(f"{v:.4f}" for v in row_truth) + ")"
         print(line, flush=True)
@@ -101,7 +106,10 @@ def main() -> int:
     p.add_argument("--db", help="evaluate on a database's per-track statistics instead of the simulator")
     p.add_argument("--content", type=int, help="the content id (with --db)")
     p.add_argument("--bench-fit", action="store_true", help="also time a fit of 100 viewers x 7,200 s x 12")
+    p.add_argument("--latent", type=int, default=12, help="VAE latent size (default 12)")
+    p.add_argument("--epochs", type=int, default=40, help="VAE epochs at most (default 40)")
     args = p.parse_args()
+    VAE.update(latent=args.latent, max_epochs=args.epochs)
     print(f"cpu cores: {os.cpu_count()}, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if args.db:
         values, mask, screening = from_database(args.db, args.content)

@@ -103,3 +103,18 @@ def test_reaction_types_find_clear_clusters_and_divergence():
     spread = divergence(curves, sizes)
     assert spread.argmax() == 2 and spread[0] == 0
     assert np.isnan(divergence(curves[:1], sizes[:1])).all()
+
+
+def test_a_long_title_does_not_collapse_the_plot_layout(tmp_path):
+    import warnings
+
+    from vision.labels import VALUE_COLUMNS
+    from vision.plot import plot_curves, short_title
+
+    curves = {"t": np.array([0.0]), "n_faces": np.array([3])}
+    for v in VALUE_COLUMNS:
+        curves[v], curves[f"{v}_ci95"] = np.array([0.5]), np.array([np.nan])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "constrained_layout not applied" is a UserWarning
+        plot_curves(curves, tmp_path / "c.png", ", ".join(f"image_{i}.jpg" for i in range(60)))
+    assert len(short_title("x" * 500)) == 110
