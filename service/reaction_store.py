@@ -109,7 +109,7 @@ def _unnpz(blob: bytes) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-DEFAULT_SETTINGS = {"latent": 12, "hidden": 64, "max_epochs": 40, "rank": 8, "seed": 0}
+DEFAULT_SETTINGS = {"latent": 20, "hidden": 64, "max_epochs": 60, "rank": 8, "seed": 0}
 
 
 def create_fit(session: Session, content_id: int, settings: dict | None = None) -> int:

@@ -193,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     mf = ms.add_parser("fit", help="fit a content's model and store its products")
     mf.add_argument("--db", default="sqlite:///audience.db", help="database URL (default: sqlite:///audience.db)")
     mf.add_argument("--content", type=_positive(int), required=True, help="the content id")
-    mf.add_argument("--epochs", type=_positive(int), default=40, help="at most this many passes (default 40)")
-    mf.add_argument("--latent", type=_positive(int), default=12, help="latent size (default 12)")
+    mf.add_argument("--epochs", type=_positive(int), default=60, help="at most this many passes (default 60)")
+    mf.add_argument("--latent", type=_positive(int), default=20, help="latent size (default 20)")
     mf.add_argument("--seed", type=int, default=0)
     return p
 

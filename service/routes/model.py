@@ -21,9 +21,9 @@ METRICS_QUERY = Query("p_happiness,smile", description="comma-separated, among: 
 
 
 class FitSettings(SQLModel):
-    latent: int = Field(12, ge=1, le=64, description="size of the viewer and time latents")
+    latent: int = Field(20, ge=1, le=64, description="size of the viewer and time latents")
     hidden: int = Field(64, ge=4, le=512, description="width of the decoder's hidden layers")
-    max_epochs: int = Field(40, ge=1, le=500, description="at most this many passes (early stopping)")
+    max_epochs: int = Field(60, ge=1, le=500, description="at most this many passes (early stopping)")
     rank: int = Field(8, ge=1, le=64, description="rank of the linear baseline")
     seed: int = Field(0, ge=0, le=2**31 - 1)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .prior import MixturePrior
 from .tensor import Standardiser, check, holdout_cells
 
 
@@ -28,12 +29,10 @@ class CPFactorisation:
         self.rank, self.ridge, self.max_iter, self.tol = rank, ridge, max_iter, tol
         self.validation, self.seed = validation, seed
 
-    def _viewer_factors(self, z: np.ndarray, mask: np.ndarray, prior: tuple | None = None) -> np.ndarray:
-        """Ridge regression of each viewer's factors on their observed cells; with `prior` (precision P,
-        mean m) the MAP under u ~ N(m, P^-1) instead of a ridge towards 0."""
-        precision, centre = prior if prior is not None else (self.ridge * np.eye(self.rank), np.zeros(self.rank))
-        gram = _grams(mask.astype(np.float64), self.V_) * (self.W_.T @ self.W_) + precision
-        rhs = ((z @ self.W_) * self.V_[None]).sum(1) + precision @ centre
+    def _viewer_factors(self, z: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Ridge regression of each viewer's factors on their observed cells."""
+        gram = _grams(mask.astype(np.float64), self.V_) * (self.W_.T @ self.W_) + self.ridge * np.eye(self.rank)
+        rhs = ((z @ self.W_) * self.V_[None]).sum(1)
         return _solve(gram, rhs)
 
     def fit(self, values: np.ndarray, mask: np.ndarray) -> "CPFactorisation":
@@ -68,9 +67,8 @@ class CPFactorisation:
         self.U_, self.V_, self.W_ = best_state
         resid = z - self._reconstruct(self.U_)
         self.noise_ = np.maximum(resid[train].var(0), 1e-6)
-        # new viewers' factors are shrunk towards the training viewers' distribution (empirical Bayes)
-        cov = np.cov(self.U_, rowvar=False).reshape(r, r) + 1e-3 * np.eye(r)
-        self.prior_ = (float(self.noise_.mean()) * np.linalg.inv(cov), self.U_.mean(0))
+        # new viewers' factors: the posterior mean under the training viewers' distribution (empirical Bayes)
+        self.prior_ = MixturePrior.fit(self.U_, seed=self.seed)
         return self
 
     def _reconstruct(self, U: np.ndarray) -> np.ndarray:
@@ -85,7 +83,10 @@ class CPFactorisation:
 
     def forecast(self, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         values, mask = check(values, mask)
-        U = self._viewer_factors(self.scale_.forward(values, mask), mask, self.prior_)
+        z = self.scale_.forward(values, mask)
+        gram = _grams(mask.astype(np.float64), self.V_) * (self.W_.T @ self.W_)
+        rhs = ((z @ self.W_) * self.V_[None]).sum(1)
+        U = self.prior_.linear_gaussian_posterior_mean(gram, rhs, float(self.noise_.mean()))
         mean = self.scale_.inverse(self._reconstruct(U))
         return mean, np.broadcast_to(self.scale_.inverse_var(self.noise_), mean.shape).copy()
 

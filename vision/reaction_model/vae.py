@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .prior import MixturePrior
 from .tensor import Standardiser, check, holdout_cells
 
 
@@ -35,7 +36,7 @@ def _decode(dec, z, jnp):
 
 
 class FactorisedVAE:
-    def __init__(self, latent: int = 12, hidden: int = 64, batch: int = 2048, max_epochs: int = 40,
+    def __init__(self, latent: int = 20, hidden: int = 64, batch: int = 2048, max_epochs: int = 60,
                  patience: int = 4, learning_rate: float = 3e-3, validation: float = 0.05, samples: int = 4,
                  infer_steps: int = 300, seed: int = 0):
         if latent < 1 or hidden < 1 or batch < 1 or max_epochs < 1 or not 0 <= validation < 1:
@@ -126,10 +127,7 @@ class FactorisedVAE:
         self.validation_mse_ = best
         # the prior of new viewers' latents: the training viewers' distribution (empirical Bayes), which
         # carries what the first minutes say about the rest (e.g. early laughers rarely warm up late)
-        mu = self.params_["mu"]
-        self.params_["prior_mean"] = mu.mean(0)
-        self.params_["prior_cov"] = (np.cov(mu, rowvar=False).reshape(self.latent, self.latent)
-                                     + 1e-3 * np.eye(self.latent)).astype(np.float32)
+        self.params_.update(MixturePrior.fit(self.params_["mu"], seed=self.seed).arrays())
         return self
 
     # -- using a fitted model ---------------------------------------------------------------------------
@@ -161,22 +159,31 @@ class FactorisedVAE:
         cells = np.argwhere(mask).astype(np.int32)
         p = self.params_
         fixed = {"dec": p["dec"], "V": p["V"], "log_noise": p["log_noise"]}
-        q = {"mu": jnp.tile(jnp.asarray(p["prior_mean"]), (len(mask), 1)), "ls": jnp.full((len(mask), self.latent), -1.0)}
+        start = np.average(p["prior_means"], axis=0, weights=p["prior_weights"])
+        q = {"mu": jnp.tile(jnp.asarray(start, jnp.float32), (len(mask), 1)), "ls": jnp.full((len(mask), self.latent), -1.0)}
         i, t = jnp.asarray(cells[:, 0]), jnp.asarray(cells[:, 1])
         opt = optax.adam(0.05)
 
-        centre = jnp.asarray(p["prior_mean"])
-        precision = jnp.asarray(np.linalg.inv(p["prior_cov"]))
+        prior = MixturePrior.from_arrays(p)
+        log_w = jnp.asarray(np.log(prior.weights))
+        centres = jnp.asarray(prior.means)
+        precisions = jnp.asarray(np.linalg.inv(prior.covariances))
+        log_norm = jnp.asarray(0.5 * np.linalg.slogdet(np.linalg.inv(prior.covariances))[1])
+
+        def log_prior(u):  # [N, R] -> [N]: log density of the mixture, up to a constant
+            d = u[:, None, :] - centres[None]
+            quad = jnp.einsum("nkr,krs,nks->nk", d, precisions, d)
+            return jax.scipy.special.logsumexp(log_w + log_norm - 0.5 * quad, axis=1)
 
         def loss(q, key):
-            u = q["mu"][i] + jnp.exp(q["ls"][i]) * jax.random.normal(key, (len(cells), self.latent))
-            out = _decode(fixed["dec"], u * fixed["V"][t], jnp)
+            # one draw of each viewer's u serves the likelihood and the prior term; KL(q || mixture) is
+            # E_q[log q - log p], with log q's expectation the Gaussian entropy (-sum of log SDs)
+            draw = jax.random.normal(key, q["mu"].shape)
+            u_viewer = q["mu"] + jnp.exp(q["ls"]) * draw
+            out = _decode(fixed["dec"], u_viewer[i] * fixed["V"][t], jnp)
             ln = fixed["log_noise"]
             data = jnp.sum(0.5 * (Z[i, t] - out) ** 2 * jnp.exp(-2 * ln) + ln)
-            d = q["mu"] - centre  # KL(q || N(centre, cov)) up to a constant
-            kl = 0.5 * (jnp.sum(jnp.exp(2 * q["ls"]) * jnp.diag(precision)) + jnp.sum((d @ precision) * d)
-                        - 2 * jnp.sum(q["ls"]))
-            return data + kl
+            return data - jnp.sum(log_prior(u_viewer)) - jnp.sum(q["ls"])
 
         @jax.jit
         def run(q, key):
@@ -209,7 +216,7 @@ class FactorisedVAE:
     # -- the fitted model's shared parts (decoder, time factors, scales; no per-viewer latent) ---------
     def shared_state(self) -> dict[str, np.ndarray]:
         out = {"V": self.params_["V"], "log_noise": self.params_["log_noise"], "mean": self.scale_.mean,
-               "prior_mean": self.params_["prior_mean"], "prior_cov": self.params_["prior_cov"],
+               **{k: self.params_[k] for k in ("prior_weights", "prior_means", "prior_covariances")},
                "sd": self.scale_.sd, "settings": np.array([self.latent, self.hidden, self.samples,
                                                            self.infer_steps, self.seed])}
         for k, (w, b) in enumerate(self.params_["dec"]):
@@ -221,8 +228,8 @@ class FactorisedVAE:
         latent, hidden, samples, infer_steps, seed = (int(x) for x in state["settings"])
         model = cls(latent=latent, hidden=hidden, samples=samples, infer_steps=infer_steps, seed=seed)
         layers = sorted(int(k[1:]) for k in state if k.startswith("w"))
-        model.params_ = {"V": state["V"], "log_noise": state["log_noise"], "prior_mean": state["prior_mean"],
-                         "prior_cov": state["prior_cov"],
+        model.params_ = {"V": state["V"], "log_noise": state["log_noise"],
+                         **{k: state[k] for k in ("prior_weights", "prior_means", "prior_covariances")},
                          "dec": [(state[f"w{k}"], state[f"b{k}"]) for k in layers]}
         model.scale_ = Standardiser(state["mean"], state["sd"])
         return model
