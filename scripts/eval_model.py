@@ -30,7 +30,8 @@ VAE = {}  # settings of the VAE (--latent, --epochs)
 
 def models(seed: int):
     return {"content mean": ContentMean(), "viewer mean + content": ViewerMeanPlusContent(),
-            "linear (CP, rank 8)": CPFactorisation(rank=8, seed=seed), "factorised VAE": FactorisedVAE(seed=seed, **VAE)}
+            "linear (CP, rank 8)": CPFactorisation(rank=8, seed=seed, prior_components=VAE["prior_components"]),
+            "factorised VAE": FactorisedVAE(seed=seed, **VAE)}
 
 
 def evaluate(values, mask, screening, truth=None, seed=0) -> None:
@@ -108,8 +109,10 @@ def main() -> int:
     p.add_argument("--bench-fit", action="store_true", help="also time a fit of 100 viewers x 7,200 s x 12")
     p.add_argument("--latent", type=int, default=20, help="VAE latent size (default 20)")
     p.add_argument("--epochs", type=int, default=60, help="VAE epochs at most (default 60)")
+    p.add_argument("--prior-components", type=int, default=1,
+                   help="Gaussians in the prior of new viewers' latents, VAE and linear alike (default 1)")
     args = p.parse_args()
-    VAE.update(latent=args.latent, max_epochs=args.epochs)
+    VAE.update(latent=args.latent, max_epochs=args.epochs, prior_components=args.prior_components)
     print(f"cpu cores: {os.cpu_count()}, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if args.db:
         values, mask, screening = from_database(args.db, args.content)

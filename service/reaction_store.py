@@ -175,7 +175,7 @@ def _fit(session: Session, content_id: int, settings: dict):
     n_seen, observed = curve(tensor.values, tensor.mask)
     n_present, imputed = curve(filled, present)
     labels = reaction_types(vae.viewer_latents, seed=seed) if len(tensor.viewers) >= 4 else np.zeros(len(seen), int)
-    sizes, curves = type_curves(filled, present, labels)
+    sizes, curves, counts = type_curves(filled, present, labels, return_counts=True)
     summary = {
         "viewers": len(tensor.viewers), "screenings": tensor.screenings, "seconds": int(tensor.mask.shape[1]),
         "metrics": list(MODEL_METRICS), "seen_fraction": float(tensor.mask.mean()), "epochs": vae.epochs_,
@@ -184,7 +184,7 @@ def _fit(session: Session, content_id: int, settings: dict):
                             "linear": rmse(tensor.values, linear.predict(), held),
                             "vae": rmse(tensor.values, predicted, held)}}
     products = {"n_seen": n_seen, "n_present": n_present, "observed": observed, "imputed": imputed,
-                "type_sizes": sizes, "type_curves": curves, "sd": vae.scale_.sd}
+                "type_sizes": sizes, "type_curves": curves, "type_present": counts, "sd": vae.scale_.sd}
     viewers = [{"screening_id": s, "camera": c, "track_id": t, "reaction_type": int(labels[i]),
                 "seconds_seen": int(seen[i]), "latent": [round(float(x), 5) for x in vae.viewer_latents[i]]}
                for i, (s, c, t) in enumerate(tensor.viewers)]
@@ -214,9 +214,15 @@ def viewers(session: Session, fit_id: int) -> list[dict]:
     return [dict(r._mapping) for r in rows]
 
 
-def delete_fits(session: Session, content_id: int) -> None:
-    session.execute(delete(model_fit).where(model_fit.c.content_id == content_id))
-    session.commit()
+def forget(session: Session, content_id: int, screening_ids: list[int] | None = None) -> None:
+    """Delete the content's fits (all, or those built on any of `screening_ids`) with their viewers: a
+    deleted or purged screening leaves nothing derived from it. Does not commit."""
+    rows = session.execute(select(model_fit.c.id, model_fit.c.summary).where(model_fit.c.content_id == content_id)).all()
+    ids = [r.id for r in rows if screening_ids is None or set((r.summary or {}).get("screenings", [])) & set(screening_ids)
+           or (r.summary or {}).get("screenings") is None]
+    if ids:
+        session.execute(delete(model_viewer).where(model_viewer.c.fit_id.in_(ids)))
+        session.execute(delete(model_fit).where(model_fit.c.id.in_(ids)))
 
 
 def load_simulated_season(session: Session, screenings: int = 3, duration_s: int = 600,

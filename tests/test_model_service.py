@@ -72,6 +72,10 @@ def test_fit_job_imputed_forecast_and_types(engine):
     assert len(types["divergence"]) == 40
     tracks = client.get(f"/api/v1/contents/{content}/model/tracks").json()
     assert len(tracks["viewers"]) == 18 and len(tracks["viewers"][0]["latent"]) == 4
+    # deleting a screening deletes the fits built on it (nothing derived from it stays)
+    assert client.delete(f"/api/v1/screenings/{ids[0]}").status_code == 204
+    assert client.get(f"/api/v1/contents/{content}/imputed").status_code == 404
+    assert client.get(f"/api/v1/contents/{content}/model/jobs/{job['job_id']}").status_code == 404
 
 
 def test_errors_and_not_found(engine):
@@ -94,6 +98,12 @@ def test_minimum_audience_hides_small_types_and_screenings_and_latents_are_admin
     client, content, ids, _ = fitted(engine, 5)
     types = client.get(f"/api/v1/contents/{content}/reaction-types").json()
     assert all(t["size"] >= 5 for t in types["types"])
+    with Session(engine) as session:
+        from service.reaction_store import latest_fit
+
+        present = latest_fit(session, content)["products"]["type_present"]
+    for t in types["types"]:  # a shown type's seconds with fewer than K of its viewers present are null
+        assert all((v is None) == (n < 5) for v, n in zip(t["curve"]["p_happiness"], present[t["index"]]))
     imp = client.get(f"/api/v1/contents/{content}/imputed").json()
     for n, v, hidden in zip(imp["n_present"], imp["imputed"]["p_happiness"], imp["suppressed"]):
         assert (v is None) == (n < 5) and hidden == (0 < n < 5)

@@ -84,8 +84,9 @@ class ReactionType(SQLModel):
 
 class ReactionTypes(SQLModel):
     """Kinds of reaction: clusters of the viewers' latent vectors. Types with fewer viewers than the
-    minimum audience are not shown (`hidden_types` counts them). `divergence`: per second, the spread of
-    the shown types' curves (in SDs of each metric); `moments`: where it peaks."""
+    minimum audience are not shown (`hidden_types` counts them), nor a shown type's seconds with fewer of
+    its viewers present. `divergence`: per second, the spread of the shown types' curves (in SDs of each
+    metric; null where any of them is); `moments`: where it peaks."""
 
     content_id: int
     job_id: int
@@ -176,8 +177,8 @@ def imputed(content_id: int, session: SessionDep, k: MinAudienceDep, metrics: st
 
 @router.get("/contents/{content_id}/forecast", response_model=Forecast)
 def forecast(content_id: int, session: SessionDep, k: MinAudienceDep,
-             screening: int = Query(..., ge=1, description="the screening whose viewers are forecast"),
-             first_s: int = Query(300, ge=1, description="seconds of the screening the forecast starts from"),
+             screening: int = Query(..., ge=1, le=2**31 - 1, description="the screening whose viewers are forecast"),
+             first_s: int = Query(300, ge=1, le=10**7, description="seconds of the screening the forecast starts from"),
              metrics: str = METRICS_QUERY):
     """The screening's viewers' latents inferred from their first `first_s` seconds; their predicted curve
     for the rest of the content (time factors learned from every screening of the fit) with a 95%
@@ -246,9 +247,12 @@ def reaction_types(content_id: int, session: SessionDep, k: MinAudienceDep, metr
     sizes, curves = p["type_sizes"], p["type_curves"]
     shown = [i for i in range(len(sizes)) if sizes[i] >= k]
     t_len = curves.shape[1] if len(sizes) else len(p["n_seen"])
+    # a shown type's second with fewer than K of its viewers present is null, in its curve and the divergence
+    curves = np.where((p["type_present"] < k)[:, :, None], np.nan, curves) if len(sizes) else curves
     types = [ReactionType(index=i, size=int(sizes[i]), curve=_columns(curves[i], names, np.zeros(t_len, bool)))
              for i in shown]
     spread = divergence(curves[shown], sizes[shown], p["sd"]) if len(shown) >= 2 else np.full(t_len, np.nan)
+    spread = np.where(np.isnan(curves[shown]).any(axis=(0, 2)), np.nan, spread) if len(shown) >= 2 else spread
     t = [float(x) for x in range(t_len)]
     return ReactionTypes(content_id=content_id, job_id=found["id"], metrics=names, t=t, types=types,
                          hidden_types=int(len(sizes) - len(shown)), divergence=_nulls(spread),

@@ -23,11 +23,11 @@ def _grams(weights: np.ndarray, factors: np.ndarray) -> np.ndarray:
 
 class CPFactorisation:
     def __init__(self, rank: int = 8, ridge: float = 1.0, max_iter: int = 30, tol: float = 1e-3,
-                 validation: float = 0.05, seed: int = 0):
+                 validation: float = 0.05, prior_components: int = 1, seed: int = 0):
         if rank < 1 or ridge < 0 or max_iter < 1 or not 0 <= validation < 1:
             raise ValueError("rank >= 1, ridge >= 0, max_iter >= 1 and 0 <= validation < 1 are required")
         self.rank, self.ridge, self.max_iter, self.tol = rank, ridge, max_iter, tol
-        self.validation, self.seed = validation, seed
+        self.validation, self.seed, self.prior_components = validation, seed, prior_components
 
     def _viewer_factors(self, z: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Ridge regression of each viewer's factors on their observed cells."""
@@ -68,7 +68,7 @@ class CPFactorisation:
         resid = z - self._reconstruct(self.U_)
         self.noise_ = np.maximum(resid[train].var(0), 1e-6)
         # new viewers' factors: the posterior mean under the training viewers' distribution (empirical Bayes)
-        self.prior_ = MixturePrior.fit(self.U_, seed=self.seed)
+        self.prior_ = MixturePrior.fit(self.U_, self.prior_components, self.seed)
         return self
 
     def _reconstruct(self, U: np.ndarray) -> np.ndarray:

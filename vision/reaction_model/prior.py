@@ -1,6 +1,8 @@
-"""The prior of a new viewer's latent: the training viewers' latents as a Gaussian mixture (empirical
-Bayes), components chosen by BIC. It carries what the first minutes say about the rest: a viewer whose
-first minutes look like an early laugher's is forecast like the early laughers."""
+"""The prior of a new viewer's latent: the training viewers' latents as a full-covariance Gaussian, or a
+mixture of up to `max_components` chosen by BIC (empirical Bayes). It carries what the first minutes say
+about the rest: latent directions the first minutes cannot see are predicted from the ones they can.
+On the simulator one Gaussian forecast better than a mixture (the VAE's 20-dimensional latents make
+full-covariance components fragile), so the models default to one."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -27,19 +27,22 @@ def reaction_types(latents: np.ndarray, k_range: tuple[int, int] = (2, 6), seed:
     return np.argsort(order)[labels]
 
 
-def type_curves(predicted: np.ndarray, present: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def type_curves(predicted: np.ndarray, present: np.ndarray, labels: np.ndarray,
+                return_counts: bool = False):
     """Per type: its size (viewers) and its curve [types, seconds, metrics], the mean of the model's
-    values over the type's viewers present each second (NaN where none)."""
+    values over the type's viewers present each second (NaN where none); with `return_counts` also how
+    many of them were present each second [types, seconds]."""
     n_types = int(labels.max()) + 1 if len(labels) else 0
     sizes = np.bincount(labels, minlength=n_types)
     curves = np.full((n_types, *predicted.shape[1:]), np.nan, np.float32)
+    counts = np.zeros((n_types, predicted.shape[1]), np.int64)
     for k in range(n_types):
         cells = present[labels == k].astype(np.float64)
-        count = cells.sum(0)
+        counts[k] = cells.sum(0)
         total = np.einsum("it,itm->tm", cells, predicted[labels == k])
         with np.errstate(invalid="ignore", divide="ignore"):
-            curves[k] = np.where(count[:, None] > 0, total / count[:, None], np.nan)
-    return sizes, curves
+            curves[k] = np.where(counts[k][:, None] > 0, total / counts[k][:, None], np.nan)
+    return (sizes, curves, counts) if return_counts else (sizes, curves)
 
 
 def divergence(curves: np.ndarray, sizes: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:

@@ -38,12 +38,13 @@ def _decode(dec, z, jnp):
 class FactorisedVAE:
     def __init__(self, latent: int = 20, hidden: int = 64, batch: int = 2048, max_epochs: int = 60,
                  patience: int = 4, learning_rate: float = 3e-3, validation: float = 0.05, samples: int = 4,
-                 infer_steps: int = 300, seed: int = 0):
+                 infer_steps: int = 300, prior_components: int = 1, seed: int = 0):
         if latent < 1 or hidden < 1 or batch < 1 or max_epochs < 1 or not 0 <= validation < 1:
             raise ValueError("latent, hidden, batch and max_epochs must be >= 1 and 0 <= validation < 1")
         self.latent, self.hidden, self.batch, self.max_epochs = latent, hidden, batch, max_epochs
         self.patience, self.learning_rate, self.validation = patience, learning_rate, validation
         self.samples, self.infer_steps, self.seed = samples, infer_steps, seed
+        self.prior_components = prior_components  # of the new viewers' latent prior (1: one full Gaussian)
 
     # -- training -------------------------------------------------------------------------------------
     def _init(self, n, t_len, m, rng):
@@ -127,7 +128,7 @@ class FactorisedVAE:
         self.validation_mse_ = best
         # the prior of new viewers' latents: the training viewers' distribution (empirical Bayes), which
         # carries what the first minutes say about the rest (e.g. early laughers rarely warm up late)
-        self.params_.update(MixturePrior.fit(self.params_["mu"], seed=self.seed).arrays())
+        self.params_.update(MixturePrior.fit(self.params_["mu"], self.prior_components, self.seed).arrays())
         return self
 
     # -- using a fitted model ---------------------------------------------------------------------------
@@ -170,20 +171,22 @@ class FactorisedVAE:
         precisions = jnp.asarray(np.linalg.inv(prior.covariances))
         log_norm = jnp.asarray(0.5 * np.linalg.slogdet(np.linalg.inv(prior.covariances))[1])
 
-        def log_prior(u):  # [N, R] -> [N]: log density of the mixture, up to a constant
-            d = u[:, None, :] - centres[None]
+        def expected_log_prior(mu, ls):
+            # [J, R] -> [J]: E_q[log N_k(u)] in closed form per component, combined by log-sum-exp (exact for
+            # one component, the usual variational approximation for several), up to a constant
+            d = mu[:, None, :] - centres[None]
             quad = jnp.einsum("nkr,krs,nks->nk", d, precisions, d)
-            return jax.scipy.special.logsumexp(log_w + log_norm - 0.5 * quad, axis=1)
+            trace = jnp.einsum("nr,kr->nk", jnp.exp(2 * ls), jnp.diagonal(precisions, axis1=1, axis2=2))
+            return jax.scipy.special.logsumexp(log_w + log_norm - 0.5 * (quad + trace), axis=1)
 
         def loss(q, key):
-            # one draw of each viewer's u serves the likelihood and the prior term; KL(q || mixture) is
-            # E_q[log q - log p], with log q's expectation the Gaussian entropy (-sum of log SDs)
-            draw = jax.random.normal(key, q["mu"].shape)
-            u_viewer = q["mu"] + jnp.exp(q["ls"]) * draw
-            out = _decode(fixed["dec"], u_viewer[i] * fixed["V"][t], jnp)
+            # the likelihood by sampling u per cell; KL(q || prior) = E_q[log q] - E_q[log prior], with
+            # E_q[log q] the Gaussian's negative entropy (-sum of log SDs, up to a constant)
+            u = q["mu"][i] + jnp.exp(q["ls"][i]) * jax.random.normal(key, (len(cells), self.latent))
+            out = _decode(fixed["dec"], u * fixed["V"][t], jnp)
             ln = fixed["log_noise"]
             data = jnp.sum(0.5 * (Z[i, t] - out) ** 2 * jnp.exp(-2 * ln) + ln)
-            return data - jnp.sum(log_prior(u_viewer)) - jnp.sum(q["ls"])
+            return data - jnp.sum(expected_log_prior(q["mu"], q["ls"])) - jnp.sum(q["ls"])
 
         @jax.jit
         def run(q, key):
