@@ -248,7 +248,8 @@ def reaction_types(content_id: int, session: SessionDep, k: MinAudienceDep, metr
     shown = [i for i in range(len(sizes)) if sizes[i] >= k]
     t_len = curves.shape[1] if len(sizes) else len(p["n_seen"])
     # a shown type's second with fewer than K of its viewers present is null, in its curve and the divergence
-    curves = np.where((p["type_present"] < k)[:, :, None], np.nan, curves) if len(sizes) else curves
+    present = p.get("type_present", np.repeat(sizes[:, None], t_len, 1))  # fits stored before it: type sizes
+    curves = np.where((present < k)[:, :, None], np.nan, curves) if len(sizes) else curves
     types = [ReactionType(index=i, size=int(sizes[i]), curve=_columns(curves[i], names, np.zeros(t_len, bool)))
              for i in shown]
     spread = divergence(curves[shown], sizes[shown], p["sd"]) if len(shown) >= 2 else np.full(t_len, np.nan)
