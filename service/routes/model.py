@@ -181,8 +181,9 @@ def forecast(content_id: int, session: SessionDep, k: MinAudienceDep,
              first_s: int = Query(300, ge=1, le=10**7, description="seconds of the screening the forecast starts from"),
              metrics: str = METRICS_QUERY):
     """The screening's viewers' latents inferred from their first `first_s` seconds; their predicted curve
-    for the rest of the content (time factors learned from every screening of the fit) with a 95%
-    interval, and what happened. A screening with fewer viewers than the minimum audience is refused."""
+    for the rest of the content (time factors learned from every screening of the fit, this one too when
+    it was part of the fit: refit without it for a clean test) with a 95% interval, and what happened. A
+    screening with fewer viewers seen in those seconds than the minimum audience is refused."""
     from vision.reaction_model.vae import FactorisedVAE
 
     names = _metrics(metrics)
