@@ -13,7 +13,7 @@ from .cache import AnswerCache
 from .db import migrate
 from .guard import Guard, Limits, LiveStreams
 from .metrics import ServiceMetrics
-from .routes import contents, curves, dashboard, live, screenings
+from .routes import contents, curves, dashboard, live, model, screenings
 
 
 DEFAULT_MIN_AUDIENCE = 5
@@ -37,7 +37,7 @@ def create_app(engine: Engine, min_audience: int = DEFAULT_MIN_AUDIENCE, limits:
     app.state.limits = limits
     app.state.live_streams = LiveStreams(limits.live_streams_per_key)
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)])
-    for module in (contents, screenings, curves, live):
+    for module in (contents, screenings, curves, live, model):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(dashboard.router)

@@ -51,7 +51,7 @@ def _create_all(engine: Engine, attempts: int = 5) -> None:
 def migrate(engine: Engine) -> int:
     """Create what is missing, run the steps from the stored schema version up to this program's, and
     record it. Refuses a database written by a newer version."""
-    from . import auth, store  # noqa: F401 - auth's table joins the metadata
+    from . import auth, reaction_store, store  # noqa: F401 - their tables join the metadata
     from .models import Content
 
     _create_all(engine)

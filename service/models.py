@@ -16,7 +16,8 @@ from .stats import VALUES
 
 SCHEMA_VERSION = 6  # 1: contents, screenings, track/camera seconds; 2: + content_second rollup; 3: + revisions;
 #                     4: + camera gaps and live source states; 5: + API keys (service.auth);
-#                     6: ids never reused (SQLite AUTOINCREMENT), auth_state (keys stay required)
+#                     6: ids never reused (SQLite AUTOINCREMENT), auth_state (keys stay required),
+#                        <value>_delta columns, the audience model's model_fit / model_viewer
 NEVER_REUSED = {"sqlite_autoincrement": True}  # a deleted row's id is never given to a new one (SQLite reuses
 #                                                 the largest otherwise; PostgreSQL's sequences never do)
 

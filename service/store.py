@@ -385,6 +385,9 @@ def delete_screening(session: Session, screening: Screening) -> None:
         session.execute(delete(table).where(table.c.screening_id == screening.id))
     session.flush()
     content_id = screening.content_id
+    from .reaction_store import forget
+
+    forget(session, content_id, [screening.id])  # the audience model's fits built on it
     session.delete(screening)
     session.flush()
     _refresh_content(session, content_id)
@@ -398,6 +401,9 @@ def delete_content(session: Session, content: Content) -> None:
         session.execute(delete(table).where(table.c.screening_id.in_(ids)))
     for table in (content_second, content_revision):
         session.execute(delete(table).where(table.c.content_id == content.id))
+    from .reaction_store import forget
+
+    forget(session, content.id)  # the audience model's fits
     session.execute(delete(Screening).where(Screening.content_id == content.id))
     session.flush()
     session.delete(content)

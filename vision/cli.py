@@ -1,9 +1,10 @@
-"""`audience`: the command line. Subcommands: analyze, live, serve, keys, purge, demo.
+"""`audience`: the command line. Subcommands: analyze, live, serve, keys, purge, demo, model.
 
 Exit codes: 0 done (also when no face was found: a message says so); 1 internal error; 2 bad usage;
 3 input not found; 4 input not a readable video or image; 5 folder with no images or videos;
 6 partial: a video stopped decoding early (what decoded was analysed and written); 7 model file
-missing or not the pinned sha256; 8 database or API refused or unreachable; 130 interrupted.
+missing or not the pinned sha256; 8 database or API refused or unreachable; 9 the audience model's extra
+is missing or its content has too little data; 130 interrupted.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ EXIT_CODES = """exit codes:
   7  a model file is missing or does not match its pinned sha256
   8  the database or API refused or could not be reached (unknown screening, conflicting data, a
      database file that is not a database or is damaged)
+  9  the audience model needs its optional extra (pip install 'audience-reactions[model]'),
+     or the content has too little per-track data to fit it
   130 interrupted"""
 
 
@@ -198,6 +201,20 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the explicit decision to serve without keys again, on loopback only; the "
                                    "time and the reason are recorded in the database.")
     ko.add_argument("--reason", required=True, help="why (recorded)")
+
+    mo = sub.add_parser("model", help="the audience model: fit it on a content's per-track statistics",
+                        description="Fit the audience model of a content (a factorised VAE of viewers x seconds x "
+                                    "metrics, beside a linear factorisation baseline) and store its aggregate "
+                                    "products: imputed curve, reaction types, time factors; per-viewer latents "
+                                    "for admin keys only. Needs the optional extra .[model] (JAX, optax).",
+                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ms = mo.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    mf = ms.add_parser("fit", help="fit a content's model and store its products")
+    mf.add_argument("--db", default="sqlite:///audience.db", help="database URL (default: sqlite:///audience.db)")
+    mf.add_argument("--content", type=_positive(int), required=True, help="the content id")
+    mf.add_argument("--epochs", type=_positive(int), default=60, help="at most this many passes (default 60)")
+    mf.add_argument("--latent", type=_positive(int), default=20, help="latent size (default 20)")
+    mf.add_argument("--seed", type=int, default=0)
     return p
 
 
@@ -219,6 +236,8 @@ def main(argv=None) -> int:
                 return _keys(args)
             if args.command == "purge":
                 return _purge(args)
+            if args.command == "model":
+                return _model(args)
         except KeyboardInterrupt:
             print("audience: interrupted", file=sys.stderr)
             return 130
@@ -287,6 +306,39 @@ def _purge(args) -> int:
           f"{' (' + ', '.join(map(str, gone['screenings'])) + ')' if gone['screenings'] else ''} and "
           f"{len(gone['contents'])} content(s) left without screenings"
           f"{' (' + ', '.join(map(str, gone['contents'])) + ')' if gone['contents'] else ''}", file=sys.stderr)
+    return 0
+
+
+def _model(args) -> int:
+    from sqlmodel import Session
+
+    from service import reaction_store as rs
+    from service.models import Content
+    from service.publish import PublishError
+
+    from .errors import ModelExtraError
+
+    engine = _open_db(args.db)
+    with Session(engine) as session:
+        if session.get(Content, args.content) is None:
+            raise PublishError(f"content {args.content} not found in {args.db}") from None
+        try:
+            from vision.reaction_model.vae import _jax
+
+            _jax()
+        except ImportError as exc:
+            raise ModelExtraError(str(exc)) from None
+        fit_id = rs.create_fit(session, args.content, {"max_epochs": args.epochs, "latent": args.latent,
+                                                       "seed": args.seed})
+        try:
+            summary = rs.run_fit(session, fit_id)
+        except rs.NoData as exc:
+            raise ModelExtraError(str(exc)) from None
+        seconds = rs.fit(session, fit_id)["seconds"]
+    errors = ", ".join(f"{k} {v:.4f}" for k, v in summary["validation_rmse"].items())
+    print(f"model {fit_id} of content {args.content}: {summary['viewers']} viewers x {summary['seconds']} s x "
+          f"{len(summary['metrics'])} metrics ({summary['seen_fraction']:.0%} seen), {summary['epochs']} epochs, "
+          f"{summary['types']} reaction type(s), {seconds:.1f} s; held-out RMSE: {errors}", file=sys.stderr)
     return 0
 
 
@@ -412,13 +464,44 @@ def _demo(args) -> int:
         content_id, screening_id = content.id, screening.id
     engine.dispose()
     code = run_analyze(AnalyzeRequest(inputs=[str(sample)], out=args.out, db=db, screening=screening_id))
-    if code != 0 or args.no_serve:
+    if code != 0:
+        return code
+    _demo_season(db)
+    if args.no_serve:
         return code
     base = f"http://127.0.0.1:{args.port}"
     print(f"demo service: dashboard {base}/ , curve {base}/api/v1/contents/{content_id}/curves?metrics=p_happiness,"
           f"smile,valence (API docs: {base}/docs). The sample has 2-3 faces, so the demo serves with a minimum "
           f"audience of 1 (the default is 5). Ctrl-C to stop", file=sys.stderr)
     return _serve(argparse.Namespace(db=db, host="127.0.0.1", port=args.port, min_audience=1))
+
+
+def _demo_season(db: str) -> None:
+    """A simulated season beside the sample (3 screenings of a 10-minute content, 60-120 viewers each, two
+    cuts) so that compare, norms, moments and the audience model have something to show; the model is fitted
+    when its extra is installed."""
+    import importlib.util
+    import time
+
+    from sqlmodel import Session
+
+    from service import reaction_store as rs
+    from service.db import make_engine
+
+    start = time.perf_counter()
+    engine = make_engine(db)
+    with Session(engine) as session:
+        content_id = rs.load_simulated_season(session)
+        print(f"demo: simulated season loaded as content {content_id} ({time.perf_counter() - start:.0f} s)",
+              file=sys.stderr)
+        if importlib.util.find_spec("jax") is None:
+            print("demo: the audience model is not fitted (pip install 'audience-reactions[model]', then "
+                  f"audience model fit --db {db} --content {content_id})", file=sys.stderr)
+        else:
+            summary = rs.run_fit(session, rs.create_fit(session, content_id, {"max_epochs": 12, "latent": 8}))
+            print(f"demo: audience model fitted ({summary['viewers']} viewers, {summary['types']} reaction types, "
+                  f"{time.perf_counter() - start:.0f} s in all)", file=sys.stderr)
+    engine.dispose()
 
 
 def _analyze(args) -> int:

@@ -7,7 +7,8 @@ Hierarchy::
     ├── UnsupportedInput          (exit 4) not a video or an image, or nothing in it decodes
     ├── NoInputs                  (exit 5) a folder with no images or videos in it
     ├── ModelError                (exit 7) a model file missing or not the pinned sha256
-    └── DatabaseUnusable          (exit 8) the database cannot be opened or is not one of ours
+    ├── DatabaseUnusable          (exit 8) the database cannot be opened or is not one of ours
+    └── ModelExtraError           (exit 9) the audience model's extra is missing, or too little data to fit
 
 A video that stops decoding early is not an exception: its frames up to that point are analysed and the
 run ends with exit code 6 (``EXIT_PARTIAL``) and a one-line warning naming where it stopped.
@@ -43,3 +44,7 @@ class ModelError(AudienceError):
 
 class DatabaseUnusable(AudienceError):
     exit_code = 8
+
+
+class ModelExtraError(AudienceError):
+    exit_code = 9

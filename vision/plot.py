@@ -9,8 +9,16 @@ COLOURS = {"anger": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happine
            "sadness": "#1f77b4", "surprise": "#ff7f0e", "neutral": "#7f7f7f"}
 
 
+TITLE_CHARS = 110  # a longer title (an image folder's every file name) collapses the constrained layout
+
+
+def short_title(title: str, limit: int = TITLE_CHARS) -> str:
+    return title if len(title) <= limit else title[: limit - 1] + "…"
+
+
 def plot_curves(curves: dict[str, np.ndarray], path, title: str, fmt: str | None = None) -> None:
-    """Write the figure to `path` (a file name, or a binary file object with `fmt`, e.g. "svg")."""
+    """Write the figure to `path` (a file name, or a binary file object with `fmt`, e.g. "svg"); the title
+    is cut to one line (`TITLE_CHARS`)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -34,7 +42,7 @@ def plot_curves(curves: dict[str, np.ndarray], path, title: str, fmt: str | None
     axes[0].set_ylabel("mean probability")
     axes[0].set_ylim(0, 1)
     axes[0].legend(ncol=7, fontsize=8, loc="upper center", frameon=False)
-    axes[0].set_title(title, fontsize=11, loc="left")
+    axes[0].set_title(short_title(title), fontsize=11, loc="left")
 
     line(axes[1], "valence", "valence (-1..1)", "#000000")
     line(axes[1], "smile", "smile", "#2ca02c", "--")

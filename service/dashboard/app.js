@@ -126,6 +126,10 @@ async function init() {
     $("content").addEventListener("change", () => loadContent());
     $("tab-curve").addEventListener("click", () => showTab("curve"));
     $("tab-norms").addEventListener("click", () => showTab("norms"));
+    $("tab-model").addEventListener("click", () => showTab("model"));
+    for (const id of ["model-screening", "model-first"]) {
+      $(id).addEventListener("change", () => modelTab.drawForecast(api, contentId(), metric()));
+    }
     $("norm-screening").addEventListener("change", () => drawNorms());
     $("live").addEventListener("change", () => toggleLive());
     $("live-screening").addEventListener("change", () => { if ($("live").checked) toggleLive(); });
@@ -212,6 +216,7 @@ async function draw() {
     if (state.cursor !== null) setCursor(state.cursor);
     updateExports();
     if (!$("norms-view").hidden) await drawNorms();
+    if (!$("model-view").hidden) await drawModel();
     document.body.dataset.state = "ready";
   } catch (err) {
     if (!err.handled) showError(err.message);
@@ -231,10 +236,12 @@ function bandTraces(name, color, t, mean, ci, group) {
   const [lo, hi] = metricRange(metric());
   const upper = mean.map((m, i) => (m === null || ci[i] === null ? null : Math.min(m + ci[i], hi)));
   const lower = mean.map((m, i) => (m === null || ci[i] === null ? null : Math.max(m - ci[i], lo)));
+  // the band breaks where a bucket has no interval: one closed polygon per run between null gaps (a
+  // "tonexty" fill between two lines is drawn across such a gap as a triangle)
+  const polygon = modelTab.band(t, lower, upper, color, group);
   return [
     { x: t, y: lower, mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false, legendgroup: group, meta: "band" },
-    { x: t, y: upper, mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: color + "33", hoverinfo: "skip",
-      showlegend: false, legendgroup: group, meta: "band" },
+    { ...polygon, showlegend: false, legendgroup: group, meta: "band" },
     { x: t, y: mean, mode: "lines", name: plotText(name), line: { color, width: 2 }, legendgroup: group, meta: "mean",
       hovertemplate: "%{fullData.name}<br>%{x:.0f} s: %{y:.3f}<extra></extra>" },
   ];
@@ -342,11 +349,18 @@ async function download(ev, format) {
 // ---- norms ----------------------------------------------------------------------------------------
 
 function showTab(name) {
-  $("tab-curve").setAttribute("aria-selected", String(name === "curve"));
-  $("tab-norms").setAttribute("aria-selected", String(name === "norms"));
-  $("curve-view").hidden = name !== "curve";
-  $("norms-view").hidden = name !== "norms";
-  if (name === "norms") drawNorms(); else Plotly.Plots.resize("chart");
+  for (const tab of ["curve", "norms", "model"]) {
+    $(`tab-${tab}`).setAttribute("aria-selected", String(name === tab));
+    $(`${tab}-view`).hidden = name !== tab;
+  }
+  if (name === "norms") drawNorms();
+  else if (name === "model") drawModel();
+  else Plotly.Plots.resize("chart");
+}
+
+function drawModel() {
+  const content = state.contents.find((c) => c.id === contentId());
+  return modelTab.show(api, contentId(), metric(), state.screenings, content ? content.duration_s : 600);
 }
 
 async function drawNorms() {

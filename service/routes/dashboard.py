@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 router = APIRouter(include_in_schema=False)
 
 PAGE = Path(__file__).resolve().parent.parent / "dashboard"
-ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
+ASSETS = {"app.js": "text/javascript", "model.js": "text/javascript", "style.css": "text/css"}
 
 
 def plotly_js() -> Path:

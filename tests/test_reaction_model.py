@@ -1,0 +1,120 @@
+"""The audience model's math on tiny simulated data: deterministic, masks respected, better than the
+content mean where the structure is clear."""
+import numpy as np
+import pytest
+
+from vision.reaction_model import ContentMean, CPFactorisation, ViewerMeanPlusContent, holdout_cells, rmse
+from vision.reaction_model.simulate import bursts, screening_batches, simulate
+from vision.reaction_model.tensor import Standardiser, curve, presence
+from vision.reaction_model.types import divergence, reaction_types, type_curves
+
+pytest.importorskip("jax")
+from vision.reaction_model.vae import FactorisedVAE  # noqa: E402
+
+TINY = {"latent": 4, "hidden": 16, "batch": 128, "max_epochs": 25, "learning_rate": 1e-2, "infer_steps": 60, "samples": 2}
+
+
+@pytest.fixture(scope="module")
+def season():
+    return simulate(screenings=2, duration_s=90, viewers=(14, 14), seed=3)
+
+
+def scrambled(values, mask, seed=9):
+    """The same observed cells, garbage everywhere else."""
+    noise = np.random.default_rng(seed).normal(50, 20, values.shape).astype(np.float32)
+    return np.where(mask[:, :, None], values, noise)
+
+
+def test_simulator_is_deterministic_and_misses_seconds_in_bursts(season):
+    again = simulate(screenings=2, duration_s=90, viewers=(14, 14), seed=3)
+    assert np.array_equal(season.values, again.values) and np.array_equal(season.mask, again.mask)
+    assert season.values.shape == (28, 90, 12) and season.cuts == ("A", "B")
+    big = bursts((200, 2000), 0.13, 8.0, np.random.default_rng(0))
+    assert abs((1 - big.mean()) - 0.13) < 0.02
+    runs = np.diff(np.flatnonzero(np.diff(np.r_[1, big[0].astype(int), 1]) != 0))[::2]  # lengths of unseen runs
+    assert runs.mean() > 4  # bursts, not scattered seconds
+    assert np.allclose(season.truth[:, :, :7].sum(-1), 1, atol=1e-5)
+
+
+def test_screening_batches_hold_every_seen_second_once(season):
+    batches = list(screening_batches(season, 0, rows=500))
+    assert len(batches) > 1
+    total = sum(len(b["n"]) for b in batches)
+    assert total == season.mask[season.screening == 0].sum()
+    first = batches[0]
+    assert first["q_smile"][0] == pytest.approx(first["s_smile"][0] ** 2)
+
+
+def test_helpers():
+    mask = np.array([[False, True, False, True, False], [False] * 5])
+    assert presence(mask).tolist() == [[False, True, True, True, False], [False] * 5]
+    values = np.ones((2, 5, 3), np.float32)
+    k, mean = curve(values, mask)
+    assert k.tolist() == [0, 1, 0, 1, 0] and np.isnan(mean[0]).all() and (mean[1] == 1).all()
+    scale = Standardiser.fit(np.arange(30, dtype=np.float32).reshape(2, 5, 3), mask)
+    assert scale.sd.shape == (3,)
+    with pytest.raises(ValueError):
+        Standardiser.fit(values, np.zeros((2, 5), bool))
+    with pytest.raises(ValueError):
+        ContentMean().fit(values, mask[:, :4])
+
+
+@pytest.mark.parametrize("make", [ContentMean, ViewerMeanPlusContent, lambda: CPFactorisation(rank=3, max_iter=10)])
+def test_linear_and_baselines_ignore_unseen_cells(season, make):
+    a = make().fit(season.values, season.mask).predict()
+    b = make().fit(scrambled(season.values, season.mask), season.mask).predict()
+    assert np.allclose(a, b, atol=1e-5)
+    prefix = season.mask.copy()
+    prefix[:, 30:] = False
+    model = make().fit(season.values, season.mask)
+    fa, va = model.forecast(season.values, prefix)
+    fb, _ = model.forecast(scrambled(season.values, prefix), prefix)
+    assert np.allclose(fa, fb, atol=1e-5) and (va > 0).all()
+
+
+def test_vae_is_deterministic_ignores_unseen_cells_and_beats_the_content_mean(season):
+    keep, held = holdout_cells(season.mask, 0.1, np.random.default_rng(1))
+    a = FactorisedVAE(seed=5, **TINY).fit(season.values, keep)
+    b = FactorisedVAE(seed=5, **TINY).fit(scrambled(season.values, keep), keep)
+    assert a.epochs_ == b.epochs_
+    assert np.allclose(a.predict(), b.predict(), atol=1e-4)
+    base = ContentMean().fit(season.values, keep)
+    assert rmse(season.values, a.predict(), held) < 0.9 * rmse(season.values, base.predict(), held)
+    # forecasts read only the observed prefix; the shared state round-trips
+    prefix = season.mask.copy()
+    prefix[:, 20:] = False
+    restored = FactorisedVAE.from_shared_state(a.shared_state())
+    mean, var = restored.forecast(season.values[:5], prefix[:5])
+    again, _ = restored.forecast(scrambled(season.values[:5], prefix[:5]), prefix[:5])
+    assert mean.shape == (5, 90, 12) and (var > 0).all() and np.allclose(mean, again, atol=1e-4)
+    assert not np.isnan(mean).any()
+
+
+def test_reaction_types_find_clear_clusters_and_divergence():
+    rng = np.random.default_rng(0)
+    latents = np.concatenate([rng.normal(0, 0.1, (20, 3)), rng.normal(3, 0.1, (12, 3))])
+    labels = reaction_types(latents)
+    assert sorted(np.bincount(labels).tolist()) == [12, 20] and labels[0] == 0  # largest type first
+    assert (reaction_types(rng.normal(0, 1, (3, 3))) == 0).all()  # too few viewers: one type
+    predicted = np.zeros((32, 4, 2), np.float32)
+    predicted[20:, 2] = 1.0
+    sizes, curves = type_curves(predicted, np.ones((32, 4), bool), labels)
+    assert sizes.tolist() == [20, 12] and curves[1, 2, 0] == 1 and curves[0, 2, 0] == 0
+    spread = divergence(curves, sizes)
+    assert spread.argmax() == 2 and spread[0] == 0
+    assert np.isnan(divergence(curves[:1], sizes[:1])).all()
+
+
+def test_a_long_title_does_not_collapse_the_plot_layout(tmp_path):
+    import warnings
+
+    from vision.labels import VALUE_COLUMNS
+    from vision.plot import plot_curves, short_title
+
+    curves = {"t": np.array([0.0]), "n_faces": np.array([3])}
+    for v in VALUE_COLUMNS:
+        curves[v], curves[f"{v}_ci95"] = np.array([0.5]), np.array([np.nan])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "constrained_layout not applied" is a UserWarning
+        plot_curves(curves, tmp_path / "c.png", ", ".join(f"image_{i}.jpg" for i in range(60)))
+    assert len(short_title("x" * 500)) == 110

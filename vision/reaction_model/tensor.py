@@ -1,0 +1,78 @@
+"""The viewer x second x metric tensor: `values` [viewers, seconds, metrics] (float32, anything where
+unseen) and `mask` [viewers, seconds] (bool: the viewer's face was seen that second; then every metric
+is observed). Helpers shared by the models."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..labels import METRICS, PROB_COLUMNS
+
+#: The metrics the model reads: the expression probabilities and the blendshape metrics (12).
+MODEL_METRICS: tuple[str, ...] = PROB_COLUMNS + METRICS
+
+
+def check(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    values, mask = np.asarray(values, np.float32), np.asarray(mask, bool)
+    if values.ndim != 3 or mask.shape != values.shape[:2]:
+        raise ValueError(f"values must be [viewers, seconds, metrics] and mask [viewers, seconds]; "
+                         f"got {values.shape} and {mask.shape}")
+    if not np.isfinite(values[mask]).all():
+        raise ValueError("observed values must be finite")
+    return np.where(mask[:, :, None], values, 0.0).astype(np.float32), mask
+
+
+@dataclass(frozen=True)
+class Standardiser:
+    """Per-metric mean and SD over the observed cells: models work in z units."""
+
+    mean: np.ndarray
+    sd: np.ndarray
+
+    @classmethod
+    def fit(cls, values: np.ndarray, mask: np.ndarray) -> "Standardiser":
+        seen = values[mask]
+        if len(seen) == 0:
+            raise ValueError("no observed cell")
+        sd = seen.std(0)
+        return cls(seen.mean(0).astype(np.float32), np.where(sd > 1e-6, sd, 1.0).astype(np.float32))
+
+    def forward(self, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return np.where(mask[:, :, None], (values - self.mean) / self.sd, 0.0).astype(np.float32)
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        return z * self.sd + self.mean
+
+    def inverse_var(self, var: np.ndarray) -> np.ndarray:
+        return var * self.sd ** 2
+
+
+def holdout_cells(mask: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split the observed cells: (kept, held out), `fraction` of them held out at random."""
+    held = mask & (rng.random(mask.shape) < fraction)
+    return mask & ~held, held
+
+
+def rmse(values: np.ndarray, predicted: np.ndarray, cells: np.ndarray) -> float:
+    """Root mean squared error over the metrics of the given cells."""
+    if not cells.any():
+        return float("nan")
+    return float(np.sqrt(np.mean((values[cells] - predicted[cells]) ** 2)))
+
+
+def curve(values: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per second: how many viewers count (cells), and the mean of each metric over them (NaN with none)."""
+    k = cells.sum(0)
+    total = np.einsum("it,itm->tm", cells.astype(np.float64), values.astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return k, np.where(k[:, None] > 0, total / k[:, None], np.nan)
+
+
+def presence(mask: np.ndarray) -> np.ndarray:
+    """[viewers, seconds]: the viewer was there (between their first and last seen second)."""
+    t = np.arange(mask.shape[1])
+    seen = mask.any(1)
+    first = np.where(seen, mask.argmax(1), mask.shape[1])
+    last = np.where(seen, mask.shape[1] - 1 - mask[:, ::-1].argmax(1), -1)
+    return (t[None, :] >= first[:, None]) & (t[None, :] <= last[:, None])

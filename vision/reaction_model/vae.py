@@ -1,0 +1,238 @@
+"""The factorised variational autoencoder of Deng et al. (CVPR 2017): a latent u_i per viewer
+(variational Gaussian, prior N(0, I)), a latent v_t per second of content (point estimate, prior N(0, I)),
+and a neural decoder of their elementwise product, x[i,t,:] ~ N(f(u_i * v_t), diag(sigma^2)), trained on
+the observed cells only (Gaussian likelihood + KL of u; minibatches of cells, Adam), with a fixed seed and
+early stopping on held-out observed cells.
+
+A new viewer's u is inferred from the cells of theirs that were observed (the decoder and the time factors
+stay fixed); the forecast is the mean over samples of u, its variance that spread plus the noise.
+
+Needs JAX and optax (`pip install audience-reactions[model]`); imported only when a VAE is used."""
+from __future__ import annotations
+
+import numpy as np
+
+from .prior import MixturePrior
+from .tensor import Standardiser, check, holdout_cells
+
+
+def _jax():
+    try:
+        import jax
+        import jax.numpy as jnp
+        import optax
+    except ImportError as exc:  # one line for the user: the optional extra is missing
+        raise ImportError("the factorised VAE needs JAX and optax: pip install 'audience-reactions[model]'") from exc
+    return jax, jnp, optax
+
+
+def _decode(dec, z, jnp):
+    h = z
+    for k, (w, b) in enumerate(dec):
+        h = h @ w + b
+        if k < len(dec) - 1:
+            h = jnp.tanh(h)
+    return h
+
+
+class FactorisedVAE:
+    def __init__(self, latent: int = 20, hidden: int = 64, batch: int = 2048, max_epochs: int = 60,
+                 patience: int = 4, learning_rate: float = 3e-3, validation: float = 0.05, samples: int = 4,
+                 infer_steps: int = 300, prior_components: int = 1, seed: int = 0):
+        if latent < 1 or hidden < 1 or batch < 1 or max_epochs < 1 or not 0 <= validation < 1:
+            raise ValueError("latent, hidden, batch and max_epochs must be >= 1 and 0 <= validation < 1")
+        self.latent, self.hidden, self.batch, self.max_epochs = latent, hidden, batch, max_epochs
+        self.patience, self.learning_rate, self.validation = patience, learning_rate, validation
+        self.samples, self.infer_steps, self.seed = samples, infer_steps, seed
+        self.prior_components = prior_components  # of the new viewers' latent prior (1: one full Gaussian)
+
+    # -- training -------------------------------------------------------------------------------------
+    def _init(self, n, t_len, m, rng):
+        sizes = [self.latent, self.hidden, self.hidden, m]
+        dec = [(rng.normal(0, 1 / np.sqrt(a), (a, b)).astype(np.float32), np.zeros(b, np.float32))
+               for a, b in zip(sizes[:-1], sizes[1:])]
+        return {"dec": dec, "V": rng.normal(0, 1, (t_len, self.latent)).astype(np.float32),
+                "log_noise": np.zeros(m, np.float32),
+                "mu": rng.normal(0, 0.3, (n, self.latent)).astype(np.float32),
+                "ls": np.full((n, self.latent), -2.0, np.float32)}
+
+    def _functions(self, n_cells):
+        jax, jnp, optax = _jax()
+
+        def nll(params, u, i, t, z):
+            out = _decode(params["dec"], u * params["V"][t], jnp)
+            ln = params["log_noise"]
+            return jnp.sum(0.5 * (z - out) ** 2 * jnp.exp(-2 * ln) + ln, -1)
+
+        def kl(mu, ls):
+            return 0.5 * jnp.sum(mu ** 2 + jnp.exp(2 * ls) - 1 - 2 * ls)
+
+        def loss(params, key, i, t, Z):
+            mu, ls = params["mu"][i], params["ls"][i]
+            u = mu + jnp.exp(ls) * jax.random.normal(key, mu.shape)
+            data = jnp.mean(nll(params, u, i, t, Z[i, t]))
+            prior = kl(params["mu"], params["ls"]) + 0.5 * jnp.sum(params["V"] ** 2)
+            return data + prior / n_cells
+
+        opt = optax.adam(self.learning_rate)
+
+        @jax.jit
+        def epoch(params, state, key, batches, Z):
+            def step(carry, cells):
+                params, state, key = carry
+                key, sub = jax.random.split(key)
+                grads = jax.grad(loss)(params, sub, cells[:, 0], cells[:, 1], Z)
+                updates, state = opt.update(grads, state, params)
+                return (optax.apply_updates(params, updates), state, key), None
+
+            (params, state, key), _ = jax.lax.scan(step, (params, state, key), batches)
+            return params, state, key
+
+        @jax.jit
+        def squared_error(params, i, t, Z):
+            out = _decode(params["dec"], params["mu"][i] * params["V"][t], jnp)
+            return jnp.sum((Z[i, t] - out) ** 2)
+
+        return opt, epoch, squared_error
+
+    def fit(self, values: np.ndarray, mask: np.ndarray) -> "FactorisedVAE":
+        jax, jnp, _ = _jax()
+        values, mask = check(values, mask)
+        rng = np.random.default_rng(self.seed)
+        train, val = holdout_cells(mask, self.validation, rng)
+        self.scale_ = Standardiser.fit(values, mask)
+        Z = jnp.asarray(self.scale_.forward(values, mask))
+        cells = np.argwhere(train).astype(np.int32)
+        val_cells = np.argwhere(val).astype(np.int32)
+        if len(cells) == 0:
+            raise ValueError("no observed cell to train on")
+        batch = min(self.batch, len(cells))
+        params = jax.tree_util.tree_map(jnp.asarray, self._init(*values.shape, rng))
+        opt, epoch, squared_error = self._functions(len(cells))
+        state = opt.init(params)
+        key = jax.random.PRNGKey(self.seed)
+        best, best_params, waited, self.epochs_ = np.inf, params, 0, 0
+        check_cells = val_cells if len(val_cells) else cells
+        for _ in range(self.max_epochs):
+            order = rng.permutation(len(cells))[: len(cells) // batch * batch]
+            params, state, key = epoch(params, state, key, jnp.asarray(cells[order].reshape(-1, batch, 2)), Z)
+            self.epochs_ += 1
+            err = float(squared_error(params, check_cells[:, 0], check_cells[:, 1], Z)) / len(check_cells)
+            if err < best - 1e-5:
+                best, best_params, waited = err, params, 0
+            else:
+                waited += 1
+                if waited >= self.patience:
+                    break
+        self.params_ = jax.tree_util.tree_map(np.asarray, best_params)
+        self.validation_mse_ = best
+        # the prior of new viewers' latents: the training viewers' distribution (empirical Bayes), which
+        # carries what the first minutes say about the rest (e.g. early laughers rarely warm up late)
+        self.params_.update(MixturePrior.fit(self.params_["mu"], self.prior_components, self.seed).arrays())
+        return self
+
+    # -- using a fitted model ---------------------------------------------------------------------------
+    def _decode_viewers(self, u: np.ndarray) -> np.ndarray:
+        """[J, R] latents -> [J, T, M] decoder means (z units), a few viewers at a time."""
+        jax, jnp, _ = _jax()
+        if not hasattr(self, "_decode_jit"):
+            self._decode_jit = jax.jit(lambda dec, u, V: _decode(dec, u[:, None, :] * V[None], jnp))
+        out = [np.asarray(self._decode_jit(self.params_["dec"], u[k:k + 8], self.params_["V"]))
+               for k in range(0, len(u), 8)]
+        return np.concatenate(out) if out else np.zeros((0, *self.params_["V"].shape[:1], len(self.scale_.mean)))
+
+    def _moments(self, mu: np.ndarray, ls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(self.seed + 1)
+        draws = [self._decode_viewers(mu + np.exp(ls) * rng.normal(size=mu.shape).astype(np.float32))
+                 for _ in range(max(self.samples, 1))]
+        mean = np.mean(draws, 0)
+        var = np.var(draws, 0) + np.exp(2 * self.params_["log_noise"])
+        return self.scale_.inverse(mean), self.scale_.inverse_var(var)
+
+    def predict(self) -> np.ndarray:
+        return self.scale_.inverse(self._decode_viewers(self.params_["mu"]))
+
+    def infer(self, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """q(u) of new viewers from their observed cells: (mean, log SD), each [J, R]."""
+        jax, jnp, optax = _jax()
+        values, mask = check(values, mask)
+        Z = jnp.asarray(self.scale_.forward(values, mask))
+        cells = np.argwhere(mask).astype(np.int32)
+        p = self.params_
+        fixed = {"dec": p["dec"], "V": p["V"], "log_noise": p["log_noise"]}
+        start = np.average(p["prior_means"], axis=0, weights=p["prior_weights"])
+        q = {"mu": jnp.tile(jnp.asarray(start, jnp.float32), (len(mask), 1)), "ls": jnp.full((len(mask), self.latent), -1.0)}
+        i, t = jnp.asarray(cells[:, 0]), jnp.asarray(cells[:, 1])
+        opt = optax.adam(0.05)
+
+        prior = MixturePrior.from_arrays(p)
+        log_w = jnp.asarray(np.log(prior.weights))
+        centres = jnp.asarray(prior.means)
+        precisions = jnp.asarray(np.linalg.inv(prior.covariances))
+        log_norm = jnp.asarray(0.5 * np.linalg.slogdet(np.linalg.inv(prior.covariances))[1])
+
+        def expected_log_prior(mu, ls):
+            # [J, R] -> [J]: E_q[log N_k(u)] in closed form per component, combined by log-sum-exp (exact for
+            # one component, the usual variational approximation for several), up to a constant
+            d = mu[:, None, :] - centres[None]
+            quad = jnp.einsum("nkr,krs,nks->nk", d, precisions, d)
+            trace = jnp.einsum("nr,kr->nk", jnp.exp(2 * ls), jnp.diagonal(precisions, axis1=1, axis2=2))
+            return jax.scipy.special.logsumexp(log_w + log_norm - 0.5 * (quad + trace), axis=1)
+
+        def loss(q, key):
+            # the likelihood by sampling u per cell; KL(q || prior) = E_q[log q] - E_q[log prior], with
+            # E_q[log q] the Gaussian's negative entropy (-sum of log SDs, up to a constant)
+            u = q["mu"][i] + jnp.exp(q["ls"][i]) * jax.random.normal(key, (len(cells), self.latent))
+            out = _decode(fixed["dec"], u * fixed["V"][t], jnp)
+            ln = fixed["log_noise"]
+            data = jnp.sum(0.5 * (Z[i, t] - out) ** 2 * jnp.exp(-2 * ln) + ln)
+            return data - jnp.sum(expected_log_prior(q["mu"], q["ls"])) - jnp.sum(q["ls"])
+
+        @jax.jit
+        def run(q, key):
+            def step(carry, _):
+                q, state, key = carry
+                key, sub = jax.random.split(key)
+                grads = jax.grad(loss)(q, sub)
+                updates, state = opt.update(grads, state, q)
+                return (optax.apply_updates(q, updates), state, key), None
+
+            (q, _, _), _ = jax.lax.scan(step, (q, opt.init(q), key), None, length=self.infer_steps)
+            return q
+
+        if len(cells):
+            q = run(q, jax.random.PRNGKey(self.seed + 2))
+        return np.asarray(q["mu"]), np.asarray(q["ls"])
+
+    def forecast(self, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mu, ls = self.infer(values, mask)
+        return self._moments(mu, ls)
+
+    @property
+    def viewer_latents(self) -> np.ndarray:
+        return self.params_["mu"]
+
+    @property
+    def time_factors(self) -> np.ndarray:
+        return self.params_["V"]
+
+    # -- the fitted model's shared parts (decoder, time factors, scales; no per-viewer latent) ---------
+    def shared_state(self) -> dict[str, np.ndarray]:
+        out = {"V": self.params_["V"], "log_noise": self.params_["log_noise"], "mean": self.scale_.mean,
+               **{k: self.params_[k] for k in ("prior_weights", "prior_means", "prior_covariances")},
+               "sd": self.scale_.sd, "settings": np.array([self.latent, self.hidden, self.samples,
+                                                           self.infer_steps, self.seed])}
+        for k, (w, b) in enumerate(self.params_["dec"]):
+            out[f"w{k}"], out[f"b{k}"] = w, b
+        return out
+
+    @classmethod
+    def from_shared_state(cls, state: dict[str, np.ndarray]) -> "FactorisedVAE":
+        latent, hidden, samples, infer_steps, seed = (int(x) for x in state["settings"])
+        model = cls(latent=latent, hidden=hidden, samples=samples, infer_steps=infer_steps, seed=seed)
+        layers = sorted(int(k[1:]) for k in state if k.startswith("w"))
+        model.params_ = {"V": state["V"], "log_noise": state["log_noise"],
+                         **{k: state[k] for k in ("prior_weights", "prior_means", "prior_covariances")},
+                         "dec": [(state[f"w{k}"], state[f"b{k}"]) for k in layers]}
+        model.scale_ = Standardiser(state["mean"], state["sd"])
+        return model
