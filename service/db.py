@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine, select
 
@@ -37,6 +37,8 @@ def migrate(engine: Engine) -> int:
     from .models import Content
 
     SQLModel.metadata.create_all(engine)
+    with engine.begin() as conn:  # create_all adds an index only with its table: older databases get it here
+        conn.execute(text("CREATE INDEX IF NOT EXISTS ix_camera_second_screening_k ON camera_second (screening_id, k)"))
     with Session(engine) as session:
         row = session.exec(select(SchemaVersion)).first()
         if row is None:

@@ -42,7 +42,16 @@ def _ids(screenings: str | None) -> list[int] | None:
 
 
 METRICS_QUERY = Query("p_happiness,valence", description="comma-separated: " + ", ".join(VALUES))
-BUCKET_QUERY = Query(1.0, gt=0, le=3600, description="bucket in seconds")
+BUCKET_QUERY = Query(1.0, gt=0, le=3600, description="bucket in seconds: a whole number (1, 2, 5, ...); every answer "
+                                                     "is a sum of whole camera-seconds")
+
+
+def _bucket(bucket: float) -> int:
+    """Buckets are whole multiples of the 1 s grid of the atoms every answer is summed from (a camera of a
+    screening in one second): a bucket cutting through a second could isolate part of an atom. Others: 422."""
+    if bucket != int(bucket):
+        raise HTTPException(422, f"bucket must be a whole number of seconds (1, 2, 5, ...), got {bucket:g}")
+    return int(bucket)
 
 
 def _export(curves: Curves, fmt: str) -> Response:
@@ -84,6 +93,7 @@ def read_curves(content_id: int, session: SessionDep, answers: AnswersDep, k: Mi
                 format: Literal["json", "csv", "parquet"] = Query("json", description="json, or an export")):
     get_content(session, content_id)
     names = _metrics(metrics)
+    bucket = _bucket(bucket)
     chosen = store.screenings_of(session, content_id, _ids(screenings), _parse_segment(segment))
     key = (content_id, store.revision(session, content_id), tuple(names), bucket, tuple(chosen))
     if format == "json" and (cached := answers.get(key)) is not None:
@@ -108,6 +118,7 @@ def compare(content_id: int, session: SessionDep, k: MinAudienceDep, metrics: st
     """Difference curve A - B (e.g. cut A against cut B) with a 95% CI per bucket."""
     get_content(session, content_id)
     names = _metrics(metrics)
+    bucket = _bucket(bucket)
     a = store.screenings_of(session, content_id, _ids(a_screenings), _parse_segment(a_segment))
     b = store.screenings_of(session, content_id, _ids(b_screenings), _parse_segment(b_segment))
     return Comparison(content_id=content_id, bucket_s=bucket, a_screenings=a, b_screenings=b, metrics=names,
@@ -121,6 +132,7 @@ def moments(content_id: int, session: SessionDep, k: MinAudienceDep, metric: str
     """The moments that landed: the top peaks of a metric's curve by prominence, with their extent."""
     get_content(session, content_id)
     name = _metrics(metric)[0]
+    bucket = _bucket(bucket)
     chosen = store.screenings_of(session, content_id, _ids(screenings), _parse_segment(segment))
     everything = store.screenings_of(session, content_id, None, {})
     curve = store.curves(session, chosen, [name], bucket, content_id if chosen == everything else None, k)

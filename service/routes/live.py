@@ -25,7 +25,7 @@ def _snapshot(engine, screening_id: int, metrics: list[str], min_tracks: int) ->
         if screening is None:
             raise HTTPException(404, f"screening {screening_id} not found")
         return {"revision": store.revision(session, screening.content_id),
-                "curve": store.curves(session, [screening_id], metrics, 1.0, None, min_tracks),
+                "curve": store.curves(session, [screening_id], metrics, 1, None, min_tracks),
                 "sources": _public_states(session, screening_id),
                 "gaps": store.gaps(session, [screening_id])}
 
