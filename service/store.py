@@ -266,6 +266,9 @@ def screenings_of(session: Session, content_id: int, ids: list[int] | None, segm
     return sorted(s.id for s in found if all(s.labels.get(k) == v for k, v in segment.items()))
 
 
+MAX_RECOMPUTED_SECONDS = 900  # seconds of the content-wide rollup recomputed from atoms before reading atoms only
+
+
 def curve_sums(session: Session, screening_ids: list[int], metrics: list[str], bucket: int,
                content_id: int | None = None, min_tracks: int = 1) -> np.ndarray:
     """[buckets, 3 + 2 * metrics]: bucket index, k released face-seconds, how many atoms were left out,
@@ -275,20 +278,51 @@ def curve_sums(session: Session, screening_ids: list[int], metrics: list[str], b
     (a camera_second row). An atom with fewer than `min_tracks` faces (0 < k < min_tracks) is left out
     of every sum, and a bucket is a whole number of seconds, so the difference of any two answers is a
     union of atoms of at least `min_tracks` faces. The unit of a bucket is the face-second: its mean is
-    the mean over the face-seconds of its released atoms (at bucket = 1 s: over faces, as the analysis
-    computes it). `content_id` given means `screening_ids` are all of that content's screenings: the
-    content-wide rollup (every atom) is read and the small atoms are subtracted."""
+    the mean over the face-seconds of its released atoms (at 1 s: over faces, as the analysis computes
+    it). `content_id` given means `screening_ids` are all of that content's screenings: the content-wide
+    rollup is read where it holds no small atom; buckets that hold one are summed again from the
+    released atoms (never rollup minus small atoms: no figure is computed from a left-out value)."""
     width = 3 + 2 * len(metrics)
     if not screening_ids:
         return np.zeros((0, width))
-    if content_id is not None:  # the content-wide rollup, less the atoms left out below
+    small = np.zeros((0, 2))
+    if min_tracks > 1:  # the atoms left out (index ix_camera_second_screening_k)
+        cs = camera_second.c
+        small = _fetch_numbers(session, select(cs.second, cs.k).where(and_(
+            cs.screening_id.in_(screening_ids), cs.k > 0, cs.k < min_tracks)), 2)
+    small_b = np.floor(small[:, 0] / bucket)
+    affected = np.unique(small_b)
+    seconds = (affected[:, None] * bucket + np.arange(bucket)).ravel().astype(np.int64)
+    if content_id is not None and len(seconds) > MAX_RECOMPUTED_SECONDS:
+        content_id = None
+    found = _released_sums(session, screening_ids, metrics, bucket, content_id, min_tracks)
+    if content_id is not None and len(affected):
+        again = _released_sums(session, screening_ids, metrics, bucket, None, min_tracks, seconds.tolist())
+        found = np.concatenate([found[~np.isin(found[:, 0], affected)], again])
+    keys = np.union1d(found[:, 0], small_b)
+    out = np.zeros((len(keys), width))
+    out[:, 0] = keys
+    at = np.searchsorted(keys, found[:, 0])
+    out[at, 1], out[at, 3:] = found[:, 1], found[:, 2:]
+    np.add.at(out[:, 2], np.searchsorted(keys, small_b), 1)
+    return out
+
+
+def _released_sums(session: Session, screening_ids: list[int], metrics: list[str], bucket: int,
+                   content_id: int | None, min_tracks: int, seconds: list[int] | None = None) -> np.ndarray:
+    """[buckets, 2 + 2 * metrics]: bucket index, k, then per metric sum and sum of squares; from the
+    content-wide rollup (`content_id`, which the caller has checked holds no small atom where it is
+    used) or from the atoms of at least `min_tracks` faces (and the covered seconds without faces)."""
+    if content_id is not None:
         cs = content_second.c
         where = cs.content_id == content_id
-    else:  # the stored atoms, the small ones left out
+    else:
         cs = camera_second.c
         where = cs.screening_id.in_(screening_ids)
         if min_tracks > 1:
             where = and_(where, (cs.k >= min_tracks) | (cs.k == 0))
+        if seconds is not None:
+            where = and_(where, cs.second.in_(seconds))
     if bucket == 1 and content_id is not None:
         cols = [cs.second.label("b"), cs.k.label("k")]
         for m in metrics:
@@ -300,26 +334,7 @@ def curve_sums(session: Session, screening_ids: list[int], metrics: list[str], b
         for m in metrics:
             cols += [func.sum(cs[f"m_{m}"]).label(f"m_{m}"), func.sum(cs[f"mm_{m}"]).label(f"mm_{m}")]
         query = select(*cols).where(where).group_by(b).order_by(b)
-    found = _fetch_numbers(session, query, 2 + 2 * len(metrics))
-    small = np.zeros((0, 2 + 2 * len(metrics)))
-    if min_tracks > 1:
-        cs = camera_second.c
-        cols = [cs.second, cs.k] + [cs[f"{p}_{m}"] for m in metrics for p in ("m", "mm")]
-        small = _fetch_numbers(session, select(*cols).where(and_(
-            cs.screening_id.in_(screening_ids), cs.k > 0, cs.k < min_tracks)), 2 + 2 * len(metrics))
-    small_b = np.floor(small[:, 0] / bucket)
-    keys = np.union1d(found[:, 0], small_b)
-    out = np.zeros((len(keys), width))
-    out[:, 0] = keys
-    at = np.searchsorted(keys, found[:, 0])
-    out[at, 1], out[at, 3:] = found[:, 1], found[:, 2:]
-    at = np.searchsorted(keys, small_b)
-    np.add.at(out[:, 2], at, 1)
-    if content_id is not None:  # the rollup holds every atom: take the small ones out again
-        np.add.at(out[:, 1], at, -small[:, 1])
-        np.add.at(out[:, 3:], at, -small[:, 2:])
-    out[out[:, 1] == 0, 3:] = 0.0  # nothing released: not even a rounding residue of what was left out
-    return out
+    return _fetch_numbers(session, query, 2 + 2 * len(metrics))
 
 
 def _fetch_numbers(session: Session, query, width: int) -> np.ndarray:
