@@ -330,3 +330,29 @@ def test_no_answer_depends_on_a_suppressed_viewer(client, target):
         return anonymous(cleaned, cid, ids)
 
     assert strip(answers(*one), one[1], one[0]) == strip(answers(*other), other[1], other[0])
+
+
+def test_batches_are_cut_at_whole_seconds():
+    from service.store import Invalid, second_chunks
+
+    batch = [dict(r, camera="cam") for r in rows({1: 0.1, 2: 0.2, 3: 0.3})]  # 3 tracks x 4 seconds
+    chunks = second_chunks(batch[::-1], 5)
+    assert [len(c) for c in chunks] == [3, 3, 3, 3]
+    assert all(len({r["second"] for r in c}) == 1 for c in chunks)
+    assert [len(c) for c in second_chunks(batch, 7)] == [6, 6]
+    with pytest.raises(Invalid, match="more than 2"):
+        second_chunks(batch, 2)
+
+
+def test_analyze_db_batches_never_split_a_camera_second(tmp_path, monkeypatch):
+    """`analyze --db` (and `--api`) send 5,000-row batches: a second cut in two would be refused (409)."""
+    from service import publish
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    with TestClient(create_app(create_engine(url), min_audience=K)) as c:
+        cid = content(c)
+        sid = screening(c, cid)
+    batch = [dict(r, camera="cam") for r in rows({**CROWD, 99: TARGET}, range(10))]  # 7 tracks x 10 s
+    monkeypatch.setattr(publish, "BATCH_ROWS", 10)
+    assert publish.publish_to_db(url, sid, [("cam", batch)]) == (70, 0)
+    assert publish.publish_to_db(url, sid, [("cam", batch)]) == (0, 70)  # a replay: idempotent

@@ -72,6 +72,8 @@ async function api(path, params) {
 function contentId() { return Number($("content").value); }
 function metric() { return $("metric").value; }
 function bucket() { return Number($("bucket").value); }
+// n counts face-seconds (a bucket pools whole camera-seconds): at 1 s that is faces
+function unitOfN() { return bucket() > 1 ? "face-seconds" : "faces"; }
 function checkedScreenings() {
   return [...document.querySelectorAll("#screenings input:checked")].map((el) => Number(el.value));
 }
@@ -176,7 +178,8 @@ async function draw() {
     const minimum = state.series.length ? state.series[0].curve.min_audience : 1;
     $("suppressed-note").hidden = hidden === 0;
     $("suppressed-note").textContent = `${hidden} bucket(s) not shown: fewer than ${minimum} faces behind them ` +
-      "(the minimum audience size, so that no one can be singled out). A larger bucket or selection may show them.";
+      "(the minimum audience size, so that no one can be singled out). A camera's second with fewer faces is " +
+      "left out of every curve, whatever the bucket or selection.";
     state.moments = [];
     if (withData.length) {
       const all = chosen.length === state.screenings.length;
@@ -221,7 +224,7 @@ function renderCurves() {
     const color = COLORS[i % COLORS.length];
     traces.push(...bandTraces(s.name, color, s.curve.t, s.curve.mean[metric()], s.curve.ci95[metric()], s.name));
     faces.push({ x: s.curve.t, y: s.curve.n, type: "bar", name: s.name, marker: { color }, meta: "faces",
-                 hovertemplate: `${s.name}<br>%{x:.0f} s: %{y} faces<extra></extra>`, showlegend: false });
+                 hovertemplate: `${s.name}<br>%{x:.0f} s: %{y} ${unitOfN()}<extra></extra>`, showlegend: false });
   });
   if (state.liveData) {
     const d = state.liveData;
@@ -272,7 +275,8 @@ function setCursor(t) {
     const i = s.curve.t.indexOf(t);
     const value = i < 0 ? null : s.curve.mean[metric()][i];
     return `<div>${escapeHtml(s.name)}: <b>${fmt(value)}</b> ± ${fmt(i < 0 ? null : s.curve.ci95[metric()][i])} ` +
-      `<span class="muted">(${i < 0 ? 0 : s.curve.n[i]} faces)</span></div>`;
+      `<span class="muted">(${i < 0 ? `0 ${unitOfN()}` : s.curve.suppressed[i] ? `fewer than ${s.curve.min_audience} faces`
+        : `${s.curve.n[i]} ${unitOfN()}`})</span></div>`;
   });
   $("readout").innerHTML = `<div><b>${clock(t)}</b> (${t} s)</div>` + rows.join("");
   document.querySelectorAll("#moments li").forEach((li) => li.classList.toggle("active", Number(li.dataset.t) === t));

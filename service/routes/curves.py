@@ -91,6 +91,9 @@ def read_curves(content_id: int, session: SessionDep, answers: AnswersDep, k: Mi
                 screenings: str | None = Query(None, description="comma-separated screening ids (default: all)"),
                 segment: list[str] = Query([], description="label filters key=value, all must match"),
                 format: Literal["json", "csv", "parquet"] = Query("json", description="json, or an export")):
+    """Per bucket: n, mean and 95% CI of each metric, summed from whole camera-seconds (atoms) of at least
+    the minimum audience size; smaller atoms are left out of this and every other answer, and a bucket
+    holding only such atoms is suppressed (n, mean, CI null). At bucket > 1 s the units are face-seconds."""
     get_content(session, content_id)
     names = _metrics(metrics)
     bucket = _bucket(bucket)

@@ -57,7 +57,8 @@ def _event(name: str, payload) -> str:
 async def follow_screening(screening_id: int, request: Request, metrics: str = METRICS_QUERY,
                            interval: float = Query(1.0, ge=0.2, le=60, description="seconds between checks")):
     """Server-Sent Events while the screening runs: `points` (per-second t, n, mean and 95% CI of the
-    metrics; first everything stored, then the seconds that are new or changed), `sources` (each live
+    metrics; first everything stored, then the seconds that are new or changed; a second changes only by
+    whole camera-seconds of at least the minimum audience size, as each is written once), `sources` (each live
     camera's state when it changes) and `gaps` (stretches a camera delivered nothing: missing, not zero)."""
     engine = request.app.state.engine
     names = _metrics(metrics)
