@@ -47,7 +47,7 @@ def migrate(engine: Engine) -> int:
             return SCHEMA_VERSION
         if row.version > SCHEMA_VERSION:
             raise RuntimeError(f"database schema version {row.version} is newer than this program's {SCHEMA_VERSION}")
-        if row.version < 2:  # version 2 added the content-wide rollup: build it from what is stored
+        if row.version < 6:  # versions 2 and 6 added the content-wide rollups: build them from what is stored
             for content in session.exec(select(Content)).all():
                 store._refresh_content(session, content.id)
         # version 3 added content_revision: create_all made it; a content without a row is at revision 0

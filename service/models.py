@@ -12,8 +12,9 @@ from sqlmodel import JSON, Field, SQLModel
 
 from .stats import VALUES
 
-SCHEMA_VERSION = 5  # 1: contents, screenings, track/camera seconds; 2: + content_second rollup; 3: + revisions;
-#                     4: + camera gaps and live source states; 5: + API keys (service.auth)
+SCHEMA_VERSION = 6  # 1: contents, screenings, track/camera seconds; 2: + content_second rollup; 3: + revisions;
+#                     4: + camera gaps and live source states; 5: + API keys (service.auth);
+#                     6: + content_rollup (the content-wide sums of the atoms of >= ROLLUP_MIN_K faces)
 
 
 def _now() -> datetime:
@@ -100,6 +101,16 @@ track_second = Table(
 
 content_second = Table(  # camera_second summed over every screening of a content: the default curve
     "content_second", SQLModel.metadata,
+    Column("content_id", Integer, ForeignKey("content.id", ondelete="CASCADE"), primary_key=True),
+    Column("second", Integer, primary_key=True),
+    Column("k", Integer, nullable=False),
+    *_sums("m", "mm"),
+)
+
+ROLLUP_MIN_K = 10  # content_rollup holds the atoms of at least this many faces: it serves min_audience <= 10
+
+content_rollup = Table(  # camera_second atoms of >= ROLLUP_MIN_K faces (or none: covered seconds), summed over
+    "content_rollup", SQLModel.metadata,  # a content's screenings: no left-out atom is ever in it (store.curve_sums)
     Column("content_id", Integer, ForeignKey("content.id", ondelete="CASCADE"), primary_key=True),
     Column("second", Integer, primary_key=True),
     Column("k", Integer, nullable=False),

@@ -6,8 +6,8 @@ from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from .models import (Content, Screening, camera_gap, camera_second, content_revision, content_second, live_source,
-                     track_second)
+from .models import (ROLLUP_MIN_K, Content, Screening, camera_gap, camera_second, content_revision, content_rollup,
+                     content_second, live_source, track_second)
 from .stats import VALUES, curve_points, welch_half_width
 
 ROW_KEYS = ("track_id", "second", "n") + tuple(f"s_{v}" for v in VALUES) + tuple(f"q_{v}" for v in VALUES)
@@ -110,10 +110,13 @@ def ingest(session: Session, screening_id: int, camera: str, columns: dict[str, 
     written = [int(s) for s in seconds if int(s) in stored_k]
     is_new = ~np.isin(cols["second"], written)
     if written:  # a replay of stored atoms must match them exactly, track for track
+        def refuse(second: int):  # one message whatever differs: it must not tell how many tracks are stored
+            return Conflict(f"second {second} of camera {camera!r} is already stored with other tracks or values: "
+                            "a camera-second is written once, whole")
+
         for s, c in zip(seconds.tolist(), counts.tolist()):
             if s in stored_k and stored_k[s] != c:
-                raise Conflict(f"second {s} of camera {camera!r} is already stored with {'other' if c else 'no'} "
-                               "tracks: a camera-second is written once, whole")
+                raise refuse(s)
         ts = track_second.c
         stored = session.execute(
             select(*[ts[k] for k in ROW_KEYS]).where(and_(ts.screening_id == screening_id, ts.camera == camera,
@@ -124,8 +127,7 @@ def ingest(session: Session, screening_id: int, camera: str, columns: dict[str, 
         for i in np.flatnonzero(~is_new):
             j = index.get((int(cols["track_id"][i]), int(cols["second"][i])))
             if j is None or not np.allclose(old[j, 2:], batch[i, 2:], rtol=1e-9, atol=1e-9):
-                raise Conflict(f"track {int(cols['track_id'][i])} second {int(cols['second'][i])} of camera "
-                               f"{camera!r}: that camera-second is already stored with other values")
+                raise refuse(int(cols["second"][i]))
     fresh = np.flatnonzero(is_new)
     if len(fresh):
         _insert_track_rows(session, screening_id, camera, {k: cols[k][fresh].tolist() for k in ROW_KEYS})
@@ -203,8 +205,9 @@ def _add_to_seconds(session: Session, screening_id: int, content_id: int, camera
                     fresh: dict[str, np.ndarray], empty_seconds: list[int] = ()) -> None:
     """Add new track rows to the per-second aggregates (camera_second and the content's content_second):
     per second, k tracks and the sum and sum of squares of their means, summed in NumPy and added with
-    one insert of new atoms into camera_second and one upsert into content_second (INSERT ... ON CONFLICT
-    DO UPDATE SET x = x + excluded.x). New rows are new atoms (ingest checked), so adding is exact."""
+    one insert of new atoms into camera_second and one upsert into content_second (every atom) and
+    content_rollup (atoms of >= ROLLUP_MIN_K faces) (INSERT ... ON CONFLICT DO UPDATE SET x = x +
+    excluded.x). New rows are new atoms (ingest checked), so adding is exact."""
     seconds, where = np.unique(np.concatenate([fresh["second"], np.asarray(empty_seconds, np.int64)]),
                                return_inverse=True)
     where = where.reshape(-1)[:len(fresh["second"])]  # the empty seconds add rows with k = 0 and zero sums
@@ -221,26 +224,31 @@ def _add_to_seconds(session: Session, screening_id: int, content_id: int, camera
     # atom makes it fail (IntegrityError) and `retrying` judges the batch again against what it stored
     session.execute(camera_second.insert(), [{"screening_id": screening_id, "camera": camera, **row}
                                              for row in values])
-    _upsert(session, content_second, [{"content_id": content_id, **row} for row in values],
-            ["content_id", "second"], lambda new: {c: content_second.c[c] + new[c] for c in names})
+    for table, chosen in ((content_second, values),
+                          (content_rollup, [r for r in values if r["k"] >= ROLLUP_MIN_K or r["k"] == 0])):
+        if chosen:
+            _upsert(session, table, [{"content_id": content_id, **row} for row in chosen], ["content_id", "second"],
+                    lambda new, table=table: {c: table.c[c] + new[c] for c in names})
     _bump_revision(session, content_id)
 
 
 def _refresh_content(session: Session, content_id: int, seconds: list[int] | None = None) -> None:
-    """Recompute the content-wide per-second sums (all seconds when `seconds` is None)."""
+    """Recompute the content-wide per-second sums (all seconds when `seconds` is None): content_second
+    of every atom, content_rollup of the atoms of >= ROLLUP_MIN_K faces."""
     cs = camera_second.c
     ids = select(Screening.id).where(Screening.content_id == content_id)
-    where = [cs.screening_id.in_(ids)]
-    drop = [content_second.c.content_id == content_id]
-    if seconds is not None:
-        where.append(cs.second.in_(seconds))
-        drop.append(content_second.c.second.in_(seconds))
-    session.execute(delete(content_second).where(and_(*drop)))
     sums = [func.sum(cs[f"{p}_{v}"]).label(f"{p}_{v}") for p in ("m", "mm") for v in VALUES]
-    query = select(cs.second, func.sum(cs.k).label("k"), *sums).where(and_(*where)).group_by(cs.second)
-    rows = [{"content_id": content_id, **dict(r._mapping)} for r in session.execute(query)]
-    if rows:
-        session.execute(content_second.insert(), rows)
+    for table, only in ((content_second, None), (content_rollup, (cs.k >= ROLLUP_MIN_K) | (cs.k == 0))):
+        where = [cs.screening_id.in_(ids)] + ([only] if only is not None else [])
+        drop = [table.c.content_id == content_id]
+        if seconds is not None:
+            where.append(cs.second.in_(seconds))
+            drop.append(table.c.second.in_(seconds))
+        session.execute(delete(table).where(and_(*drop)))
+        query = select(cs.second, func.sum(cs.k).label("k"), *sums).where(and_(*where)).group_by(cs.second)
+        rows = [{"content_id": content_id, **dict(r._mapping)} for r in session.execute(query)]
+        if rows:
+            session.execute(table.insert(), rows)
     _bump_revision(session, content_id)
 
 
@@ -266,9 +274,6 @@ def screenings_of(session: Session, content_id: int, ids: list[int] | None, segm
     return sorted(s.id for s in found if all(s.labels.get(k) == v for k, v in segment.items()))
 
 
-MAX_RECOMPUTED_SECONDS = 900  # seconds of the content-wide rollup recomputed from atoms before reading atoms only
-
-
 def curve_sums(session: Session, screening_ids: list[int], metrics: list[str], bucket: int,
                content_id: int | None = None, min_tracks: int = 1) -> np.ndarray:
     """[buckets, 3 + 2 * metrics]: bucket index, k released face-seconds, how many atoms were left out,
@@ -280,49 +285,48 @@ def curve_sums(session: Session, screening_ids: list[int], metrics: list[str], b
     union of atoms of at least `min_tracks` faces. The unit of a bucket is the face-second: its mean is
     the mean over the face-seconds of its released atoms (at 1 s: over faces, as the analysis computes
     it). `content_id` given means `screening_ids` are all of that content's screenings: the content-wide
-    rollup is read where it holds no small atom; buckets that hold one are summed again from the
-    released atoms (never rollup minus small atoms: no figure is computed from a left-out value)."""
+    rollup of the atoms of >= ROLLUP_MIN_K faces is read, and the released atoms below that are added
+    (nothing is ever subtracted: no figure is computed from a left-out value)."""
     width = 3 + 2 * len(metrics)
     if not screening_ids:
         return np.zeros((0, width))
-    small = np.zeros((0, 2))
-    if min_tracks > 1:  # the atoms left out (index ix_camera_second_screening_k)
-        cs = camera_second.c
-        small = _fetch_numbers(session, select(cs.second, cs.k).where(and_(
-            cs.screening_id.in_(screening_ids), cs.k > 0, cs.k < min_tracks)), 2)
-    small_b = np.floor(small[:, 0] / bucket)
-    affected = np.unique(small_b)
-    seconds = (affected[:, None] * bucket + np.arange(bucket)).ravel().astype(np.int64)
-    if content_id is not None and len(seconds) > MAX_RECOMPUTED_SECONDS:
+    if min_tracks > ROLLUP_MIN_K:
         content_id = None
+    below = ROLLUP_MIN_K if content_id is not None else min_tracks  # atoms under this are read one by one
     found = _released_sums(session, screening_ids, metrics, bucket, content_id, min_tracks)
-    if content_id is not None and len(affected):
-        again = _released_sums(session, screening_ids, metrics, bucket, None, min_tracks, seconds.tolist())
-        found = np.concatenate([found[~np.isin(found[:, 0], affected)], again])
-    keys = np.union1d(found[:, 0], small_b)
+    cs = camera_second.c
+    atoms = np.zeros((0, 2 + 2 * len(metrics)))
+    if below > 1:  # index ix_camera_second_screening_k: the dense atoms are not read
+        cols = [cs.second, cs.k] + [cs[f"{p}_{m}"] for m in metrics for p in ("m", "mm")]
+        atoms = _fetch_numbers(session, select(*cols).where(and_(
+            cs.screening_id.in_(screening_ids), cs.k > 0, cs.k < below)), 2 + 2 * len(metrics))
+    atom_b = np.floor(atoms[:, 0] / bucket)
+    keys = np.union1d(found[:, 0], atom_b)
     out = np.zeros((len(keys), width))
     out[:, 0] = keys
     at = np.searchsorted(keys, found[:, 0])
     out[at, 1], out[at, 3:] = found[:, 1], found[:, 2:]
-    np.add.at(out[:, 2], np.searchsorted(keys, small_b), 1)
+    at, small = np.searchsorted(keys, atom_b), atoms[:, 1] < min_tracks
+    np.add.at(out[:, 2], at[small], 1)
+    if content_id is not None:  # the released atoms the rollup does not hold
+        np.add.at(out[:, 1], at[~small], atoms[~small, 1])
+        np.add.at(out[:, 3:], at[~small], atoms[~small, 2:])
     return out
 
 
 def _released_sums(session: Session, screening_ids: list[int], metrics: list[str], bucket: int,
-                   content_id: int | None, min_tracks: int, seconds: list[int] | None = None) -> np.ndarray:
+                   content_id: int | None, min_tracks: int) -> np.ndarray:
     """[buckets, 2 + 2 * metrics]: bucket index, k, then per metric sum and sum of squares; from the
-    content-wide rollup (`content_id`, which the caller has checked holds no small atom where it is
-    used) or from the atoms of at least `min_tracks` faces (and the covered seconds without faces)."""
+    content-wide rollup (`content_id`) or from the atoms of at least `min_tracks` faces (and the covered
+    seconds without faces) of the screenings."""
     if content_id is not None:
-        cs = content_second.c
+        cs = content_rollup.c
         where = cs.content_id == content_id
     else:
         cs = camera_second.c
         where = cs.screening_id.in_(screening_ids)
         if min_tracks > 1:
             where = and_(where, (cs.k >= min_tracks) | (cs.k == 0))
-        if seconds is not None:
-            where = and_(where, cs.second.in_(seconds))
     if bucket == 1 and content_id is not None:
         cols = [cs.second.label("b"), cs.k.label("k")]
         for m in metrics:
@@ -469,7 +473,7 @@ def delete_content(session: Session, content: Content) -> None:
     ids = [s.id for (s,) in session.execute(select(Screening).where(Screening.content_id == content.id)).all()]
     for table in SCREENING_TABLES:
         session.execute(delete(table).where(table.c.screening_id.in_(ids)))
-    for table in (content_second, content_revision):
+    for table in (content_second, content_rollup, content_revision):
         session.execute(delete(table).where(table.c.content_id == content.id))
     session.execute(delete(Screening).where(Screening.content_id == content.id))
     session.flush()

@@ -356,3 +356,26 @@ def test_analyze_db_batches_never_split_a_camera_second(tmp_path, monkeypatch):
     monkeypatch.setattr(publish, "BATCH_ROWS", 10)
     assert publish.publish_to_db(url, sid, [("cam", batch)]) == (70, 0)
     assert publish.publish_to_db(url, sid, [("cam", batch)]) == (0, 70)  # a replay: idempotent
+
+
+@pytest.mark.parametrize("k", [1, 5, 10, 12])
+def test_the_content_rollup_and_the_atoms_give_the_same_answer(client, k):
+    """The default curve reads the rollup of atoms of >= 10 faces and adds the smaller released ones; a
+    selection sums atoms directly: both must release the same atoms, whatever K."""
+    from sqlmodel import Session
+
+    from service import store
+
+    cid = content(client)
+    ids = [screening(client, cid) for _ in range(3)]
+    for sid, size in zip(ids, (3, 6, 12)):
+        post(client, sid, "cam", rows({i: 0.1 + 0.01 * i for i in range(size)}))
+    post(client, ids[0], "cam2", rows({50 + i: 0.3 for i in range(11)}, [1, 2, 9]))
+    with Session(client.app.state.engine) as session:
+        for bucket in (1, 2, 5):
+            rollup = store.curve_sums(session, ids, ["p_happiness"], bucket, cid, k)
+            atoms = store.curve_sums(session, ids, ["p_happiness"], bucket, None, k)
+            assert rollup.shape == atoms.shape and np.allclose(rollup, atoms, rtol=1e-12, atol=1e-12)
+            if bucket == 1:  # second 0: the three screenings' atoms only
+                released = sum(size for size in (3, 6, 12) if size >= k)
+                assert rollup[0, 1] == released and rollup[0, 2] == sum(size < k for size in (3, 6, 12))
