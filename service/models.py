@@ -148,8 +148,8 @@ camera_second = Table(  # an atom of every released statistic: one camera of a s
     Column("second", Integer, primary_key=True),
     Column("k", Integer, nullable=False),
     *_sums("m", "mm"),
-    # the atoms below the minimum audience size, found without reading the others (store.curve_sums)
-    Index("ix_camera_second_screening_k", "screening_id", "k"),
+    # where the atoms below the minimum audience size lie, found without reading any atom (store.curve_sums)
+    Index("ix_camera_second_screening_k", "screening_id", "k", "second"),
 )
 
 

@@ -292,25 +292,28 @@ def curve_sums(session: Session, screening_ids: list[int], metrics: list[str], b
         return np.zeros((0, width))
     if min_tracks > ROLLUP_MIN_K:
         content_id = None
-    below = ROLLUP_MIN_K if content_id is not None else min_tracks  # atoms under this are read one by one
+    below = ROLLUP_MIN_K  # the rollup holds the atoms of at least this many faces
     found = _released_sums(session, screening_ids, metrics, bucket, content_id, min_tracks)
-    cs = camera_second.c
-    atoms = np.zeros((0, 2 + 2 * len(metrics)))
-    if below > 1:  # index ix_camera_second_screening_k: the dense atoms are not read
+    cs = camera_second.c  # both through index ix_camera_second_screening_k: the dense atoms are not read
+    small = np.zeros((0, 1))
+    if min_tracks > 1:  # where the atoms left out lie (their values are not even read)
+        small = _fetch_numbers(session, select(cs.second).where(and_(
+            cs.screening_id.in_(screening_ids), cs.k > 0, cs.k < min_tracks)), 1)
+    extra = np.zeros((0, 2 + 2 * len(metrics)))
+    if content_id is not None and min_tracks < below:  # released atoms the rollup does not hold
         cols = [cs.second, cs.k] + [cs[f"{p}_{m}"] for m in metrics for p in ("m", "mm")]
-        atoms = _fetch_numbers(session, select(*cols).where(and_(
-            cs.screening_id.in_(screening_ids), cs.k > 0, cs.k < below)), 2 + 2 * len(metrics))
-    atom_b = np.floor(atoms[:, 0] / bucket)
-    keys = np.union1d(found[:, 0], atom_b)
+        extra = _fetch_numbers(session, select(*cols).where(and_(
+            cs.screening_id.in_(screening_ids), cs.k >= max(min_tracks, 1), cs.k < below)), 2 + 2 * len(metrics))
+    small_b, extra_b = np.floor(small[:, 0] / bucket), np.floor(extra[:, 0] / bucket)
+    keys = np.union1d(np.union1d(found[:, 0], small_b), extra_b)
     out = np.zeros((len(keys), width))
     out[:, 0] = keys
     at = np.searchsorted(keys, found[:, 0])
     out[at, 1], out[at, 3:] = found[:, 1], found[:, 2:]
-    at, small = np.searchsorted(keys, atom_b), atoms[:, 1] < min_tracks
-    np.add.at(out[:, 2], at[small], 1)
-    if content_id is not None:  # the released atoms the rollup does not hold
-        np.add.at(out[:, 1], at[~small], atoms[~small, 1])
-        np.add.at(out[:, 3:], at[~small], atoms[~small, 2:])
+    np.add.at(out[:, 2], np.searchsorted(keys, small_b), 1)
+    at = np.searchsorted(keys, extra_b)
+    np.add.at(out[:, 1], at, extra[:, 1])
+    np.add.at(out[:, 3:], at, extra[:, 2:])
     return out
 
 
