@@ -38,7 +38,8 @@ def migrate(engine: Engine) -> int:
 
     SQLModel.metadata.create_all(engine)
     with engine.begin() as conn:  # create_all adds an index only with its table: older databases get it here
-        conn.execute(text("CREATE INDEX IF NOT EXISTS ix_camera_second_screening_k ON camera_second (screening_id, k, second)"))
+        conn.execute(text("CREATE INDEX IF NOT EXISTS ix_camera_second_screening_k "
+                          "ON camera_second (screening_id, k, second)"))
     with Session(engine) as session:
         row = session.exec(select(SchemaVersion)).first()
         if row is None:
