@@ -9,8 +9,9 @@ written once, whole: two writers of one camera-second are refused) with 10 track
 of 10 tracks x 5 seconds (50 rows), moving on through the content (five cameras per screening); one
 batch in five is sent twice (a replay, which must be answered "unchanged"). A batch counts as acknowledged
 only on 200; anything else (503 when the database is busy, a dropped connection) is retried until it is.
-Readers query the whole content's curve in a loop. Afterwards the database is read directly: the stored per-track rows must be exactly the
-acknowledged ones, and the per-second aggregates must count each of them once.
+Readers query the whole content's curve in a loop. Afterwards the database is read directly: the stored
+per-track rows must be exactly the acknowledged ones, and the per-second aggregates must count each of
+them once.
 """
 from __future__ import annotations
 
