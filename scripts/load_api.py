@@ -4,12 +4,14 @@ time on loopback; then a check that every acknowledged sample is stored exactly 
     python scripts/load_api.py [--db sqlite:///tmp/load.db | --db postgresql+psycopg://...]
                                [--clients 20] [--readers 4] [--seconds 20]
 
-Starts `audience serve` on the database. Each ingest client owns 10 track ids and posts batches of 10
-tracks x 5 seconds (50 rows), moving on through the content; one batch in five is sent twice (a replay,
-which must be answered "unchanged"). A batch counts as acknowledged only on 200; anything else (503 when
-the database is busy, a dropped connection) is retried until it is. Readers query the whole content's
-curve in a loop. Afterwards the database is read directly: the stored per-track rows must be exactly the
-acknowledged ones, and the per-second aggregates must count each of them once.
+Starts `audience serve` on the database. Each ingest client is a camera of its own (a camera's second is
+written once, whole: two writers of one camera-second are refused) with 10 track ids, and posts batches
+of 10 tracks x 5 seconds (50 rows), moving on through the content (five cameras per screening); one
+batch in five is sent twice (a replay, which must be answered "unchanged"). A batch counts as acknowledged
+only on 200; anything else (503 when the database is busy, a dropped connection) is retried until it is.
+Readers query the whole content's curve in a loop. Afterwards the database is read directly: the stored
+per-track rows must be exactly the acknowledged ones, and the per-second aggregates must count each of
+them once.
 """
 from __future__ import annotations
 
@@ -58,11 +60,11 @@ def run_load(base: str, seconds: float, clients: int = 20, readers: int = 4, scr
     ingest_ms, query_ms, statuses, server_errors = [], [], {}, []
     deadline = time.monotonic() + seconds
 
-    def post(sid: int, cols: dict) -> tuple[int, dict]:
+    def post(sid: int, cols: dict, camera: str) -> tuple[int, dict]:
         t0 = time.perf_counter()
         try:
             status, payload = _request(base, "POST", f"/api/v1/screenings/{sid}/stats",
-                                       {"camera": "cam", "columns": cols})
+                                       {"camera": camera, "columns": cols})
         except PublishError:
             status, payload = 0, {}
         with lock:
@@ -77,7 +79,7 @@ def run_load(base: str, seconds: float, clients: int = 20, readers: int = 4, scr
         while time.monotonic() < deadline:
             cols = batch(client, step)
             while True:  # until acknowledged: a 503 or a dropped connection is retried
-                status, payload = post(sid, cols)
+                status, payload = post(sid, cols, f"cam{client}")
                 if status == 200:
                     break
                 if 400 <= status < 500:
@@ -86,7 +88,7 @@ def run_load(base: str, seconds: float, clients: int = 20, readers: int = 4, scr
             with lock:
                 acknowledged.update((sid, t, s) for t, s in zip(cols["track_id"], cols["second"]))
             if rng.random() < 0.2:  # a replay must change nothing
-                status, payload = post(sid, cols)
+                status, payload = post(sid, cols, f"cam{client}")
                 if status == 200 and payload["inserted"]:
                     raise AssertionError(f"a replayed batch inserted {payload['inserted']} rows")
             step += 1
@@ -138,8 +140,10 @@ def verify(db: str, result: dict) -> dict:
     with engine.connect() as conn:
         stored = conn.execute(select(ts.screening_id, ts.track_id, ts.second)
                               .where(ts.screening_id.in_(result["screenings"]))).all()
-        per_second = dict(((s, sec), k) for s, sec, k in conn.execute(
-            select(cs.screening_id, cs.second, cs.k).where(cs.screening_id.in_(result["screenings"]))))
+        per_second: dict[tuple[int, int], int] = {}
+        for s, sec, k in conn.execute(select(cs.screening_id, cs.second, cs.k)
+                                      .where(cs.screening_id.in_(result["screenings"]))):
+            per_second[(s, sec)] = per_second.get((s, sec), 0) + k  # the cameras of a screening together
         content_k = conn.execute(select(func.sum(content_second.c.k))
                                  .where(content_second.c.content_id == result["content_id"])).scalar() or 0
     engine.dispose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Session, SQLModel, create_engine, select
@@ -42,8 +42,8 @@ def _create_all(engine: Engine, attempts: int = 5) -> None:
             SQLModel.metadata.create_all(engine)
             return
         except (OperationalError, ProgrammingError, IntegrityError) as exc:
-            text = str(exc).lower()
-            if attempt == attempts - 1 or not ("already exists" in text or "duplicate" in text):
+            message = str(exc).lower()
+            if attempt == attempts - 1 or not ("already exists" in message or "duplicate" in message):
                 raise
             time.sleep(0.05 * (attempt + 1))
 
@@ -58,6 +58,9 @@ def migrate(engine: Engine) -> int:
     _add_value_columns(engine)
     if engine.dialect.name == "sqlite":
         _never_reuse_ids(engine)
+    with engine.begin() as conn:  # create_all adds an index only with its table: older databases get it here
+        conn.execute(text("CREATE INDEX IF NOT EXISTS ix_camera_second_screening_k "
+                          "ON camera_second (screening_id, k, second)"))
     with Session(engine) as session:
         row = session.exec(select(SchemaVersion)).first()
         if row is None:
@@ -70,7 +73,7 @@ def migrate(engine: Engine) -> int:
                 row = session.exec(select(SchemaVersion)).one()
         if row.version > SCHEMA_VERSION:
             raise RuntimeError(f"database schema version {row.version} is newer than this program's {SCHEMA_VERSION}")
-        if row.version < 2:  # version 2 added the content-wide rollup: build it from what is stored
+        if row.version < 6:  # versions 2 and 6 added the content-wide rollups: build them from what is stored
             for content in session.exec(select(Content)).all():
                 store._refresh_content(session, content.id)
         # version 3 added content_revision: create_all made it; a content without a row is at revision 0

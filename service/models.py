@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field as PydanticField
 from pydantic import StringConstraints, TypeAdapter
 from sqlalchemy import JSON as SA_JSON
-from sqlalchemy import Column, DateTime, Float, ForeignKey, Integer, String, Table
+from sqlalchemy import Column, DateTime, Float, ForeignKey, Index, Integer, String, Table
 from sqlmodel import JSON, Field, SQLModel
 
 from .stats import VALUES
@@ -17,7 +17,8 @@ from .stats import VALUES
 SCHEMA_VERSION = 6  # 1: contents, screenings, track/camera seconds; 2: + content_second rollup; 3: + revisions;
 #                     4: + camera gaps and live source states; 5: + API keys (service.auth);
 #                     6: ids never reused (SQLite AUTOINCREMENT), auth_state (keys stay required),
-#                        <value>_delta columns, the audience model's model_fit / model_viewer
+#                        <value>_delta columns, the audience model's model_fit / model_viewer,
+#                        content_rollup (the content-wide sums of the atoms of >= ROLLUP_MIN_K faces)
 NEVER_REUSED = {"sqlite_autoincrement": True}  # a deleted row's id is never given to a new one (SQLite reuses
 #                                                 the largest otherwise; PostgreSQL's sequences never do)
 
@@ -123,6 +124,16 @@ content_second = Table(  # camera_second summed over every screening of a conten
     *_sums("m", "mm"),
 )
 
+ROLLUP_MIN_K = 10  # content_rollup holds the atoms of at least this many faces: it serves min_audience <= 10
+
+content_rollup = Table(  # camera_second atoms of >= ROLLUP_MIN_K faces (or none: covered seconds), summed over
+    "content_rollup", SQLModel.metadata,  # a content's screenings: no left-out atom is ever in it (store.curve_sums)
+    Column("content_id", Integer, ForeignKey("content.id", ondelete="CASCADE"), primary_key=True),
+    Column("second", Integer, primary_key=True),
+    Column("k", Integer, nullable=False),
+    *_sums("m", "mm"),
+)
+
 content_revision = Table(  # bumped by every change to a content's statistics: the key of cached curves
     "content_revision", SQLModel.metadata,
     Column("content_id", Integer, ForeignKey("content.id", ondelete="CASCADE"), primary_key=True),
@@ -147,31 +158,37 @@ live_source = Table(  # the last state a live process reported for one of its ca
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-camera_second = Table(
+camera_second = Table(  # an atom of every released statistic: one camera of a screening in one second
     "camera_second", SQLModel.metadata,
     Column("screening_id", Integer, ForeignKey("screening.id", ondelete="CASCADE"), primary_key=True),
     Column("camera", String(300), primary_key=True),
     Column("second", Integer, primary_key=True),
     Column("k", Integer, nullable=False),
     *_sums("m", "mm"),
+    # where the atoms below the minimum audience size lie, found without reading any atom (store.curve_sums)
+    Index("ix_camera_second_screening_k", "screening_id", "k", "second"),
 )
 
 
 class Curves(SQLModel):
     """Columnar: t[i], n[i], mean[metric][i], ci95[metric][i] describe bucket i (null: no data, or a
-    single face for a CI)."""
+    single face for a CI). Every figure is summed from whole atoms (one camera of one screening in one
+    second) of at least min_audience faces; smaller atoms are left out of every answer. The unit of a
+    bucket is the face-second: n[i] counts the face-seconds of its released atoms (at 1 s: faces)."""
 
     content_id: int
     bucket_s: float
     screenings: list[int]
     metrics: list[str]
     t: list[float]
-    n: list[int]
+    n: list[int | None] = Field(description="face-seconds of the released atoms (at 1 s: faces); null where "
+                                            "suppressed: fewer than min_audience")
     mean: dict[str, list[float | None]]
     ci95: dict[str, list[float | None]]
-    suppressed: list[bool] = Field(default_factory=list, description="bucket i has fewer faces than min_audience: "
-                                                                     "its mean and CI are null")
-    min_audience: int = Field(1, description="buckets with fewer distinct faces are suppressed")
+    suppressed: list[bool] = Field(default_factory=list, description="bucket i had faces, but only in atoms of "
+                                                                     "fewer than min_audience: n, mean and CI are null")
+    min_audience: int = Field(1, description="atoms (a camera of a screening in one second) with fewer faces "
+                                             "are left out of every answer")
 
 
 class Comparison(SQLModel):
@@ -183,12 +200,13 @@ class Comparison(SQLModel):
     b_screenings: list[int]
     metrics: list[str]
     t: list[float]
-    n_a: list[int]
-    n_b: list[int]
+    n_a: list[int | None]
+    n_b: list[int | None]
     diff: dict[str, list[float | None]]
     ci95: dict[str, list[float | None]]
-    suppressed: list[bool] = Field(default_factory=list, description="either side of bucket i has fewer faces "
-                                                                     "than min_audience: diff and CI are null")
+    suppressed: list[bool] = Field(default_factory=list, description="either side of bucket i has faces only in "
+                                                                     "atoms of fewer than min_audience: diff and CI "
+                                                                     "are null (and that side's n)")
     min_audience: int = 1
 
 
@@ -221,7 +239,7 @@ class Norms(SQLModel):
     norm_mean: list[float]
     norm_sd: list[float | None]
     z: list[float | None]
-    min_audience: int = Field(1, description="seconds where a screening had fewer faces are left out")
+    min_audience: int = Field(1, description="a camera's second with fewer faces is left out of every value")
 
 
 class StatsBatch(SQLModel):

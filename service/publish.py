@@ -52,14 +52,13 @@ def publish_to_db(url: str, screening_id: int, batches: list[tuple[str, list[dic
     engine = make_engine(url)
     with Session(engine) as session:
         for camera, rows in batches:
-            for start in range(0, len(rows), BATCH_ROWS):
-                try:
-                    i, u = store.ingest(session, screening_id, camera,
-                                        store.rows_to_columns(rows[start:start + BATCH_ROWS]))
-                except (store.Conflict, store.Invalid) as exc:
-                    session.rollback()
-                    raise PublishError(f"database {url}: {exc}") from None
-                inserted, unchanged = inserted + i, unchanged + u
+            try:
+                for chunk in store.second_chunks(rows, BATCH_ROWS):  # a camera-second is written once, whole
+                    i, u = store.ingest(session, screening_id, camera, store.rows_to_columns(chunk))
+                    inserted, unchanged = inserted + i, unchanged + u
+            except (store.Conflict, store.Invalid) as exc:
+                session.rollback()
+                raise PublishError(f"database {url}: {exc}") from None
     return inserted, unchanged
 
 
@@ -122,13 +121,17 @@ def screening_offset_from_api(base: str, screening_id: int, content_id: int | No
 
 
 def publish_to_api(base: str, screening_id: int, batches: list[tuple[str, list[dict]]]) -> tuple[int, int]:
-    from .store import rows_to_columns
+    from .store import Invalid, rows_to_columns, second_chunks
 
     inserted = unchanged = 0
     for camera, rows in batches:
-        for start in range(0, len(rows), BATCH_ROWS):
+        try:
+            chunks = second_chunks(rows, BATCH_ROWS)  # a camera-second is written once, whole
+        except Invalid as exc:
+            raise PublishError(f"camera {camera}: {exc}") from None
+        for chunk in chunks:
             status, payload = _request(base, "POST", f"/api/v1/screenings/{screening_id}/stats",
-                                       arrow_batch(camera, rows_to_columns(rows[start:start + BATCH_ROWS])))
+                                       arrow_batch(camera, rows_to_columns(chunk)))
             if status != 200:
                 raise PublishError(f"API {base} refused a batch ({status}): {payload.get('detail', '')}")
             inserted, unchanged = inserted + payload["inserted"], unchanged + payload["unchanged"]

@@ -241,6 +241,9 @@ def load_simulated_season(session: Session, screenings: int = 3, duration_s: int
         screening = Screening(content_id=content.id, venue=f"simulated venue {s + 1}", labels={"cut": cut, "demo": "simulated"})
         session.add(screening)
         session.commit()
-        for batch in screening_batches(season, s):
-            store.ingest(session, screening.id, "cam1", batch, covered=list(range(duration_s)))
+        batches, start = list(screening_batches(season, s)), 0
+        for i, batch in enumerate(batches):  # each batch covers its own span of whole seconds, the last to the end
+            end = duration_s if i == len(batches) - 1 else int(max(batch["second"])) + 1
+            store.ingest(session, screening.id, "cam1", batch, covered=list(range(start, end)))
+            start = end
     return int(content.id)

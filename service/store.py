@@ -6,8 +6,8 @@ from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from .models import (MAX_SECONDS, Content, Screening, camera_gap, camera_second, content_revision, content_second,
-                     live_source, track_second)
+from .models import (MAX_SECONDS, ROLLUP_MIN_K, Content, Screening, camera_gap, camera_second, content_revision,
+                     content_rollup, content_second, live_source, track_second)
 from .stats import VALUES, curve_points, welch_half_width
 
 ROW_KEYS = ("track_id", "second", "n") + tuple(f"s_{v}" for v in VALUES) + tuple(f"q_{v}" for v in VALUES)
@@ -87,11 +87,13 @@ def check_columns(columns: dict[str, list]) -> dict[str, np.ndarray]:
 
 def ingest(session: Session, screening_id: int, camera: str, columns: dict[str, list],
            covered: list[int] | None = None) -> tuple[int, int]:
-    """Store per-track-second statistics idempotently: a row already stored with the same numbers is
-    skipped, one stored with different numbers raises Conflict and nothing of the batch is written.
-    `columns` is the columnar batch (see rows_to_columns for the row form); `covered` the seconds the
-    camera analysed, with or without faces (stored as k = 0 where nothing else is). Returns (inserted,
-    unchanged)."""
+    """Store per-track-second statistics idempotently. A camera-second (one camera of the screening in
+    one second of content time: an *atom* of every released statistic) is written once, whole: a batch
+    second that is already stored must repeat it exactly (the same tracks with the same numbers: a
+    replay, `unchanged`), otherwise the batch raises Conflict and nothing of it is written, so no one can
+    add tracks to a stored atom to lift it over the minimum audience size. `columns` is the columnar
+    batch (see rows_to_columns for the row form); `covered` the seconds the camera analysed, with or
+    without faces (stored as k = 0 where nothing else is). Returns (inserted, unchanged)."""
     cols = check_columns(columns)
     empty = _uncovered(session, screening_id, camera, covered)
     n = len(cols["n"])
@@ -101,24 +103,32 @@ def ingest(session: Session, screening_id: int, camera: str, columns: dict[str, 
                             cols, empty)
         session.commit()
         return 0, 0
-    ts = track_second.c
-    stored = session.execute(
-        select(*[ts[k] for k in ROW_KEYS]).where(and_(ts.screening_id == screening_id, ts.camera == camera,
-                                                      ts.second.between(int(cols["second"].min()),
-                                                                        int(cols["second"].max()))))).all()
-    is_new = np.ones(n, bool)
-    if stored:
-        old = np.array([tuple(r) for r in stored], np.float64)
+    seconds, counts = np.unique(cols["second"], return_counts=True)
+    cs = camera_second.c
+    stored_k = dict(session.execute(select(cs.second, cs.k).where(and_(
+        cs.screening_id == screening_id, cs.camera == camera,
+        cs.second.between(int(seconds[0]), int(seconds[-1]))))).all())
+    written = [int(s) for s in seconds if int(s) in stored_k]
+    is_new = ~np.isin(cols["second"], written)
+    if written:  # a replay of stored atoms must match them exactly, track for track
+        def refuse(second: int):  # one message whatever differs: it must not tell how many tracks are stored
+            return Conflict(f"second {second} of camera {camera!r} is already stored with other tracks or values: "
+                            "a camera-second is written once, whole")
+
+        for s, c in zip(seconds.tolist(), counts.tolist()):
+            if s in stored_k and stored_k[s] != c:
+                raise refuse(s)
+        ts = track_second.c
+        stored = session.execute(
+            select(*[ts[k] for k in ROW_KEYS]).where(and_(ts.screening_id == screening_id, ts.camera == camera,
+                                                          ts.second.in_(written)))).all()
+        old = np.array([tuple(r) for r in stored], np.float64).reshape(len(stored), len(ROW_KEYS))
         index = {(int(t), int(s)): i for i, (t, s) in enumerate(old[:, :2])}
         batch = np.stack([cols[k] for k in ROW_KEYS], axis=1).astype(np.float64)
-        for i in range(n):
+        for i in np.flatnonzero(~is_new):
             j = index.get((int(cols["track_id"][i]), int(cols["second"][i])))
-            if j is None:
-                continue
-            if not np.allclose(old[j, 2:], batch[i, 2:], rtol=1e-9, atol=1e-9):
-                raise Conflict(f"track {int(cols['track_id'][i])} second {int(cols['second'][i])} of camera "
-                               f"{camera!r} is already stored with other values")
-            is_new[i] = False
+            if j is None or not np.allclose(old[j, 2:], batch[i, 2:], rtol=1e-9, atol=1e-9):
+                raise refuse(int(cols["second"][i]))
     fresh = np.flatnonzero(is_new)
     if len(fresh):
         _insert_track_rows(session, screening_id, camera, {k: cols[k][fresh].tolist() for k in ROW_KEYS})
@@ -127,6 +137,26 @@ def ingest(session: Session, screening_id: int, camera: str, columns: dict[str, 
                         {k: cols[k][fresh] for k in ROW_KEYS}, empty)
     session.commit()
     return int(len(fresh)), int(n - len(fresh))
+
+
+def second_chunks(rows: list[dict], limit: int) -> list[list[dict]]:
+    """One camera's rows cut into batches of at most `limit` rows without splitting a second: a
+    camera-second is written once, whole (see ingest)."""
+    rows = sorted(rows, key=lambda r: r["second"])
+    chunks: list[list[dict]] = []
+    start = 0
+    while start < len(rows):
+        end = min(start + limit, len(rows))
+        if end < len(rows) and rows[end]["second"] == rows[end - 1]["second"]:
+            cut = end - 1
+            while cut > start and rows[cut - 1]["second"] == rows[end]["second"]:
+                cut -= 1
+            if cut == start:
+                raise Invalid(f"second {rows[end]['second']} holds more than {limit:,} tracks of one camera")
+            end = cut
+        chunks.append(rows[start:end])
+        start = end
+    return chunks
 
 
 def _uncovered(session: Session, screening_id: int, camera: str, covered: list[int] | None) -> list[int]:
@@ -176,8 +206,9 @@ def _add_to_seconds(session: Session, screening_id: int, content_id: int, camera
                     fresh: dict[str, np.ndarray], empty_seconds: list[int] = ()) -> None:
     """Add new track rows to the per-second aggregates (camera_second and the content's content_second):
     per second, k tracks and the sum and sum of squares of their means, summed in NumPy and added with
-    one upsert per table (INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x). New rows are new
-    (track, second) keys (ingest checked), so adding is exact; concurrent batches serialise on the rows."""
+    one insert of new atoms into camera_second and one upsert into content_second (every atom) and
+    content_rollup (atoms of >= ROLLUP_MIN_K faces) (INSERT ... ON CONFLICT DO UPDATE SET x = x +
+    excluded.x). New rows are new atoms (ingest checked), so adding is exact."""
     seconds, where = np.unique(np.concatenate([fresh["second"], np.asarray(empty_seconds, np.int64)]),
                                return_inverse=True)
     where = where.reshape(-1)[:len(fresh["second"])]  # the empty seconds add rows with k = 0 and zero sums
@@ -190,28 +221,35 @@ def _add_to_seconds(session: Session, screening_id: int, content_id: int, camera
     names = ["k"] + list(sums)
     values = [{"second": int(sec), "k": int(k[i]), **{c: float(a[i]) for c, a in sums.items()}}
               for i, sec in enumerate(seconds)]
-    for table, keys in ((camera_second, {"screening_id": screening_id, "camera": camera}),
-                        (content_second, {"content_id": content_id})):
-        _upsert(session, table, [{**keys, **row} for row in values], [*keys, "second"],
-                lambda new, table=table: {c: table.c[c] + new[c] for c in names})
+    # camera_second: new atoms only (ingest checked), so a plain INSERT: a concurrent writer of the same
+    # atom makes it fail (IntegrityError) and `retrying` judges the batch again against what it stored
+    session.execute(camera_second.insert(), [{"screening_id": screening_id, "camera": camera, **row}
+                                             for row in values])
+    for table, chosen in ((content_second, values),
+                          (content_rollup, [r for r in values if r["k"] >= ROLLUP_MIN_K or r["k"] == 0])):
+        if chosen:
+            _upsert(session, table, [{"content_id": content_id, **row} for row in chosen], ["content_id", "second"],
+                    lambda new, table=table: {c: table.c[c] + new[c] for c in names})
     _bump_revision(session, content_id)
 
 
 def _refresh_content(session: Session, content_id: int, seconds: list[int] | None = None) -> None:
-    """Recompute the content-wide per-second sums (all seconds when `seconds` is None)."""
+    """Recompute the content-wide per-second sums (all seconds when `seconds` is None): content_second
+    of every atom, content_rollup of the atoms of >= ROLLUP_MIN_K faces."""
     cs = camera_second.c
     ids = select(Screening.id).where(Screening.content_id == content_id)
-    where = [cs.screening_id.in_(ids)]
-    drop = [content_second.c.content_id == content_id]
-    if seconds is not None:
-        where.append(cs.second.in_(seconds))
-        drop.append(content_second.c.second.in_(seconds))
-    session.execute(delete(content_second).where(and_(*drop)))
     sums = [func.sum(cs[f"{p}_{v}"]).label(f"{p}_{v}") for p in ("m", "mm") for v in VALUES]
-    query = select(cs.second, func.sum(cs.k).label("k"), *sums).where(and_(*where)).group_by(cs.second)
-    rows = [{"content_id": content_id, **dict(r._mapping)} for r in session.execute(query)]
-    if rows:
-        session.execute(content_second.insert(), rows)
+    for table, only in ((content_second, None), (content_rollup, (cs.k >= ROLLUP_MIN_K) | (cs.k == 0))):
+        where = [cs.screening_id.in_(ids)] + ([only] if only is not None else [])
+        drop = [table.c.content_id == content_id]
+        if seconds is not None:
+            where.append(cs.second.in_(seconds))
+            drop.append(table.c.second.in_(seconds))
+        session.execute(delete(table).where(and_(*drop)))
+        query = select(cs.second, func.sum(cs.k).label("k"), *sums).where(and_(*where)).group_by(cs.second)
+        rows = [{"content_id": content_id, **dict(r._mapping)} for r in session.execute(query)]
+        if rows:
+            session.execute(table.insert(), rows)
     _bump_revision(session, content_id)
 
 
@@ -237,34 +275,73 @@ def screenings_of(session: Session, content_id: int, ids: list[int] | None, segm
     return sorted(s.id for s in found if all(s.labels.get(k) == v for k, v in segment.items()))
 
 
-def curve_sums(session: Session, screening_ids: list[int], metrics: list[str], bucket: float,
-               content_id: int | None = None) -> np.ndarray:
-    """[buckets, 2 + 2 * metrics]: bucket index, k faces, then per metric the sum and sum of squares of
-    the faces' means. `content_id` given means `screening_ids` are all of that content's screenings."""
+def curve_sums(session: Session, screening_ids: list[int], metrics: list[str], bucket: int,
+               content_id: int | None = None, min_tracks: int = 1) -> np.ndarray:
+    """[buckets, 3 + 2 * metrics]: bucket index, k released face-seconds, how many atoms were left out,
+    then per metric the released sum and sum of squares of the face-second means.
+
+    Every answer is a sum of whole *atoms*: one camera of one screening in one second of content time
+    (a camera_second row). An atom with fewer than `min_tracks` faces (0 < k < min_tracks) is left out
+    of every sum, and a bucket is a whole number of seconds, so the difference of any two answers is a
+    union of atoms of at least `min_tracks` faces. The unit of a bucket is the face-second: its mean is
+    the mean over the face-seconds of its released atoms (at 1 s: over faces, as the analysis computes
+    it). `content_id` given means `screening_ids` are all of that content's screenings: the content-wide
+    rollup of the atoms of >= ROLLUP_MIN_K faces is read, and the released atoms below that are added
+    (nothing is ever subtracted: no figure is computed from a left-out value)."""
+    width = 3 + 2 * len(metrics)
     if not screening_ids:
-        return np.zeros((0, 2 + 2 * len(metrics)))
-    if bucket == 1.0 and content_id is not None:  # the content-wide rollup
-        cs = content_second.c
+        return np.zeros((0, width))
+    if min_tracks > ROLLUP_MIN_K:
+        content_id = None
+    below = ROLLUP_MIN_K  # the rollup holds the atoms of at least this many faces
+    found = _released_sums(session, screening_ids, metrics, bucket, content_id, min_tracks)
+    cs = camera_second.c  # both through index ix_camera_second_screening_k: the dense atoms are not read
+    small = np.zeros((0, 1))
+    if min_tracks > 1:  # where the atoms left out lie (their values are not even read)
+        small = _fetch_numbers(session, select(cs.second).where(and_(
+            cs.screening_id.in_(screening_ids), cs.k > 0, cs.k < min_tracks)), 1)
+    extra = np.zeros((0, 2 + 2 * len(metrics)))
+    if content_id is not None and min_tracks < below:  # released atoms the rollup does not hold
+        cols = [cs.second, cs.k] + [cs[f"{p}_{m}"] for m in metrics for p in ("m", "mm")]
+        extra = _fetch_numbers(session, select(*cols).where(and_(
+            cs.screening_id.in_(screening_ids), cs.k >= max(min_tracks, 1), cs.k < below)), 2 + 2 * len(metrics))
+    small_b, extra_b = np.floor(small[:, 0] / bucket), np.floor(extra[:, 0] / bucket)
+    keys = np.union1d(np.union1d(found[:, 0], small_b), extra_b)
+    out = np.zeros((len(keys), width))
+    out[:, 0] = keys
+    at = np.searchsorted(keys, found[:, 0])
+    out[at, 1], out[at, 3:] = found[:, 1], found[:, 2:]
+    np.add.at(out[:, 2], np.searchsorted(keys, small_b), 1)
+    at = np.searchsorted(keys, extra_b)
+    np.add.at(out[:, 1], at, extra[:, 1])
+    np.add.at(out[:, 3:], at, extra[:, 2:])
+    return out
+
+
+def _released_sums(session: Session, screening_ids: list[int], metrics: list[str], bucket: int,
+                   content_id: int | None, min_tracks: int) -> np.ndarray:
+    """[buckets, 2 + 2 * metrics]: bucket index, k, then per metric sum and sum of squares; from the
+    content-wide rollup (`content_id`) or from the atoms of at least `min_tracks` faces (and the covered
+    seconds without faces) of the screenings."""
+    if content_id is not None:
+        cs = content_rollup.c
+        where = cs.content_id == content_id
+    else:
+        cs = camera_second.c
+        where = cs.screening_id.in_(screening_ids)
+        if min_tracks > 1:
+            where = and_(where, (cs.k >= min_tracks) | (cs.k == 0))
+    if bucket == 1 and content_id is not None:
         cols = [cs.second.label("b"), cs.k.label("k")]
         for m in metrics:
             cols += [cs[f"m_{m}"].label(f"m_{m}"), cs[f"mm_{m}"].label(f"mm_{m}")]
-        query = select(*cols).where(cs.content_id == content_id).order_by(cs.second)
-    elif bucket == 1.0:  # the stored per-second aggregates: sums of sums
-        cs = camera_second.c
-        cols = [cs.second.label("b"), func.sum(cs.k).label("k")]
+        query = select(*cols).where(where).order_by(cs.second)
+    else:
+        b = cs.second if bucket == 1 else func.floor(cs.second / float(bucket))
+        cols = [b.label("b"), func.sum(cs.k).label("k")]
         for m in metrics:
             cols += [func.sum(cs[f"m_{m}"]).label(f"m_{m}"), func.sum(cs[f"mm_{m}"]).label(f"mm_{m}")]
-        query = select(*cols).where(cs.screening_id.in_(screening_ids)).group_by(cs.second).order_by(cs.second)
-    else:  # per track and bucket first, then over tracks
-        ts = track_second.c
-        b = func.floor(ts.second / bucket).label("b")
-        inner_cols = [b] + [(func.sum(ts[f"s_{m}"]) / func.sum(ts.n)).label(m) for m in metrics]
-        inner = (select(*inner_cols).where(ts.screening_id.in_(screening_ids))
-                 .group_by(ts.screening_id, ts.camera, ts.track_id, b).subquery())
-        cols = [inner.c.b, func.count().label("k")]
-        for m in metrics:
-            cols += [func.sum(inner.c[m]).label(f"m_{m}"), func.sum(inner.c[m] * inner.c[m]).label(f"mm_{m}")]
-        query = select(*cols).group_by(inner.c.b).order_by(inner.c.b)
+        query = select(*cols).where(where).group_by(b).order_by(b)
     return _fetch_numbers(session, query, 2 + 2 * len(metrics))
 
 
@@ -285,45 +362,49 @@ def _fetch_numbers(session: Session, query, width: int) -> np.ndarray:
     return np.array(rows, np.float64).reshape(len(rows), width)
 
 
-def curves(session: Session, screening_ids: list[int], metrics: list[str], bucket: float,
+def curves(session: Session, screening_ids: list[int], metrics: list[str], bucket: int,
            content_id: int | None = None, min_tracks: int = 1) -> dict:
-    """Per bucket of content time: t, n faces, and mean and 95% CI of each metric over faces (columnar).
-    Buckets with fewer than `min_tracks` faces are suppressed: their mean and CI are null and
-    `suppressed[i]` is true (a small segment must not describe one identifiable person)."""
-    data = curve_sums(session, screening_ids, metrics, bucket, content_id)
+    """Per bucket of content time: t, n face-seconds (at 1 s: faces), and mean and 95% CI of each metric
+    over them (columnar), from the released atoms only (see curve_sums). A bucket whose atoms all had
+    fewer than `min_tracks` faces is suppressed: n, mean and CI are null and `suppressed[i]` is true
+    (a small segment must not describe one identifiable person, nor say how many it held)."""
+    data = curve_sums(session, screening_ids, metrics, bucket, content_id, min_tracks)
     out = {"t": [], "n": [], "mean": {m: [] for m in metrics}, "ci95": {m: [] for m in metrics}, "suppressed": []}
     if len(data) == 0:
         return out
     k = data[:, 1]
-    hidden = (k < min_tracks) & (k > 0)
+    hidden = (k == 0) & (data[:, 2] > 0)
     out["t"] = (data[:, 0] * bucket).tolist()
-    out["n"] = k.astype(np.int64).tolist()
+    out["n"] = [None if h else v for h, v in zip(hidden.tolist(), k.astype(np.int64).tolist())]
     out["suppressed"] = hidden.tolist()
     for j, m in enumerate(metrics):
-        mean, half = curve_points(k, data[:, 2 + 2 * j], data[:, 3 + 2 * j])
+        mean, half = curve_points(k, data[:, 3 + 2 * j], data[:, 4 + 2 * j])
         out["mean"][m] = _nulls(np.where(hidden, np.nan, mean))
         out["ci95"][m] = _nulls(np.where(hidden, np.nan, half))
     return out
 
 
-def compare(session: Session, a_ids: list[int], b_ids: list[int], metrics: list[str], bucket: float,
+def compare(session: Session, a_ids: list[int], b_ids: list[int], metrics: list[str], bucket: int,
             min_tracks: int = 1) -> dict:
-    """Difference of two selections' curves, A - B, per bucket where both have faces, with a Welch 95%
-    half-width (the two audiences are independent). Null (and suppressed) where either side has fewer
-    than `min_tracks` faces."""
-    a = curve_sums(session, a_ids, metrics, bucket)
-    b = curve_sums(session, b_ids, metrics, bucket)
+    """Difference of two selections' curves, A - B, per bucket where both have data, with a Welch 95%
+    half-width (the two audiences are independent), from the released atoms only. Null (and suppressed)
+    where either side has nothing but atoms of fewer than `min_tracks` faces."""
+    a = curve_sums(session, a_ids, metrics, bucket, None, min_tracks)
+    b = curve_sums(session, b_ids, metrics, bucket, None, min_tracks)
     common = np.intersect1d(a[:, 0], b[:, 0]) if len(a) and len(b) else np.zeros(0)
     a, b = a[np.isin(a[:, 0], common)], b[np.isin(b[:, 0], common)]
-    hidden = (a[:, 1] < min_tracks) | (b[:, 1] < min_tracks)
-    out = {"t": (common * bucket).tolist(), "n_a": a[:, 1].astype(np.int64).tolist(),
-           "n_b": b[:, 1].astype(np.int64).tolist(), "diff": {}, "ci95": {}, "suppressed": hidden.tolist()}
+    hidden_a, hidden_b = (a[:, 1] == 0) & (a[:, 2] > 0), (b[:, 1] == 0) & (b[:, 2] > 0)
+    hidden = hidden_a | hidden_b
+    out = {"t": (common * bucket).tolist(),
+           "n_a": [None if h else v for h, v in zip(hidden_a.tolist(), a[:, 1].astype(np.int64).tolist())],
+           "n_b": [None if h else v for h, v in zip(hidden_b.tolist(), b[:, 1].astype(np.int64).tolist())],
+           "diff": {}, "ci95": {}, "suppressed": hidden.tolist()}
     for j, m in enumerate(metrics):
-        mean_a, _ = curve_points(a[:, 1], a[:, 2 + 2 * j], a[:, 3 + 2 * j])
-        mean_b, _ = curve_points(b[:, 1], b[:, 2 + 2 * j], b[:, 3 + 2 * j])
+        sa, qa, sb, qb = a[:, 3 + 2 * j], a[:, 4 + 2 * j], b[:, 3 + 2 * j], b[:, 4 + 2 * j]
+        mean_a, _ = curve_points(a[:, 1], sa, qa)
+        mean_b, _ = curve_points(b[:, 1], sb, qb)
         out["diff"][m] = _nulls(np.where(hidden, np.nan, mean_a - mean_b))
-        out["ci95"][m] = _nulls(np.where(hidden, np.nan, welch_half_width(
-            a[:, 1], a[:, 2 + 2 * j], a[:, 3 + 2 * j], b[:, 1], b[:, 2 + 2 * j], b[:, 3 + 2 * j])))
+        out["ci95"][m] = _nulls(np.where(hidden, np.nan, welch_half_width(a[:, 1], sa, qa, b[:, 1], sb, qb)))
     return out
 
 
@@ -399,7 +480,7 @@ def delete_content(session: Session, content: Content) -> None:
     ids = [s.id for (s,) in session.execute(select(Screening).where(Screening.content_id == content.id)).all()]
     for table in SCREENING_TABLES:
         session.execute(delete(table).where(table.c.screening_id.in_(ids)))
-    for table in (content_second, content_revision):
+    for table in (content_second, content_rollup, content_revision):
         session.execute(delete(table).where(table.c.content_id == content.id))
     from .reaction_store import forget
 
@@ -412,11 +493,12 @@ def delete_content(session: Session, content: Content) -> None:
 
 def screening_means(session: Session, screening_ids: list[int], metric: str,
                     min_tracks: int = 1) -> dict[int, dict[int, float]]:
-    """Per screening, per second: the mean of a metric over that screening's faces (seconds with fewer
-    than `min_tracks` faces left out)."""
+    """Per screening, per second: the mean of a metric over that screening's faces in its released atoms
+    (a camera's second with fewer than `min_tracks` faces is left out; a second with none left is too)."""
     cs = camera_second.c
     query = (select(cs.screening_id, cs.second, func.sum(cs.k), func.sum(cs[f"m_{metric}"]))
-             .where(cs.screening_id.in_(screening_ids)).group_by(cs.screening_id, cs.second))
+             .where(and_(cs.screening_id.in_(screening_ids), cs.k >= min_tracks))
+             .group_by(cs.screening_id, cs.second))
     out: dict[int, dict[int, float]] = {}
     for sid, second, k, total in session.execute(query).all():
         if k and k >= min_tracks:

@@ -43,6 +43,9 @@ def test_screening_batches_hold_every_seen_second_once(season):
     assert total == season.mask[season.screening == 0].sum()
     first = batches[0]
     assert first["q_smile"][0] == pytest.approx(first["s_smile"][0] ** 2)
+    spans = [(min(b["second"]), max(b["second"])) for b in batches]  # whole seconds, in time order
+    assert all(a[1] < b[0] for a, b in zip(spans, spans[1:]))
+    assert all(len(b["n"]) <= 500 for b in batches)
 
 
 def test_helpers():

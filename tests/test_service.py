@@ -34,6 +34,23 @@ def second_aggregates(track_rows: list[dict]) -> list[dict]:
     return [out[k] for k in sorted(out)]
 
 
+def pooled_atoms(track_rows: list[dict], bucket: int, metrics) -> dict[str, np.ndarray]:
+    """Reference for a bucket wider than 1 s: the face-seconds of its atoms pooled (n = sum of k, mean =
+    sum of face-second means / n, CI from their sum of squares)."""
+    from service.stats import curve_points
+
+    agg = second_aggregates(track_rows)
+    b = np.array([r["second"] // bucket for r in agg])
+    keys = np.unique(b)
+    k = np.array([sum(r["k"] for r, x in zip(agg, b) if x == key) for key in keys], np.float64)
+    out = {"t": keys * float(bucket), "n_faces": k.astype(np.int64)}
+    for m in metrics:
+        total = np.array([sum(r[f"m_{m}"] for r, x in zip(agg, b) if x == key) for key in keys])
+        squares = np.array([sum(r[f"mm_{m}"] for r, x in zip(agg, b) if x == key) for key in keys])
+        out[m], out[f"{m}_ci95"] = curve_points(k, total, squares)
+    return out
+
+
 def _pg_engine():
     url = os.environ.get("AUDIENCE_TEST_PG")
     if not url:
@@ -142,17 +159,22 @@ def test_curves_equal_the_analysis_curves_and_merge_across_cameras(client, bucke
         camera = cols["source"][0]
         r = client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": camera, "rows": track_seconds(cols)})
         assert r.status_code == 200, r.text
-    expected = BucketStats(bucket=bucket)
-    expected.add_rows(a)
-    expected.add_rows(b)
-    want = expected.curves()
+    if bucket == 1.0:  # at 1 s a bucket is one atom per camera: faces are the units, as in the analysis
+        expected = BucketStats(bucket=bucket)
+        expected.add_rows(a)
+        expected.add_rows(b)
+        want = expected.curves()
+        faces = 8
+    else:  # a wider bucket pools whole atoms: its units are face-seconds (see store.curve_sums)
+        want = pooled_atoms(track_seconds(a) + track_seconds(b), int(bucket), ("p_happiness", "valence", "attention"))
+        faces = 8 * int(bucket)
     params = {"metrics": "p_happiness,valence,attention", "bucket": bucket}
     got = client.get(f"/api/v1/contents/{cid}/curves", params=params).json()
     # the same screening named explicitly takes the per-screening path, not the content rollup
     named = client.get(f"/api/v1/contents/{cid}/curves", params={**params, "screenings": str(sid)}).json()
     for curve in (got, named):
         assert curve["t"] == want["t"].tolist()
-        assert curve["n"] == want["n_faces"].tolist() == [8] * len(curve["t"])
+        assert curve["n"] == want["n_faces"].tolist() == [faces] * len(curve["t"])
         for m in ("p_happiness", "valence", "attention"):
             assert np.allclose(curve["mean"][m], want[m], atol=1e-5)
             assert np.allclose(curve["ci95"][m], want[f"{m}_ci95"], atol=1e-5)
@@ -494,10 +516,12 @@ def test_buckets_with_fewer_faces_than_the_minimum_audience_are_suppressed(tmp_p
         c.post(f"/api/v1/screenings/{s_big}/stats", json={"camera": "c", "rows": track_seconds(fake_observations(6))})
         c.post(f"/api/v1/screenings/{s_one}/stats", json={"camera": "c", "rows": track_seconds(fake_observations(1))})
         whole = c.get(f"/api/v1/contents/{cid}/curves").json()
-        assert whole["min_audience"] == 5 and whole["n"] == [7] * 4 and not any(whole["suppressed"])
+        # the one-face screening's atoms are left out of every answer, the whole content's too (they used
+        # to count there: n = 7, which a difference with cut=A (6) turned into that one face's values)
+        assert whole["min_audience"] == 5 and whole["n"] == [6] * 4 and not any(whole["suppressed"])
         assert None not in whole["mean"]["p_happiness"]
         one = c.get(f"/api/v1/contents/{cid}/curves", params={"segment": "cut=B"}).json()
-        assert one["n"] == [1] * 4 and all(one["suppressed"])
+        assert one["n"] == [None] * 4 and all(one["suppressed"])  # "fewer than 5", not how many
         assert set(one["mean"]["p_happiness"]) == {None} and set(one["ci95"]["valence"]) == {None}
         for bucket in (2, 4):
             coarse = c.get(f"/api/v1/contents/{cid}/curves", params={"segment": "cut=B", "bucket": bucket}).json()

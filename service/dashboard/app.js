@@ -96,6 +96,8 @@ function contentId() { return Number($("content").value); }
 // reaction mode reads each viewer against their own resting baseline: the metric's `_delta` twin
 function metric() { return $("metric").value + ($("reaction").checked && state.deltas.has($("metric").value) ? "_delta" : ""); }
 function bucket() { return Number($("bucket").value); }
+// n counts face-seconds (a bucket pools whole camera-seconds): at 1 s that is faces
+function unitOfN() { return bucket() > 1 ? "face-seconds" : "faces"; }
 function checkedScreenings() {
   return [...document.querySelectorAll("#screenings input:checked")].map((el) => Number(el.value));
 }
@@ -204,7 +206,8 @@ async function draw() {
     const minimum = state.series.length ? state.series[0].curve.min_audience : 1;
     $("suppressed-note").hidden = hidden === 0;
     $("suppressed-note").textContent = `${hidden} bucket(s) not shown: fewer than ${minimum} faces behind them ` +
-      "(the minimum audience size, so that no one can be singled out). A larger bucket or selection may show them.";
+      "(the minimum audience size, so that no one can be singled out). A camera's second with fewer faces is " +
+      "left out of every curve, whatever the bucket or selection.";
     state.moments = [];
     if (withData.length) {
       const all = chosen.length === state.screenings.length;
@@ -253,7 +256,7 @@ function renderCurves() {
     const color = COLORS[i % COLORS.length];
     traces.push(...bandTraces(s.name, color, s.curve.t, s.curve.mean[metric()], s.curve.ci95[metric()], s.name));
     faces.push({ x: s.curve.t, y: s.curve.n, type: "bar", name: plotText(s.name), marker: { color }, meta: "faces",
-                 hovertemplate: "%{fullData.name}<br>%{x:.0f} s: %{y} faces<extra></extra>", showlegend: false });
+                 hovertemplate: `%{fullData.name}<br>%{x:.0f} s: %{y} ${unitOfN()}<extra></extra>`, showlegend: false });
   });
   if (state.liveData) {
     const d = state.liveData;
@@ -303,8 +306,10 @@ function setCursor(t) {
   const rows = state.series.map((s) => {
     const i = s.curve.t.indexOf(t);
     const value = i < 0 ? null : s.curve.mean[metric()][i];
+    const count = i < 0 ? `0 ${unitOfN()}` : s.curve.suppressed[i] ? `fewer than ${s.curve.min_audience} faces`
+      : `${s.curve.n[i]} ${unitOfN()}`;
     return h("div", {}, `${s.name}: `, h("b", {}, fmt(value)), ` ± ${fmt(i < 0 ? null : s.curve.ci95[metric()][i])} `,
-             h("span", { class: "muted" }, `(${i < 0 ? 0 : s.curve.n[i]} faces)`));
+             h("span", { class: "muted" }, `(${count})`));
   });
   fill($("readout"), h("div", {}, h("b", {}, clock(t)), ` (${t} s)`), rows);
   document.querySelectorAll("#moments li").forEach((li) => li.classList.toggle("active", Number(li.dataset.t) === t));

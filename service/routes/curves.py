@@ -56,8 +56,16 @@ def _ids(screenings: str | None) -> list[int] | None:
 
 
 METRICS_QUERY = Query("p_happiness,valence", description="comma-separated: " + ", ".join(VALUES))
-BUCKET_QUERY = Query(1.0, ge=1, le=3600, multiple_of=1, description="bucket in whole seconds (1-3600): the data "
-                                                                      "are per second")
+BUCKET_QUERY = Query(1.0, ge=1, le=3600, description="bucket in whole seconds (1-3600): every answer is a sum "
+                                                     "of whole camera-seconds (others: 422, see _bucket)")
+
+
+def _bucket(bucket: float) -> int:
+    """Buckets are whole multiples of the 1 s grid of the atoms every answer is summed from (a camera of a
+    screening in one second): a bucket cutting through a second could isolate part of an atom. Others: 422."""
+    if bucket != int(bucket):
+        raise HTTPException(422, f"bucket must be a whole number of seconds (1, 2, 5, ...), got {bucket:g}")
+    return int(bucket)
 
 
 def _export(curves: Curves, fmt: str) -> Response:
@@ -97,8 +105,12 @@ def read_curves(content_id: int, session: SessionDep, answers: AnswersDep, k: Mi
                 screenings: str | None = Query(None, description="comma-separated screening ids (default: all)"),
                 segment: list[str] = Query([], description="label filters key=value, all must match"),
                 format: Literal["json", "csv", "parquet"] = Query("json", description="json, or an export")):
+    """Per bucket: n, mean and 95% CI of each metric, summed from whole camera-seconds (atoms) of at least
+    the minimum audience size; smaller atoms are left out of this and every other answer, and a bucket
+    holding only such atoms is suppressed (n, mean, CI null). At bucket > 1 s the units are face-seconds."""
     get_content(session, content_id)
     names = _metrics(metrics)
+    bucket = _bucket(bucket)
     chosen = store.screenings_of(session, content_id, _ids(screenings), _parse_segment(segment))
     key = (content_id, store.revision(session, content_id), tuple(names), bucket, tuple(chosen))
     if format == "json" and (cached := answers.get(key)) is not None:
@@ -123,6 +135,7 @@ def compare(content_id: int, session: SessionDep, k: MinAudienceDep, metrics: st
     """Difference curve A - B (e.g. cut A against cut B) with a 95% CI per bucket."""
     get_content(session, content_id)
     names = _metrics(metrics)
+    bucket = _bucket(bucket)
     a = store.screenings_of(session, content_id, _ids(a_screenings), _parse_segment(a_segment))
     b = store.screenings_of(session, content_id, _ids(b_screenings), _parse_segment(b_segment))
     return Comparison(content_id=content_id, bucket_s=bucket, a_screenings=a, b_screenings=b, metrics=names,
@@ -136,6 +149,7 @@ def moments(content_id: int, session: SessionDep, k: MinAudienceDep, metric: str
     """The moments that landed: the top peaks of a metric's curve by prominence, with their extent."""
     get_content(session, content_id)
     name = _metrics(metric)[0]
+    bucket = _bucket(bucket)
     chosen = store.screenings_of(session, content_id, _ids(screenings), _parse_segment(segment))
     everything = store.screenings_of(session, content_id, None, {})
     curve = store.curves(session, chosen, [name], bucket, content_id if chosen == everything else None, k)

@@ -27,7 +27,7 @@ def _snapshot(engine, screening_id: int, metrics: list[str], min_tracks: int) ->
         if screening is None:
             raise HTTPException(404, f"screening {screening_id} not found")
         return {"revision": store.revision(session, screening.content_id),
-                "curve": store.curves(session, [screening_id], metrics, 1.0, None, min_tracks),
+                "curve": store.curves(session, [screening_id], metrics, 1, None, min_tracks),
                 "sources": _public_states(session, screening_id),
                 "gaps": store.gaps(session, [screening_id])}
 
@@ -59,7 +59,8 @@ def _event(name: str, payload) -> str:
 async def follow_screening(screening_id: int, request: Request, metrics: str = METRICS_QUERY,
                            interval: float = Query(1.0, ge=0.5, le=60, description="seconds between checks")):
     """Server-Sent Events while the screening runs: `points` (per-second t, n, mean and 95% CI of the
-    metrics; first everything stored, then the seconds that are new or changed), `sources` (each live
+    metrics; first everything stored, then the seconds that are new or changed; a second changes only by
+    whole camera-seconds of at least the minimum audience size, as each is written once), `sources` (each live
     camera's state when it changes) and `gaps` (stretches a camera delivered nothing: missing, not zero).
     A key holds a few streams at once (429 past that); a stream ends with an `error` event soon after its
     key is revoked."""

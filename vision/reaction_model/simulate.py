@@ -110,21 +110,33 @@ def simulate(screenings: int = 3, duration_s: int = 600, viewers: tuple[int, int
 
 def screening_batches(season: Season, screening: int, rows: int = 20_000):
     """The seen viewer-seconds of one simulated screening as ingest batches (the columnar form of the
-    per-track-second statistics, one sample per second, `rows` at most per batch); viewers are tracks
-    1..n of one camera. Values the simulator does not model: valence = happiness minus the mean of the
+    per-track-second statistics, one sample per second, `rows` at most per batch unless one second holds
+    more), in time order and cut at whole seconds: the service stores a camera's second once, whole;
+    viewers are tracks 1..n of one camera. Values the simulator does not model: valence = happiness minus the mean of the
     negative expressions, pose 0, attention 1."""
     from ..labels import VALUE_COLUMNS
 
     who = np.flatnonzero(season.screening == screening)
     viewer, second = np.nonzero(season.mask[who])
+    order = np.lexsort((viewer, second))
+    viewer, second = viewer[order], second[order]
     x = season.values[who][viewer, second]
     value = {m: x[:, j] for j, m in enumerate(season.metrics)}
     negative = np.mean([value[f"p_{e}"] for e in ("anger", "disgust", "fear", "sadness")], 0)
     value["valence"] = value["p_happiness"] - negative
     for name in VALUE_COLUMNS:
         value.setdefault(name, np.ones(len(x)) if name == "attention" else np.zeros(len(x)))
-    for lo in range(0, len(x), rows):
-        part = slice(lo, lo + rows)
+    starts = np.flatnonzero(np.r_[True, second[1:] != second[:-1]])  # where each second begins
+    cuts, lo = [], 0
+    while lo < len(x):
+        hi = min(lo + rows, len(x))
+        if hi < len(x):  # end where a second begins: the last such place within `rows`, else after lo's second
+            inside = starts[(starts > lo) & (starts <= hi)]
+            hi = int(inside[-1]) if len(inside) else int(starts[starts > lo][0])
+        cuts.append((lo, hi))
+        lo = hi
+    for lo, hi in cuts:
+        part = slice(lo, hi)
         batch = {"track_id": (viewer[part] + 1).tolist(), "second": second[part].tolist(), "n": [1] * len(x[part])}
         for name in VALUE_COLUMNS:
             v = np.asarray(value[name][part], np.float64)
