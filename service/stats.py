@@ -9,12 +9,13 @@ from vision.labels import VALUE_COLUMNS
 VALUES = VALUE_COLUMNS  # every probability and metric
 
 
-def track_seconds(cols: dict[str, np.ndarray], content_offset: float = 0.0) -> list[dict]:
+def track_seconds(cols: dict[str, np.ndarray], content_offset: float = 0.0, min_quality: float = 0.0) -> list[dict]:
     """Observation columns (vision.table) -> one row per (camera, track, second of content time):
-    n samples, and sum / sum of squares of every value (`s_<value>`, `q_<value>`)."""
+    n samples, and sum / sum of squares of every value (`s_<value>`, `q_<value>`); expression values
+    are summed over the samples at or above `min_quality` only (vision.curves.group_sums)."""
     if len(cols["t"]) == 0:
         return []
-    seconds, cameras, tracks, counts, sums, squares = group_sums(cols, 1.0, content_offset)
+    seconds, cameras, tracks, counts, _, sums, squares = group_sums(cols, 1.0, content_offset, min_quality)
     rows = []
     for k in range(len(counts)):
         row = {"camera": str(cameras[k]), "track_id": int(tracks[k]), "second": int(seconds[k]), "n": int(counts[k])}

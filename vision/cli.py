@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from .labels import DEFAULT_MIN_QUALITY
+
 EXIT_CODES = """exit codes:
   0  done (also when no face was found: a message says so)
   1  internal error
@@ -41,6 +43,13 @@ def _positive(kind):
             raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
         return value
     return parse
+
+
+def _fraction(text):
+    value = _number(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be within 0..1, got {text}")
+    return value
 
 
 def _number(text):
@@ -87,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="faces per frame at most (default 8 in the single scene, 500 in the audience scene)")
     a.add_argument("--max-lost", type=_positive(float), default=1.0,
                    help="seconds a face may be unseen before its track ends (default 1)")
+    a.add_argument("--confirm-hits", type=_positive(int), default=2,
+                   help="a new track is confirmed (gets an id, is written) once seen in this many analysed "
+                        "frames within --confirm-within seconds (default 2; 1: at once)")
+    a.add_argument("--confirm-within", type=_positive(float), default=1.0,
+                   help="seconds within which a new track must reach --confirm-hits (default 1)")
+    a.add_argument("--min-quality", type=_fraction, default=DEFAULT_MIN_QUALITY,
+                   help=f"curves count a face's expression only from this face quality up (0-1, default "
+                        f"{DEFAULT_MIN_QUALITY:g}); faces present count in n_present whatever their quality")
     a.add_argument("--workers", type=_positive(int), default=None,
                    help="processes (default: one per core, at most one per input)")
     a.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
@@ -122,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--classifier", choices=["fusion", "cnn"], default="fusion")
     lv.add_argument("--scene", choices=["single", "audience", "auto"], default="auto")
     lv.add_argument("--seat-map", default=None, help="JSON seat map (seats and opt-out regions)")
+    lv.add_argument("--min-quality", type=_fraction, default=DEFAULT_MIN_QUALITY,
+                    help=f"expressions count from this face quality up (0-1, default {DEFAULT_MIN_QUALITY:g})")
     lv.add_argument("--metrics-host", default="127.0.0.1")
     lv.add_argument("--metrics-port", type=int, default=9108, help="/metrics and /healthz port (0: any free port; "
                                                                     "-1: none)")
@@ -283,7 +302,7 @@ def _live(args) -> int:
         camera=args.camera, realtime=args.realtime, spool=args.spool, fps=args.fps, classifier=args.classifier,
         scene=args.scene, seat_map=args.seat_map, metrics_host=args.metrics_host,
         metrics_port=None if args.metrics_port < 0 else args.metrics_port, duration_s=args.duration,
-        flush_timeout_s=args.flush_timeout, out=args.out), stderr=sys.stderr)
+        flush_timeout_s=args.flush_timeout, out=args.out, min_quality=args.min_quality), stderr=sys.stderr)
     print(summary_json(summary))
     return 0
 
@@ -382,7 +401,8 @@ def _analyze(args) -> int:
                              detect_every_s=args.detect_every,
                              seat_map=str(args.seat_map) if args.seat_map else None,
                              seat_empty_after_s=args.seat_empty_after, db=args.db, api=args.api,
-                             screening=args.screening)
+                             screening=args.screening, confirm_hits=args.confirm_hits,
+                             confirm_within_s=args.confirm_within, min_quality=args.min_quality)
     return run_analyze(request, quiet=args.quiet)
 
 

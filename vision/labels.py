@@ -10,3 +10,14 @@ METRICS: tuple[str, ...] = ("smile", "brow_raise", "brow_furrow", "eye_widen", "
 #: Per-face numbers after the box, in output column order.
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{e}" for e in EMOTIONS)
 VALUE_COLUMNS: tuple[str, ...] = PROB_COLUMNS + METRICS + ("valence", "yaw", "pitch", "roll", "attention")
+
+#: Values that every present face has (an unreadable face counts as not looking: attention 0); every
+#: other value is an expression reading, taken only from faces at or above the minimum quality.
+PRESENT_COLUMNS: tuple[str, ...] = ("attention",)
+
+#: Per-face reading quality, after the values in the observations table (not averaged into curves).
+QUALITY_COLUMNS: tuple[str, ...] = ("face_px", "det_score", "presence", "quality")
+
+#: Default minimum face quality (`vision.features.face_quality`) for an expression to count in curves,
+#: the service's statistics and the live path.
+DEFAULT_MIN_QUALITY = 0.4

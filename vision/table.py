@@ -1,7 +1,9 @@
 """Observations as a column table: what sinks write, one row per face per analysed frame.
 
 Only these columns ever leave the process: the source name, frame index, time, anonymous track id, the
-normalised box and the numbers in `vision.labels.VALUE_COLUMNS`. Never landmarks, crops or pixels.
+normalised box, the numbers in `vision.labels.VALUE_COLUMNS` and the face's reading quality
+(`QUALITY_COLUMNS`: box height in pixels, detector score, presence score, quality). Never landmarks,
+crops or pixels.
 """
 from __future__ import annotations
 
@@ -9,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .labels import EMOTIONS, METRICS, VALUE_COLUMNS
+from .labels import EMOTIONS, METRICS, QUALITY_COLUMNS, VALUE_COLUMNS
 from .observation import Observation
 
 KEY_COLUMNS = ("source", "frame", "t", "track_id", "seat", "x", "y", "w", "h", "emotion")
-COLUMNS = KEY_COLUMNS + VALUE_COLUMNS
+COLUMNS = KEY_COLUMNS + VALUE_COLUMNS + QUALITY_COLUMNS
 
 
 def observation_columns(obs: Observation) -> dict[str, np.ndarray]:
@@ -35,6 +37,8 @@ def observation_columns(obs: Observation) -> dict[str, np.ndarray]:
     cols["valence"] = obs.valence
     cols["yaw"], cols["pitch"], cols["roll"] = obs.pose[:, 0], obs.pose[:, 1], obs.pose[:, 2]
     cols["attention"] = obs.attention
+    cols["face_px"] = obs.face_px
+    cols["det_score"], cols["presence"], cols["quality"] = obs.det_score, obs.presence, obs.quality
     return cols
 
 
