@@ -37,6 +37,7 @@ def migrate(engine: Engine) -> int:
     from .models import Content
 
     SQLModel.metadata.create_all(engine)
+    _add_read_counts(engine)
     with Session(engine) as session:
         row = session.exec(select(SchemaVersion)).first()
         if row is None:
@@ -53,3 +54,18 @@ def migrate(engine: Engine) -> int:
         session.add(row)
         session.commit()
         return SCHEMA_VERSION
+
+
+def _add_read_counts(engine: Engine) -> None:
+    """The read counts (n_read per track-second, k_read per second) added to a database made before them:
+    every stored sample counted as read, as it was then. (Schema step for the version that adds them.)"""
+    from sqlalchemy import inspect, text
+
+    have = {t: {c["name"] for c in inspect(engine).get_columns(t)} for t in ("track_second", "camera_second",
+                                                                          "content_second")}
+    with engine.begin() as connection:
+        for table, column, source in (("track_second", "n_read", "n"), ("camera_second", "k_read", "k"),
+                                      ("content_second", "k_read", "k")):
+            if column not in have[table]:
+                connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"))
+                connection.execute(text(f"UPDATE {table} SET {column} = {source}"))

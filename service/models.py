@@ -1,6 +1,8 @@
 """Tables and API schemas. Contents and screenings are SQLModel tables with Create / Public schemas;
 the reaction statistics are two SQLAlchemy Core tables on the same metadata (one float column per
-value, generated from `vision.labels.VALUE_COLUMNS`, so SQL does the sums)."""
+value, generated from `vision.labels.VALUE_COLUMNS`, so SQL does the sums). Two counts per track-second:
+samples of the face present (`n`) and samples with an expression read (`n_read`); expression sums are
+over the read samples, attention's (`vision.labels.PRESENT_COLUMNS`) over every present one."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -94,7 +96,8 @@ track_second = Table(
     Column("camera", String(300), primary_key=True),
     Column("track_id", Integer, primary_key=True),
     Column("second", Integer, primary_key=True),
-    Column("n", Integer, nullable=False),
+    Column("n", Integer, nullable=False),  # samples of the face present
+    Column("n_read", Integer, nullable=False),  # ...of them with an expression read (quality >= the minimum)
     *_sums("s", "q"),
 )
 
@@ -103,6 +106,7 @@ content_second = Table(  # camera_second summed over every screening of a conten
     Column("content_id", Integer, ForeignKey("content.id", ondelete="CASCADE"), primary_key=True),
     Column("second", Integer, primary_key=True),
     Column("k", Integer, nullable=False),
+    Column("k_read", Integer, nullable=False),  # faces with an expression read (the k of expression values)
     *_sums("m", "mm"),
 )
 
@@ -136,6 +140,7 @@ camera_second = Table(
     Column("camera", String(300), primary_key=True),
     Column("second", Integer, primary_key=True),
     Column("k", Integer, nullable=False),
+    Column("k_read", Integer, nullable=False),
     *_sums("m", "mm"),
 )
 
@@ -150,6 +155,9 @@ class Curves(SQLModel):
     metrics: list[str]
     t: list[float]
     n: list[int]
+    n_present: list[int] = Field(default_factory=list, description="faces present in bucket i, read or not (n: "
+                                                                   "faces with an expression read; attention "
+                                                                   "averages over n_present)")
     mean: dict[str, list[float | None]]
     ci95: dict[str, list[float | None]]
     suppressed: list[bool] = Field(default_factory=list, description="bucket i has fewer faces than min_audience: "

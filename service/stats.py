@@ -4,21 +4,24 @@ from __future__ import annotations
 import numpy as np
 
 from vision.curves import find_moments, group_sums, t_critical_95  # noqa: F401 - find_moments is part of this API
-from vision.labels import VALUE_COLUMNS
+from vision.labels import PRESENT_COLUMNS, VALUE_COLUMNS
 
 VALUES = VALUE_COLUMNS  # every probability and metric
+PRESENT = PRESENT_COLUMNS  # averaged over every face present; the other values over faces read
 
 
 def track_seconds(cols: dict[str, np.ndarray], content_offset: float = 0.0, min_quality: float = 0.0) -> list[dict]:
     """Observation columns (vision.table) -> one row per (camera, track, second of content time):
-    n samples, and sum / sum of squares of every value (`s_<value>`, `q_<value>`); expression values
-    are summed over the samples at or above `min_quality` only (vision.curves.group_sums)."""
+    n samples, n_read of them with an expression read, and sum / sum of squares of every value (`s_<value>`,
+    `q_<value>`): expression values over the samples at or above `min_quality` only, attention over all
+    (vision.curves.group_sums)."""
     if len(cols["t"]) == 0:
         return []
-    seconds, cameras, tracks, counts, _, sums, squares = group_sums(cols, 1.0, content_offset, min_quality)
+    seconds, cameras, tracks, counts, read, sums, squares = group_sums(cols, 1.0, content_offset, min_quality)
     rows = []
     for k in range(len(counts)):
-        row = {"camera": str(cameras[k]), "track_id": int(tracks[k]), "second": int(seconds[k]), "n": int(counts[k])}
+        row = {"camera": str(cameras[k]), "track_id": int(tracks[k]), "second": int(seconds[k]), "n": int(counts[k]),
+               "n_read": int(read[k])}
         row.update({f"s_{v}": float(sums[k, j]) for j, v in enumerate(VALUES)})
         row.update({f"q_{v}": float(squares[k, j]) for j, v in enumerate(VALUES)})
         rows.append(row)

@@ -8,9 +8,10 @@ from sqlmodel import Session
 
 from .models import (Content, Screening, camera_gap, camera_second, content_revision, content_second, live_source,
                      track_second)
-from .stats import VALUES, curve_points, welch_half_width
+from .stats import PRESENT, VALUES, curve_points, welch_half_width
 
-ROW_KEYS = ("track_id", "second", "n") + tuple(f"s_{v}" for v in VALUES) + tuple(f"q_{v}" for v in VALUES)
+ROW_KEYS = ("track_id", "second", "n", "n_read") + tuple(f"s_{v}" for v in VALUES) + tuple(f"q_{v}" for v in VALUES)
+OPTIONAL_KEYS = {"n_read": "n"}  # a batch without read counts (an older client): every sample was read
 
 
 class Conflict(Exception):
@@ -21,7 +22,7 @@ class Invalid(Exception):
     """A batch row is malformed."""
 
 
-INT_KEYS = ("track_id", "second", "n")
+INT_KEYS = ("track_id", "second", "n", "n_read")
 MAX_ROWS = 50_000  # per batch: bigger ones are refused (422), so one request cannot hold the database long
 
 
@@ -40,18 +41,19 @@ def rows_to_columns(rows: list[dict]) -> dict[str, list]:
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise Invalid(f"row {i}: must be an object")
-        missing = [k for k in ROW_KEYS if k not in row]
+        missing = [k for k in ROW_KEYS if k not in row and k not in OPTIONAL_KEYS]
         if missing:
             raise Invalid(f"row {i}: missing {', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}")
         extra = set(row) - set(ROW_KEYS) - {"camera"}
         if extra:
             raise Invalid(f"row {i}: unknown fields {', '.join(sorted(extra)[:5])}")
-    return {k: [row[k] for row in rows] for k in ROW_KEYS}
+    return {k: [row.get(k, row.get(OPTIONAL_KEYS.get(k))) for row in rows] for k in ROW_KEYS}
 
 
 def check_columns(columns: dict[str, list]) -> dict[str, np.ndarray]:
     """Validate a columnar batch with NumPy: every key, equal lengths, finite numbers, whole ids, seconds
-    and counts, n >= 1, each (track_id, second) once."""
+    and counts, n >= 1, 0 <= n_read <= n, each (track_id, second) once."""
+    columns = {**{k: columns[v] for k, v in OPTIONAL_KEYS.items() if k not in columns and v in columns}, **columns}
     missing = [k for k in ROW_KEYS if k not in columns]
     if missing:
         raise Invalid(f"missing columns {', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}")
@@ -78,6 +80,8 @@ def check_columns(columns: dict[str, list]) -> dict[str, np.ndarray]:
         out[k] = a
     if (out["n"] < 1).any():
         raise Invalid("column n: every count must be >= 1")
+    if ((out["n_read"] < 0) | (out["n_read"] > out["n"])).any():
+        raise Invalid("column n_read: every read count must be within 0..n")
     keys = out["track_id"] * (2 ** 32) + out["second"]
     if len(np.unique(keys)) != len(keys):
         raise Invalid("a batch holds each (track_id, second) at most once")
@@ -181,13 +185,15 @@ def _add_to_seconds(session: Session, screening_id: int, content_id: int, camera
                                return_inverse=True)
     where = where.reshape(-1)[:len(fresh["second"])]  # the empty seconds add rows with k = 0 and zero sums
     k = np.bincount(where, minlength=len(seconds))
+    read = fresh["n_read"] > 0
+    k_read = np.bincount(where, read, len(seconds))
     sums = {}
-    for v in VALUES:
-        mean = fresh[f"s_{v}"] / fresh["n"]
+    for v in VALUES:  # attention over every face present, expressions over the faces read
+        mean = fresh[f"s_{v}"] / (fresh["n"] if v in PRESENT else np.maximum(fresh["n_read"], 1))
         sums[f"m_{v}"] = np.bincount(where, mean, len(seconds))
         sums[f"mm_{v}"] = np.bincount(where, mean * mean, len(seconds))
-    names = ["k"] + list(sums)
-    values = [{"second": int(sec), "k": int(k[i]), **{c: float(a[i]) for c, a in sums.items()}}
+    names = ["k", "k_read"] + list(sums)
+    values = [{"second": int(sec), "k": int(k[i]), "k_read": int(k_read[i]), **{c: float(a[i]) for c, a in sums.items()}}
               for i, sec in enumerate(seconds)]
     for table, keys in ((camera_second, {"screening_id": screening_id, "camera": camera}),
                         (content_second, {"content_id": content_id})):
@@ -207,7 +213,8 @@ def _refresh_content(session: Session, content_id: int, seconds: list[int] | Non
         drop.append(content_second.c.second.in_(seconds))
     session.execute(delete(content_second).where(and_(*drop)))
     sums = [func.sum(cs[f"{p}_{v}"]).label(f"{p}_{v}") for p in ("m", "mm") for v in VALUES]
-    query = select(cs.second, func.sum(cs.k).label("k"), *sums).where(and_(*where)).group_by(cs.second)
+    query = select(cs.second, func.sum(cs.k).label("k"), func.sum(cs.k_read).label("k_read"), *sums
+                   ).where(and_(*where)).group_by(cs.second)
     rows = [{"content_id": content_id, **dict(r._mapping)} for r in session.execute(query)]
     if rows:
         session.execute(content_second.insert(), rows)
@@ -238,33 +245,36 @@ def screenings_of(session: Session, content_id: int, ids: list[int] | None, segm
 
 def curve_sums(session: Session, screening_ids: list[int], metrics: list[str], bucket: float,
                content_id: int | None = None) -> np.ndarray:
-    """[buckets, 2 + 2 * metrics]: bucket index, k faces, then per metric the sum and sum of squares of
-    the faces' means. `content_id` given means `screening_ids` are all of that content's screenings."""
+    """[buckets, 3 + 2 * metrics]: bucket index, k faces present, k faces read, then per metric the sum
+    and sum of squares of the faces' means (attention: over the faces present; the others: over the faces
+    read). `content_id` given means `screening_ids` are all of that content's screenings."""
     if not screening_ids:
-        return np.zeros((0, 2 + 2 * len(metrics)))
+        return np.zeros((0, 3 + 2 * len(metrics)))
     if bucket == 1.0 and content_id is not None:  # the content-wide rollup
         cs = content_second.c
-        cols = [cs.second.label("b"), cs.k.label("k")]
+        cols = [cs.second.label("b"), cs.k.label("k"), cs.k_read.label("k_read")]
         for m in metrics:
             cols += [cs[f"m_{m}"].label(f"m_{m}"), cs[f"mm_{m}"].label(f"mm_{m}")]
         query = select(*cols).where(cs.content_id == content_id).order_by(cs.second)
     elif bucket == 1.0:  # the stored per-second aggregates: sums of sums
         cs = camera_second.c
-        cols = [cs.second.label("b"), func.sum(cs.k).label("k")]
+        cols = [cs.second.label("b"), func.sum(cs.k).label("k"), func.sum(cs.k_read).label("k_read")]
         for m in metrics:
             cols += [func.sum(cs[f"m_{m}"]).label(f"m_{m}"), func.sum(cs[f"mm_{m}"]).label(f"mm_{m}")]
         query = select(*cols).where(cs.screening_id.in_(screening_ids)).group_by(cs.second).order_by(cs.second)
     else:  # per track and bucket first, then over tracks
         ts = track_second.c
         b = func.floor(ts.second / bucket).label("b")
-        inner_cols = [b] + [(func.sum(ts[f"s_{m}"]) / func.sum(ts.n)).label(m) for m in metrics]
+        inner_cols = [b, case((func.sum(ts.n_read) > 0, 1), else_=0).label("r")] + [
+            (func.sum(ts[f"s_{m}"]) / (func.sum(ts.n) if m in PRESENT else func.nullif(func.sum(ts.n_read), 0))).label(m)
+            for m in metrics]  # NULL (left out of the sums) for a face with nothing read
         inner = (select(*inner_cols).where(ts.screening_id.in_(screening_ids))
                  .group_by(ts.screening_id, ts.camera, ts.track_id, b).subquery())
-        cols = [inner.c.b, func.count().label("k")]
+        cols = [inner.c.b, func.count().label("k"), func.sum(inner.c.r).label("k_read")]
         for m in metrics:
             cols += [func.sum(inner.c[m]).label(f"m_{m}"), func.sum(inner.c[m] * inner.c[m]).label(f"mm_{m}")]
         query = select(*cols).group_by(inner.c.b).order_by(inner.c.b)
-    return _fetch_numbers(session, query, 2 + 2 * len(metrics))
+    return _fetch_numbers(session, query, 3 + 2 * len(metrics))
 
 
 def _fetch_numbers(session: Session, query, width: int) -> np.ndarray:
@@ -290,16 +300,18 @@ def curves(session: Session, screening_ids: list[int], metrics: list[str], bucke
     Buckets with fewer than `min_tracks` faces are suppressed: their mean and CI are null and
     `suppressed[i]` is true (a small segment must not describe one identifiable person)."""
     data = curve_sums(session, screening_ids, metrics, bucket, content_id)
-    out = {"t": [], "n": [], "mean": {m: [] for m in metrics}, "ci95": {m: [] for m in metrics}, "suppressed": []}
+    out = {"t": [], "n": [], "n_present": [], "mean": {m: [] for m in metrics}, "ci95": {m: [] for m in metrics},
+           "suppressed": []}
     if len(data) == 0:
         return out
-    k = data[:, 1]
-    hidden = (k < min_tracks) & (k > 0)
+    k, k_read = data[:, 1], data[:, 2]
+    hidden = ((k < min_tracks) & (k > 0)) | ((k_read < min_tracks) & (k_read > 0))
     out["t"] = (data[:, 0] * bucket).tolist()
-    out["n"] = k.astype(np.int64).tolist()
+    out["n"] = k_read.astype(np.int64).tolist()
+    out["n_present"] = k.astype(np.int64).tolist()
     out["suppressed"] = hidden.tolist()
     for j, m in enumerate(metrics):
-        mean, half = curve_points(k, data[:, 2 + 2 * j], data[:, 3 + 2 * j])
+        mean, half = curve_points(k if m in PRESENT else k_read, data[:, 3 + 2 * j], data[:, 4 + 2 * j])
         out["mean"][m] = _nulls(np.where(hidden, np.nan, mean))
         out["ci95"][m] = _nulls(np.where(hidden, np.nan, half))
     return out
@@ -314,15 +326,17 @@ def compare(session: Session, a_ids: list[int], b_ids: list[int], metrics: list[
     b = curve_sums(session, b_ids, metrics, bucket)
     common = np.intersect1d(a[:, 0], b[:, 0]) if len(a) and len(b) else np.zeros(0)
     a, b = a[np.isin(a[:, 0], common)], b[np.isin(b[:, 0], common)]
-    hidden = (a[:, 1] < min_tracks) | (b[:, 1] < min_tracks)
-    out = {"t": (common * bucket).tolist(), "n_a": a[:, 1].astype(np.int64).tolist(),
-           "n_b": b[:, 1].astype(np.int64).tolist(), "diff": {}, "ci95": {}, "suppressed": hidden.tolist()}
+    hidden = (np.minimum(a[:, 1], a[:, 2]) < min_tracks) | (np.minimum(b[:, 1], b[:, 2]) < min_tracks)
+    out = {"t": (common * bucket).tolist(), "n_a": a[:, 2].astype(np.int64).tolist(),
+           "n_b": b[:, 2].astype(np.int64).tolist(), "diff": {}, "ci95": {}, "suppressed": hidden.tolist()}
     for j, m in enumerate(metrics):
-        mean_a, _ = curve_points(a[:, 1], a[:, 2 + 2 * j], a[:, 3 + 2 * j])
-        mean_b, _ = curve_points(b[:, 1], b[:, 2 + 2 * j], b[:, 3 + 2 * j])
+        c = 1 if m in PRESENT else 2  # the k column of this metric
+        ka, kb = a[:, c], b[:, c]
+        mean_a, _ = curve_points(ka, a[:, 3 + 2 * j], a[:, 4 + 2 * j])
+        mean_b, _ = curve_points(kb, b[:, 3 + 2 * j], b[:, 4 + 2 * j])
         out["diff"][m] = _nulls(np.where(hidden, np.nan, mean_a - mean_b))
         out["ci95"][m] = _nulls(np.where(hidden, np.nan, welch_half_width(
-            a[:, 1], a[:, 2 + 2 * j], a[:, 3 + 2 * j], b[:, 1], b[:, 2 + 2 * j], b[:, 3 + 2 * j])))
+            ka, a[:, 3 + 2 * j], a[:, 4 + 2 * j], kb, b[:, 3 + 2 * j], b[:, 4 + 2 * j])))
     return out
 
 
@@ -408,7 +422,8 @@ def screening_means(session: Session, screening_ids: list[int], metric: str,
     """Per screening, per second: the mean of a metric over that screening's faces (seconds with fewer
     than `min_tracks` faces left out)."""
     cs = camera_second.c
-    query = (select(cs.screening_id, cs.second, func.sum(cs.k), func.sum(cs[f"m_{metric}"]))
+    query = (select(cs.screening_id, cs.second, func.sum(cs.k if metric in PRESENT else cs.k_read),
+                    func.sum(cs[f"m_{metric}"]))
              .where(cs.screening_id.in_(screening_ids)).group_by(cs.screening_id, cs.second))
     out: dict[int, dict[int, float]] = {}
     for sid, second, k, total in session.execute(query).all():
@@ -418,12 +433,14 @@ def screening_means(session: Session, screening_ids: list[int], metric: str,
 
 
 def track_means(session: Session, screening_id: int) -> dict[str, list]:
-    """Columnar per-track-second rows of one screening: camera, track_id, second, n, mean of every value."""
+    """Columnar per-track-second rows of one screening: camera, track_id, second, n, n_read, mean of every
+    value (attention over the n samples, the others over the n_read samples read; null where none)."""
     ts = track_second.c
-    rows = session.execute(select(ts.camera, ts.track_id, ts.second, ts.n, *[ts[f"s_{v}"] / ts.n for v in VALUES])
+    means = [ts[f"s_{v}"] / (ts.n if v in PRESENT else func.nullif(ts.n_read, 0)) for v in VALUES]
+    rows = session.execute(select(ts.camera, ts.track_id, ts.second, ts.n, ts.n_read, *means)
                            .where(ts.screening_id == screening_id)
                            .order_by(ts.camera, ts.track_id, ts.second)).all()
-    names = ["camera", "track_id", "second", "n", *VALUES]
+    names = ["camera", "track_id", "second", "n", "n_read", *VALUES]
     return {name: [r[i] for r in rows] for i, name in enumerate(names)}
 
 

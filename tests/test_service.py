@@ -531,3 +531,38 @@ def test_arrow_batches_store_what_json_batches_store(client):
                         (body[: len(body) // 2], "Arrow IPC")):
         r = client.post(url, content=bad, headers={"Content-Type": ARROW})
         assert r.status_code == 422 and reason in r.text, (r.status_code, r.text[:200])
+
+
+def test_present_and_read_faces_are_counted_apart(client):
+    """Unreadable or low-quality samples count for attention (n_present) and not for expressions (n): the
+    stored curves agree with the analysis's own curves at bucket 1 (rollups) and 2 (per track)."""
+    cid, sid = make_screening(client)
+    cols = fake_observations(n_tracks=4, seconds=4, seed=3)
+    quality = np.random.default_rng(4).uniform(0, 1, len(cols["t"])).astype(np.float32)
+    quality[cols["track_id"] == 4] = 0.0  # one viewer is never readable...
+    unreadable = quality == 0
+    for v in VALUES:
+        if v != "attention":
+            cols[v] = np.where(unreadable, np.nan, cols[v]).astype(np.float32)
+    cols["attention"] = np.where(unreadable, 0.0, cols["attention"]).astype(np.float32)
+    cols["quality"] = quality
+    rows = track_seconds(cols, 0.0, 0.4)
+    assert any(r["n_read"] < r["n"] for r in rows) and all(0 <= r["n_read"] <= r["n"] for r in rows)
+    r = client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "cam1", "rows": rows})
+    assert r.status_code == 200, r.text
+    for bucket in (1, 2):
+        want = BucketStats(bucket, 0.0, 0.4)
+        want.add_rows(cols)
+        want = want.curves()
+        got = client.get(f"/api/v1/contents/{cid}/curves",
+                         params={"metrics": "p_happiness,attention", "bucket": bucket}).json()
+        assert got["n"] == want["n_faces"].tolist() and got["n_present"] == want["n_present"].tolist()
+        assert max(got["n_present"]) == 4 and max(got["n"]) <= 3  # ...but present
+        for m in ("p_happiness", "attention"):
+            assert np.allclose(np.array(got["mean"][m], float), want[m], equal_nan=True)
+    # a batch without read counts (an older client) counts every sample as read
+    old = [{k: v for k, v in row.items() if k != "n_read"} for row in track_seconds(fake_observations(seed=9))]
+    _, sid2 = make_screening(client)
+    assert client.post(f"/api/v1/screenings/{sid2}/stats", json={"camera": "c", "rows": old}).status_code == 200
+    bad = [dict(rows[0], n_read=rows[0]["n"] + 1)]
+    assert client.post(f"/api/v1/screenings/{sid2}/stats", json={"camera": "d", "rows": bad}).status_code == 422

@@ -41,7 +41,7 @@ def list_screenings(session: SessionDep, request: Request, content_id: int | Non
 @router.get("/{screening_id}/tracks")
 def list_tracks(screening_id: int, session: SessionDep):
     """Per-track, per-second statistics of the screening (anonymous track ids; admin scope only):
-    columns camera, track_id, second, n and the mean of every value."""
+    columns camera, track_id, second, n, n_read and the mean of every value."""
     get_screening(session, screening_id)
     return store.track_means(session, screening_id)
 
@@ -122,8 +122,8 @@ def _arrow_batch(body: bytes) -> StatsBatch:
 STATS_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": StatsBatch.model_json_schema()},
     ARROW: {"schema": {"type": "string", "format": "binary",
-                       "description": "the same columns as an Arrow IPC stream (int64 track_id, second, n; float64 "
-                                      "sums), with 'camera' and 'covered' (JSON) in the schema metadata"}}}}}
+                       "description": "the same columns as an Arrow IPC stream (int64 track_id, second, n, "
+                                      "n_read (optional: n); float64 sums), with 'camera' and 'covered' (JSON) in the schema metadata"}}}}}
 
 
 @router.post("/{screening_id}/stats", response_model=IngestResult, openapi_extra=STATS_BODY)
