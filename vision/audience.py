@@ -39,7 +39,7 @@ class AudienceOptions:
     crop_size: int = 256  # pixels the crop is resized to for the landmarker
     max_faces: int = 500
     threads: int = 2  # landmarker instances run side by side on the faces of a frame (crops are independent)
-    research_scale: float = 3.0  # a lost face is searched for in a square this many times its size
+    research_scale: float = 4.0  # a lost face is searched for in a square this many times its size
     research_full_share: float = 0.25  # this share of the followed faces (and 2 or more) lost on one frame:
     #                                    search the whole frame instead
     present_min_score: float = 0.9  # a detected face the landmarker cannot read is kept from this score up
@@ -216,12 +216,15 @@ class AudienceLandmarker:
         boxes = np.concatenate([norm[keep], unread_norm]).astype(np.float32)
         det_score = np.concatenate([read_scores[keep], unread_scores]).astype(np.float32)
         self._follow(np.concatenate([px[keep], unread]).reshape(-1, 4), det_score.copy())
+        presence = np.full(n_read + n_unread, np.nan, np.float32)
+        if n_read:
+            presence[:n_read] = np.concatenate([r[3] for r in read])[keep]
         readable = np.arange(n_read + n_unread) < n_read
-        return Faces(lm, bs, mx, boxes, det_score, np.full(n_read + n_unread, np.nan, np.float32), readable)
+        return Faces(lm, bs, mx, boxes, det_score, presence, readable)
 
     def _landmark_boxes(self, frame: Frame, boxes: np.ndarray) -> list:
         """Landmark the crop around each box (x1 y1 x2 y2 pixels), the landmarkers side by side: per box,
-        (landmarks, blendshapes, matrices) mapped to the frame, or None where no face was read."""
+        (landmarks, blendshapes, matrices, presence) mapped to the frame, or None where no face was read."""
         h, w = frame.image.shape[:2]
         regions = square_regions(boxes, self.options.crop_scale, w, h)
         if len(regions) == 0:
@@ -234,13 +237,17 @@ class AudienceLandmarker:
                                       for i, r in enumerate(rs)), key=lambda x: x[0])]
 
     def _landmark_regions(self, frame: Frame, k: int, regions: np.ndarray) -> list:
-        """Landmark crops with landmarker k (one thread each): per region, arrays or None."""
+        """Landmark crops with landmarker k (one thread each): per region, (landmarks [1,478,3],
+        blendshapes [1,52], matrices [1,4,4], presence [1]) or None."""
         h, w = frame.image.shape[:2]
         out = []
         for region in regions:
             crop = Frame(frame.source, frame.index, frame.t, self._crop(frame.image, region))
             lm, bs, mx = self._landmarkers[k].landmark(crop)
-            out.append((crop_to_frame(lm[:1], region, self.options.crop_size, w, h), bs[:1], mx[:1]) if len(lm) else None)
+            # MediaPipe's Tasks landmarker exposes no presence score: NaN (a landmark model run directly
+            # on the crop gives one; it goes here)
+            out.append((crop_to_frame(lm[:1], region, self.options.crop_size, w, h), bs[:1], mx[:1],
+                        np.full(1, np.nan, np.float32)) if len(lm) else None)
         return out
 
     def close(self) -> None:
