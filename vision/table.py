@@ -97,7 +97,9 @@ class ObservationFileWriter:
 
             table = _arrow_table(cols)
             if self._writer is None:
-                self._writer = pq.ParquetWriter(str(self.path), table.schema)
+                # no embedded Arrow schema: it is a base64 blob in the file's metadata (the types read
+                # back the same from Parquet's own), and a file of numbers should hold no opaque text
+                self._writer = pq.ParquetWriter(str(self.path), table.schema, store_schema=False)
             if n:
                 self._writer.write_table(table)
         else:
