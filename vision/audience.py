@@ -107,11 +107,13 @@ class AudienceLandmarker:
     def reset(self) -> None:
         self._followed = np.zeros((0, 4), np.float32)  # last faces' boxes, x1 y1 x2 y2 pixels
         self._followed_scores = np.zeros(0, np.float32)  # the detector score each was last found with
+        self._followed_readable = np.zeros(0, bool)  # whether each was read (landmarked) last time
         self._last_detection_t: float | None = None
 
-    def _follow(self, px: np.ndarray, scores: np.ndarray) -> None:
+    def _follow(self, px: np.ndarray, scores: np.ndarray, readable: np.ndarray) -> None:
         """Remember the faces of this frame: their crops are landmarked on the next one."""
         self._followed, self._followed_scores = px.astype(np.float32).reshape(-1, 4), scores.astype(np.float32)
+        self._followed_readable = readable.astype(bool)
 
     def _crop(self, image: np.ndarray, region: np.ndarray) -> np.ndarray:
         x0, y0, side = region
@@ -144,12 +146,14 @@ class AudienceLandmarker:
         h, w = image.shape[:2]
         due = self._last_detection_t is None or t - self._last_detection_t >= self.options.detect_every_s
         boxes, scores, fresh = self._followed, self._followed_scores, np.zeros(len(self._followed), bool)
+        was_read = self._followed_readable
         if due:  # fresh detections, and followed faces the detector did not see (they may be turned away)
             detected, det_scores = self._detector.detect(image)
             self._last_detection_t = t
             seen = (_iou_xyxy(boxes, detected).max(axis=1) >= 0.3) if len(detected) and len(boxes) else \
                 np.zeros(len(boxes), bool)
             boxes = np.concatenate([detected, boxes[~seen]])
+            was_read = np.concatenate([np.zeros(len(detected), bool), was_read[~seen]])
             scores = np.concatenate([det_scores, scores[~seen]])
             fresh = np.concatenate([np.ones(len(detected), bool), fresh[~seen]])
         results = self._landmark_boxes(frame, boxes[: self.options.max_faces])
@@ -157,7 +161,10 @@ class AudienceLandmarker:
         ok = np.array([r is not None for r in results], bool)
         lost = tried[~ok & ~tried_fresh]
         if len(lost) and not due:  # search again now, not at the next full detection
-            if len(lost) >= max(2, self.options.research_full_share * len(tried)):
+            # several faces that were read are lost at once: the whole frame (faces that could not be read
+            # last time either are searched for around them, however many)
+            lost_read = int((~ok & ~tried_fresh & was_read[: len(results)]).sum())
+            if lost_read >= max(2, self.options.research_full_share * len(tried)):
                 extra, extra_scores = self._detector.detect(image)
                 self._last_detection_t = t
             else:
@@ -201,7 +208,7 @@ class AudienceLandmarker:
             unread, unread_scores = unread[k], unread_scores[k]
         n_read, n_unread = len(keep), len(unread)
         if n_read + n_unread == 0:
-            self._follow(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+            self._follow(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
             return _empty_faces()
         clipped = np.clip(unread, 0, [w, h, w, h]).astype(np.float32)
         unread_norm = np.stack([clipped[:, 0] / w, clipped[:, 1] / h, (clipped[:, 2] - clipped[:, 0]) / w,
@@ -215,11 +222,11 @@ class AudienceLandmarker:
             mx[:n_read] = np.concatenate([r[2] for r in read])[keep]
         boxes = np.concatenate([norm[keep], unread_norm]).astype(np.float32)
         det_score = np.concatenate([read_scores[keep], unread_scores]).astype(np.float32)
-        self._follow(np.concatenate([px[keep], unread]).reshape(-1, 4), det_score.copy())
+        readable = np.arange(n_read + n_unread) < n_read
+        self._follow(np.concatenate([px[keep], unread]).reshape(-1, 4), det_score.copy(), readable)
         presence = np.full(n_read + n_unread, np.nan, np.float32)
         if n_read:
             presence[:n_read] = np.concatenate([r[3] for r in read])[keep]
-        readable = np.arange(n_read + n_unread) < n_read
         return Faces(lm, bs, mx, boxes, det_score, presence, readable)
 
     def _landmark_boxes(self, frame: Frame, boxes: np.ndarray) -> list:
