@@ -3,18 +3,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from vision.curves import find_moments, group_sums, t_critical_95  # noqa: F401 - find_moments is part of this API
+from vision.curves import find_moments, group_sums, read_mask, t_critical_95  # noqa: F401 - find_moments is part of this API
 from vision.labels import VALUE_COLUMNS
 
 VALUES = VALUE_COLUMNS  # every probability and metric
 
 
-def track_seconds(cols: dict[str, np.ndarray], content_offset: float = 0.0) -> list[dict]:
+def track_seconds(cols: dict[str, np.ndarray], content_offset: float = 0.0, min_quality: float = 0.0) -> list[dict]:
     """Observation columns (vision.table) -> one row per (camera, track, second of content time):
-    n samples, and sum / sum of squares of every value (`s_<value>`, `q_<value>`)."""
+    n samples, and sum / sum of squares of every value (`s_<value>`, `q_<value>`), over the samples with
+    an expression read at or above `min_quality` (vision.curves.read_mask). The service keeps one count
+    per track-second, so faces present but not read (turned away, too small) are not sent: its attention
+    averages over the faces read, while `curves.csv` also counts them (`n_present`)."""
+    read = read_mask(cols, min_quality)
+    cols = {k: np.asarray(v)[read] for k, v in cols.items()}
     if len(cols["t"]) == 0:
         return []
-    seconds, cameras, tracks, counts, sums, squares = group_sums(cols, 1.0, content_offset)
+    seconds, cameras, tracks, counts, _, sums, squares = group_sums(cols, 1.0, content_offset, min_quality)
     rows = []
     for k in range(len(counts)):
         row = {"camera": str(cameras[k]), "track_id": int(tracks[k]), "second": int(seconds[k]), "n": int(counts[k])}

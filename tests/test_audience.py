@@ -67,8 +67,8 @@ def test_two_threads_give_the_same_landmarks_as_one():
             finally:
                 a.close()
     assert len(results[0][0]) == 4
-    for one, two in zip(results[0], results[1]):
-        assert np.array_equal(one, two)
+    for one, two in zip(results[0], results[1]):  # presence is NaN (the Tasks landmarker gives none)
+        assert np.array_equal(one, two, equal_nan=True)
 
 
 def test_audience_scene_on_the_fixture_video(tmp_path):
@@ -120,3 +120,74 @@ def test_audience_scene_defaults_to_two_analysed_frames_per_second(tmp_path):
     assert r.returncode == 0, r.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["settings"]["fps"] == 2.0 and summary["frames_analysed"] == 10
+
+
+@pytest.fixture(scope="module")
+def walkers(tmp_path_factory):
+    out = tmp_path_factory.mktemp("walkers")
+    r = run_cli("analyze", SHARED / "data" / "video" / "walkers_1080p.mp4", "--scene", "audience", "--out", out)
+    assert r.returncode == 0, r.stderr
+    return pd.read_parquet(out / "observations.parquet"), json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.shared
+def test_walkers_every_analysed_frame_has_faces_and_ids_hold(walkers):
+    obs, summary = walkers
+    assert summary["frames_analysed"] >= 8
+    assert obs["frame"].nunique() == summary["frames_analysed"]  # no analysed frame without a face
+    assert obs["track_id"].nunique() <= 10 and (obs["track_id"] > 0).all()
+    assert 0 < summary["coverage"]["read_share"] <= 1
+
+
+@pytest.mark.shared
+@pytest.mark.xfail(strict=False, reason="MTCNN (min face 32 px) itself finds only 4-5 of the 7-8 faces on the frames "
+                                        "from 1.5 s to 3.5 s, and MediaPipe's crop landmarker reads 3-4 of those: "
+                                        "needs the new detector and landmarks without MediaPipe's in-crop detector")
+def test_walkers_median_analysed_frame_has_six_faces(walkers):
+    obs, _ = walkers
+    assert obs.groupby("frame").size().median() >= 6
+
+
+@pytest.mark.shared
+def test_face_noface_gives_no_track_after_the_face_leaves(tmp_path):
+    r = run_cli("analyze", SHARED / "data" / "video" / "face_noface.mov", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    obs = pd.read_parquet(tmp_path / "observations.parquet")
+    assert obs["track_id"].nunique() == 1  # blurred title text later on never becomes a track
+    assert obs["t"].max() < 3.0 and json.loads((tmp_path / "summary.json").read_text())["tracks"] == 1
+
+
+def test_a_face_that_leaves_its_crop_is_found_again_on_the_same_frame():
+    from vision.audience import AudienceLandmarker, AudienceOptions
+    from vision.capture import Frame
+    from vision.quiet import native_stderr_to_devnull
+
+    frame = cv2.VideoCapture(str(FIXTURES / "two_faces.mp4")).read()[1]
+    files = tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet"))
+    det = MtcnnDetector(MtcnnOptions(*files))
+    boxes, _ = det.detect(frame)
+    x1, y1, x2, y2 = boxes[0].astype(int)
+    side = max(x2 - x1, y2 - y1)
+    face = frame[max(y1 - side, 0):y2 + side, max(x1 - side, 0):x2 + side]
+
+    def placed(x):  # the face on a dark 1280x720 canvas, its patch's left edge at x
+        canvas = np.full((720, 1280, 3), 40, np.uint8)
+        canvas[200:200 + face.shape[0], x:x + face.shape[1]] = face
+        return canvas
+
+    with native_stderr_to_devnull():
+        a = AudienceLandmarker(AudienceOptions(model_file("face_landmarker").path, files, detect_every_s=100.0,
+                                               threads=1))
+        try:
+            first = a.landmark(Frame("m", 0, 0.0, placed(100)))
+            # the face moved 1.2 face widths: out of its crop; the next full detection is 100 s away
+            second = a.landmark(Frame("m", 1, 0.5, placed(100 + int(1.2 * side))))
+            gone = a.landmark(Frame("m", 2, 1.0, np.full((720, 1280, 3), 40, np.uint8)))
+        finally:
+            a.close()
+    assert len(first.boxes) == 1 and first.readable.all() and first.det_score[0] > 0.9
+    assert np.isnan(first.presence).all()  # the Tasks landmarker gives no presence score
+    assert len(second.boxes) == 1 and second.readable.all()
+    moved = (second.boxes[0, 0] - first.boxes[0, 0]) * 1280
+    assert moved == pytest.approx(1.2 * side, abs=0.25 * side)
+    assert len(gone.boxes) == 0

@@ -63,8 +63,32 @@ def test_merge_equals_adding_everything_to_one():
 
 def test_curve_columns_and_t_critical():
     c = BucketStats(bucket=0.5).curves()
-    assert list(c)[:2] == ["t", "n_faces"] and len(c) == 2 + 2 * len(VALUE_COLUMNS)
+    assert list(c)[:3] == ["t", "n_faces", "n_present"] and len(c) == 3 + 2 * len(VALUE_COLUMNS)
     assert t_critical_95(1) == pytest.approx(12.706) and t_critical_95(100) == 1.96
     assert math.isnan(t_critical_95(0))
     with pytest.raises(ValueError):
         BucketStats(bucket=0)
+
+
+def test_expressions_count_only_read_faces_while_every_present_face_counts():
+    # track 1: read (quality 0.9); track 2: present but unreadable (no probabilities, attention 0);
+    # track 3: read but below the minimum quality
+    cols = rows([0.1, 0.2, 0.3], [1, 2, 3], [1.0, np.nan, 0.0])
+    cols["p_neutral"] = np.array([0.0, np.nan, 1.0], np.float32)
+    cols["quality"] = np.array([0.9, 0.0, 0.2], np.float32)
+    cols["attention"] = np.array([1.0, 0.0, 1.0], np.float32)
+    s = BucketStats(min_quality=0.4)
+    s.add_rows(cols)
+    c = s.curves()
+    assert c["n_faces"].tolist() == [1] and c["n_present"].tolist() == [3]
+    assert c["p_happiness"][0] == pytest.approx(1.0) and np.isnan(c["p_happiness_ci95"][0])
+    assert c["attention"][0] == pytest.approx(2 / 3)
+    cov = s.coverage()
+    assert (cov["present_track_buckets"], cov["read_track_buckets"], cov["read_samples"]) == (3, 1, 1)
+    everything = BucketStats(min_quality=0.0)
+    everything.add_rows(cols)
+    assert everything.curves()["n_faces"].tolist() == [2]  # the unreadable face never carries an expression
+    with pytest.raises(ValueError):
+        BucketStats(min_quality=2)
+    with pytest.raises(ValueError):
+        s.merge(everything)

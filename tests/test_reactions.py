@@ -21,17 +21,18 @@ def concat(*parts):
 
 
 def test_smoothing_is_an_exponential_filter_in_seconds_not_frames():
-    # a step from 0 to 1: after dt seconds the smoothed value has moved 1 - exp(-dt / tau)
-    out = Reactions(ReactionOptions(smooth_s=2.0, baseline_s=100)).update(rows([0, 1, 3], [0, 1, 1]))
+    # a step from 0 to 1 (baseline: the 0 at t = 0): after dt seconds the reaction has moved 1 - exp(-dt / tau)
+    out = Reactions(ReactionOptions(smooth_s=2.0, baseline_s=0.5)).update(rows([0, 1, 3], [0, 1, 1]))
     first = 1 - np.exp(-0.5)
     expected = [0, first, first + (1 - first) * (1 - np.exp(-1.0))]
-    np.testing.assert_allclose(out["p_anger"], expected, atol=1e-6)
+    np.testing.assert_allclose(out["p_anger_delta"], expected, atol=1e-6)
+    np.testing.assert_allclose(out["p_anger"], [0, 1, 1], atol=1e-6)  # the reading itself stays as read
     # the same step sampled 4x as often reaches the same value at the same time
-    dense = Reactions(ReactionOptions(smooth_s=2.0, baseline_s=100)).update(
+    dense = Reactions(ReactionOptions(smooth_s=2.0, baseline_s=0.1)).update(
         rows(np.arange(0, 3.01, 0.25), [0] + [1] * 12))
-    assert dense["p_anger"][-1] == pytest.approx(1 - np.exp(-1.5), abs=1e-6)
-    raw = Reactions(ReactionOptions(smooth_s=0.0)).update(rows([0, 1, 3], [0, 1, 0.5]))
-    np.testing.assert_allclose(raw["p_anger"], [0, 1, 0.5], atol=1e-7)
+    assert dense["p_anger_delta"][-1] == pytest.approx(1 - np.exp(-1.5), abs=1e-6)
+    raw = Reactions(ReactionOptions(smooth_s=0.0, baseline_s=0.1)).update(rows([0, 1, 3], [0, 1, 0.5]))
+    np.testing.assert_allclose(raw["p_anger_delta"], [0, 1, 0.5], atol=1e-6)
 
 
 def test_baseline_is_the_median_of_the_opening_window_and_removes_a_resting_face():
@@ -66,7 +67,7 @@ def test_fed_in_pieces_it_gives_what_it_gives_at_once():
     live = Reactions()
     pieces = [live.update({k: v[(everything["t"] >= s) & (everything["t"] < s + 1)] for k, v in everything.items()})
               for s in range(20)]
-    for c in DELTA_BASES + DELTA_COLUMNS:
+    for c in DELTA_COLUMNS:
         np.testing.assert_array_equal(np.concatenate([p[c] for p in pieces]), once[c])
 
 
@@ -77,7 +78,7 @@ def test_tracks_and_sources_are_separate_and_untracked_or_unread_rows_pass():
     cols["p_fear"][1] = np.nan  # an expression not read on this row (e.g. a face too small to read)
     out = Reactions(ReactionOptions(smooth_s=1.0)).update(cols)
     assert np.allclose(out["p_anger_delta"][:4], 0.0, atol=1e-6)  # each its own baseline
-    assert np.isnan(out["p_anger_delta"][4]) and out["p_anger"][4] == pytest.approx(0.5)  # no track: raw
+    assert np.isnan(out["p_anger_delta"][4]) and out["p_anger"][4] == pytest.approx(0.5)  # no track: no reaction
     assert np.isnan(out["p_fear"][1]) and np.isnan(out["p_fear_delta"][1])
     assert out["p_fear_delta"][0] == pytest.approx(0.0, abs=1e-6)
     assert cols["p_anger"][1] == pytest.approx(0.2)  # the input is left as it was

@@ -555,3 +555,32 @@ def test_arrow_batches_store_what_json_batches_store(client):
                         (body[: len(body) // 2], "Arrow IPC")):
         r = client.post(url, content=bad, headers={"Content-Type": ARROW})
         assert r.status_code == 422 and reason in r.text, (r.status_code, r.text[:200])
+
+
+def test_only_the_faces_read_reach_the_service(client):
+    """Unreadable or low-quality samples are not sent: the service keeps one count per track-second, so
+    its curve's n and expression means are the analysis's faces read (curves.csv's n_faces) and their
+    means; faces present but unread are counted in curves.csv only (n_present)."""
+    from vision.curves import read_mask
+
+    cid, sid = make_screening(client)
+    cols = fake_observations(n_tracks=4, seconds=4, seed=3)
+    quality = np.random.default_rng(4).uniform(0, 1, len(cols["t"])).astype(np.float32)
+    quality[cols["track_id"] == 4] = 0.0  # one viewer is never readable
+    unreadable = quality == 0
+    for v in VALUES:
+        if v != "attention":
+            cols[v] = np.where(unreadable, np.nan, cols[v]).astype(np.float32)
+    cols["attention"] = np.where(unreadable, 0.0, cols["attention"]).astype(np.float32)
+    cols["quality"] = quality
+    rows = track_seconds(cols, 0.0, 0.4)
+    assert sum(r["n"] for r in rows) == int(read_mask(cols, 0.4).sum()) < len(cols["t"])
+    assert all(r["track_id"] != 4 for r in rows)
+    r = client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "cam1", "rows": rows})
+    assert r.status_code == 200, r.text
+    want = BucketStats(1, 0.0, 0.4)
+    want.add_rows(cols)
+    want = want.curves()
+    got = client.get(f"/api/v1/contents/{cid}/curves", params={"metrics": "p_happiness", "bucket": 1}).json()
+    assert got["n"] == want["n_faces"].tolist() and max(want["n_present"]) == 4 and max(got["n"]) <= 3
+    assert np.allclose(np.array(got["mean"]["p_happiness"], float), want["p_happiness"], equal_nan=True)

@@ -40,7 +40,9 @@ def test_two_faces_keep_their_ids_and_a_returning_face_gets_a_new_one():
     # right face gone for 2 s: its track ends, it comes back as a new viewer id
     tr.update(make_observation(1, t=2.0, boxes=two[:1]))
     tr.update(make_observation(1, t=2.8, boxes=two[:1]))
-    assert tr.update(make_observation(2, t=3.1, boxes=two)).track_ids.tolist() == [1, 3]
+    # ...once confirmed: a new track is emitted from its second sighting (confirm_hits=2) on
+    assert tr.update(make_observation(2, t=3.1, boxes=two)).track_ids.tolist() == [1]
+    assert tr.update(make_observation(2, t=3.4, boxes=two)).track_ids.tolist() == [1, 3]
     assert 2 in tr.ended
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from .capture import probe_video, resolve_inputs
 from .curves import BucketStats, write_curves_csv
 from .errors import EXIT_OK, EXIT_PARTIAL, AudienceError, UnsupportedInput
-from .labels import EMOTIONS
+from .labels import DEFAULT_MIN_QUALITY, EMOTIONS
 from .pipeline import Settings, model_files, resolve_scene
 from .plot import plot_curves
 from .progress import Progress
@@ -43,6 +43,9 @@ class AnalyzeRequest:
     detect_every_s: float = 2.0
     seat_map: str | None = None
     seat_empty_after_s: float = 10.0
+    confirm_hits: int = 2
+    confirm_within_s: float = 1.0
+    min_quality: float = DEFAULT_MIN_QUALITY  # curves: expressions from faces at or above this quality
     db: str | None = None  # also store the statistics here (service.publish)
     api: str | None = None  # ...or send them to this running service
     screening: int | None = None
@@ -70,7 +73,8 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
     specs = resolve_inputs(req.inputs)
     settings = Settings(fps=req.fps, classifier=req.classifier, max_faces=req.max_faces, max_lost_s=req.max_lost_s,
                         scene=req.scene, detect_every_s=req.detect_every_s, seat_map=req.seat_map,
-                        seat_empty_after_s=req.seat_empty_after_s)
+                        seat_empty_after_s=req.seat_empty_after_s, confirm_hits=req.confirm_hits,
+                        confirm_within_s=req.confirm_within_s)
     if req.seat_map:
         SeatMap.load(req.seat_map)  # a bad map fails here, before any work
     settings, scene_reason = resolve_scene(specs, settings)
@@ -85,8 +89,8 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
     jobs = plan_jobs(specs, workers, overlap_s=req.max_lost_s + 1.0)
     workers = min(workers, len(jobs))
     progress = Progress(_expected_frames(specs, settings.fps), enabled=False if quiet else None)
-    stats = BucketStats(req.bucket, req.content_offset)
-    tracks = TrackSummary()
+    stats = BucketStats(req.bucket, req.content_offset, req.min_quality)
+    tracks = TrackSummary(req.min_quality)
     obs_path = req.out / f"observations.{req.fmt}"
     reports, batches = [], []
     with ObservationFileWriter(obs_path, req.fmt) as writer:
@@ -100,7 +104,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
                     if req.db or req.api:
                         from service.stats import track_seconds
 
-                        batches.append((report.source, track_seconds(cols, req.content_offset)))
+                        batches.append((report.source, track_seconds(cols, req.content_offset, req.min_quality)))
                     stats.add_frames(np.asarray(report.analysed_t, np.float64))
                     reports.append(report)
         finally:
@@ -126,6 +130,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
         "frames_analysed": frames_analysed,
         "faces": writer.rows,
         "tracks": sum(r.tracks for r in reports),
+        "coverage": stats.coverage(),
         "images_without_faces": sum(1 for r in images if r.faces == 0),
         "files_skipped": [{"source": r.source, "error": r.error} for r in failed],
         "achieved_fps": frames_analysed / elapsed if elapsed > 0 else 0.0,
@@ -136,8 +141,9 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
                      "max_lost_s": req.max_lost_s, "format": req.fmt, "scene": settings.scene,
                      "scene_reason": scene_reason,
                      "detect_every_s": req.detect_every_s, "seat_map": req.seat_map,
-                     "seat_empty_after_s": req.seat_empty_after_s, "smooth_s": req.reactions.smooth_s,
-                     "baseline_s": req.reactions.baseline_s},
+                     "seat_empty_after_s": req.seat_empty_after_s, "confirm_hits": req.confirm_hits,
+                     "confirm_within_s": req.confirm_within_s, "min_quality": req.min_quality,
+                     "smooth_s": req.reactions.smooth_s, "baseline_s": req.reactions.baseline_s},
         "labels": list(EMOTIONS),
         "models": {n: {"file": m.path.name, "sha256": m.sha256} for n, m in models.items()},
         "per_source": [r.public() for r in reports],

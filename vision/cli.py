@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from .labels import DEFAULT_MIN_QUALITY
+
 EXIT_CODES = """exit codes:
   0  done (also when no face was found: a message says so)
   1  internal error
@@ -51,6 +53,13 @@ def _not_negative(text):
     value = _number(text)
     if not (value >= 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _fraction(text):
+    value = _number(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be within 0..1, got {text}")
     return value
 
 
@@ -98,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="faces per frame at most (default 8 in the single scene, 500 in the audience scene)")
     a.add_argument("--max-lost", type=_positive(float), default=1.0,
                    help="seconds a face may be unseen before its track ends (default 1)")
+    a.add_argument("--confirm-hits", type=_positive(int), default=2,
+                   help="a new track is confirmed (gets an id, is written) once seen in this many analysed "
+                        "frames within --confirm-within seconds (default 2; 1: at once)")
+    a.add_argument("--confirm-within", type=_positive(float), default=1.0,
+                   help="seconds within which a new track must reach --confirm-hits (default 1)")
+    a.add_argument("--min-quality", type=_fraction, default=DEFAULT_MIN_QUALITY,
+                   help=f"curves count a face's expression only from this face quality up (0-1, default "
+                        f"{DEFAULT_MIN_QUALITY:g}); faces present count in n_present whatever their quality")
     _add_reaction_options(a)
     a.add_argument("--workers", type=_positive(int), default=None,
                    help="processes (default: one per core, at most one per input)")
@@ -134,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--classifier", choices=["fusion", "cnn"], default="fusion")
     lv.add_argument("--scene", choices=["single", "audience", "auto"], default="auto")
     lv.add_argument("--seat-map", default=None, help="JSON seat map (seats and opt-out regions)")
+    lv.add_argument("--min-quality", type=_fraction, default=DEFAULT_MIN_QUALITY,
+                    help=f"expressions count from this face quality up (0-1, default {DEFAULT_MIN_QUALITY:g})")
     _add_reaction_options(lv)
     lv.add_argument("--metrics-host", default="127.0.0.1")
     lv.add_argument("--metrics-port", type=int, default=9108, help="/metrics and /healthz port (0: any free port; "
@@ -386,7 +405,8 @@ def _live(args) -> int:
         camera=args.camera, realtime=args.realtime, spool=args.spool, fps=args.fps, classifier=args.classifier,
         scene=args.scene, seat_map=args.seat_map, metrics_host=args.metrics_host,
         metrics_port=None if args.metrics_port < 0 else args.metrics_port, duration_s=args.duration,
-        flush_timeout_s=args.flush_timeout, out=args.out, reactions=_reaction_options(args)), stderr=sys.stderr)
+        flush_timeout_s=args.flush_timeout, out=args.out, min_quality=args.min_quality,
+        reactions=_reaction_options(args)), stderr=sys.stderr)
     print(summary_json(summary))
     return 0
 
@@ -526,7 +546,9 @@ def _analyze(args) -> int:
                              detect_every_s=args.detect_every,
                              seat_map=str(args.seat_map) if args.seat_map else None,
                              seat_empty_after_s=args.seat_empty_after, db=args.db, api=args.api,
-                             screening=args.screening, reactions=_reaction_options(args))
+                             screening=args.screening, confirm_hits=args.confirm_hits,
+                             confirm_within_s=args.confirm_within, min_quality=args.min_quality,
+                             reactions=_reaction_options(args))
     return run_analyze(request, quiet=args.quiet)
 
 

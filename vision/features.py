@@ -90,6 +90,30 @@ def attention(matrices: np.ndarray) -> np.ndarray:
     return np.clip((ATTENTION_ZERO_DEG - angle) / span, 0.0, 1.0).astype(np.float32)
 
 
+QUALITY_SIZE_PX = (20.0, 48.0)  # face box height: quality 0 at or below the first, full from the second
+QUALITY_YAW_DEG = (30.0, 75.0)  # |yaw|: full quality within the first, 0 from the second
+
+
+def face_quality(face_px, det_score, presence, yaw, readable) -> np.ndarray:
+    """[N] quality 0-1 of a face's expression reading: the product of four terms, each 0-1,
+
+        size  = clip((face_px - 20) / (48 - 20), 0, 1)     (a 48 px face is big enough, 20 px is not)
+        det   = det_score, or 1 where no detector scored the face (NaN)
+        pres  = presence, or 1 where the landmarker gives none (NaN)
+        pose  = clip((75 - |yaw|) / (75 - 30), 0, 1)        (profile views lose the expression)
+
+    and 0 for an unreadable face (found but not landmarked) or a NaN yaw."""
+    px = np.asarray(face_px, np.float64)
+    lo, hi = QUALITY_SIZE_PX
+    size = np.clip((px - lo) / (hi - lo), 0.0, 1.0)
+    det = np.nan_to_num(np.asarray(det_score, np.float64), nan=1.0).clip(0, 1)
+    pres = np.nan_to_num(np.asarray(presence, np.float64), nan=1.0).clip(0, 1)
+    full, zero = QUALITY_YAW_DEG
+    pose = np.nan_to_num(np.clip((zero - np.abs(np.asarray(yaw, np.float64))) / (zero - full), 0.0, 1.0), nan=0.0)
+    q = size * det * pres * pose
+    return np.where(np.asarray(readable, bool), q, 0.0).astype(np.float32)
+
+
 def geometry_features(landmarks: np.ndarray, width, height) -> np.ndarray:
     """[N,478,3] normalised landmarks -> [N, 2*len(GEOMETRY_LANDMARKS)] positions in an upright face frame
     (origin between the eyes, x along the eye line, unit = inter-ocular distance). width and height:

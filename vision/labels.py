@@ -14,3 +14,14 @@ DELTA_BASES: tuple[str, ...] = PROB_COLUMNS + METRICS + ("valence",)
 DELTA_COLUMNS: tuple[str, ...] = tuple(f"{c}_delta" for c in DELTA_BASES)
 VALUE_COLUMNS: tuple[str, ...] = (PROB_COLUMNS + METRICS + ("valence", "yaw", "pitch", "roll", "attention")
                                   + DELTA_COLUMNS)
+
+#: Values that every present face has (an unreadable face counts as not looking: attention 0); every
+#: other value is an expression reading, taken only from faces at or above the minimum quality.
+PRESENT_COLUMNS: tuple[str, ...] = ("attention",)
+
+#: Per-face reading quality, after the values in the observations table (not averaged into curves).
+QUALITY_COLUMNS: tuple[str, ...] = ("face_px", "det_score", "presence", "quality")
+
+#: Default minimum face quality (`vision.features.face_quality`) for an expression to count in curves,
+#: the service's statistics and the live path.
+DEFAULT_MIN_QUALITY = 0.4

@@ -11,6 +11,7 @@ import itertools
 import operator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -66,13 +67,38 @@ def boxes_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
     return boxes
 
 
+class Faces(NamedTuple):
+    """What a front end found on one frame, row i = face i. The first three fields are what
+    `Landmarker.landmark` returns; a front end with a detector adds the rest: boxes [N,4] (x, y, w, h,
+    0-1; for a readable face the landmarks' box), det_score [N] (NaN: none), presence [N] (NaN: none),
+    readable [N] (False: found, not landmarked; its landmarks, blendshapes and matrices are zeros)."""
+
+    landmarks: np.ndarray
+    blendshapes: np.ndarray
+    matrices: np.ndarray
+    boxes: np.ndarray
+    det_score: np.ndarray
+    presence: np.ndarray
+    readable: np.ndarray
+
+
 def to_observations(frames: list[Frame], results: list[tuple]) -> list[Observation]:
-    """Frames and their `Landmarker.landmark` results -> Observations, boxes computed in one pass."""
-    counts = [len(r[0]) for r in results]
-    boxes = boxes_from_landmarks(np.concatenate([r[0] for r in results])) if sum(counts) else None
+    """Frames and their front end's results (`Landmarker.landmark`'s three arrays, or `Faces`) ->
+    Observations; boxes of plain landmark results computed in one pass."""
+    plain = [r for r in results if not isinstance(r, Faces)]
+    counts = [len(r[0]) for r in plain]
+    boxes = boxes_from_landmarks(np.concatenate([r[0] for r in plain])) if sum(counts) else None
     out, start = [], 0
-    for frame, (landmarks, blendshapes, matrices), n in zip(frames, results, counts):
+    for frame, result in zip(frames, results):
         h, w = frame.image.shape[:2]
+        if isinstance(result, Faces):
+            out.append(Observation(frame.source, frame.index, frame.t, w, h, boxes=result.boxes,
+                                   landmarks=result.landmarks, blendshapes=result.blendshapes,
+                                   matrices=result.matrices, det_score=result.det_score,
+                                   presence=result.presence, readable=result.readable))
+            continue
+        landmarks, blendshapes, matrices = result
+        n = len(landmarks)
         box = boxes[start:start + n].copy() if n else np.zeros((0, 4), np.float32)
         out.append(Observation(frame.source, frame.index, frame.t, w, h, boxes=box, landmarks=landmarks,
                                blendshapes=blendshapes, matrices=matrices))

@@ -23,6 +23,7 @@ import numpy as np
 
 from .capture import resolve_inputs
 from .errors import AudienceError, UnsupportedInput
+from .labels import DEFAULT_MIN_QUALITY
 from .observation import Observation
 from .ops import LiveMetrics, OpsServer
 from .pipeline import FrameLoop, Settings, build_stages, model_files, resolve_scene
@@ -50,6 +51,7 @@ class LiveRequest:
     duration_s: float | None = None
     flush_timeout_s: float = 10.0
     out: Path | None = None  # also write the analysed observations (numbers only) here
+    min_quality: float = DEFAULT_MIN_QUALITY  # expressions count from faces at or above this quality
     reactions: ReactionOptions = ReactionOptions()  # per-viewer smoothing and baselines, built as it goes
 
 
@@ -143,7 +145,7 @@ def run_live(req: LiveRequest, stderr=None) -> dict:
     captured_of_second: dict[int, float] = {}
 
     def emit(cols: dict, covered: list[int]) -> None:
-        rows = track_seconds(cols, offset)
+        rows = track_seconds(cols, offset, req.min_quality)
         for row in rows:
             row.pop("camera")
         captured = max((captured_of_second.pop(c, 0.0) for c in covered), default=0.0) or time.time()

@@ -33,6 +33,10 @@ _FIELDS = {
     "attention": ((), np.float32, np.nan),
     "track_ids": ((), np.int64, -1),
     "seats": ((), object, ""),
+    "det_score": ((), np.float32, np.nan),
+    "presence": ((), np.float32, np.nan),
+    "readable": ((), np.bool_, True),
+    "quality": ((), np.float32, np.nan),
 }
 
 
@@ -69,7 +73,12 @@ class Observation:
     each expression's share); labels: top expression index per face (the classifier's decision, -1 before
     classification); metrics [5] in `METRICS` order; valence -1..1;
     pose [yaw, pitch, roll] degrees; attention 0-1; track_ids (-1 before tracking); seats: the seat a
-    face was assigned to (a seat map's id, or L<n> for a learned seat; "" without seats).
+    face was assigned to (a seat map's id, or L<n> for a learned seat; "" without seats);
+    det_score: the detector's confidence 0-1 (NaN where no detector scored the face: MediaPipe's own);
+    presence: the landmark model's face-presence score 0-1 (NaN where the landmarker gives none);
+    readable: False for a face that was found (a box) but could not be landmarked (turned away, covered):
+    it has no landmarks, expressions, metrics or pose, and attention 0; quality: 0-1, how far its
+    expression can be trusted (`vision.features.face_quality`; NaN before the describe stage).
     """
 
     source: str
@@ -89,6 +98,10 @@ class Observation:
     attention: np.ndarray = field(default=None, repr=False)
     track_ids: np.ndarray = field(default=None)
     seats: np.ndarray = field(default=None)
+    det_score: np.ndarray = field(default=None, repr=False)
+    presence: np.ndarray = field(default=None, repr=False)
+    readable: np.ndarray = field(default=None, repr=False)
+    quality: np.ndarray = field(default=None, repr=False)
 
     def __post_init__(self):
         n = next((len(getattr(self, f)) for f in _FIELDS if getattr(self, f) is not None), 0)
@@ -115,6 +128,11 @@ class Observation:
     def select(self, mask: np.ndarray) -> "Observation":
         """A new observation with only the faces where `mask` (bool or index array) selects."""
         return dataclasses.replace(self, **{name: getattr(self, name)[mask] for name in _FIELDS})
+
+    @property
+    def face_px(self) -> np.ndarray:
+        """Box height in pixels per face."""
+        return (self.boxes[:, 3] * self.height).astype(np.float32)
 
     @property
     def emotions(self) -> list[str]:

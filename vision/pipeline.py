@@ -44,6 +44,8 @@ class Settings:
     detect_every_s: float = 2.0
     seat_map: str | None = None  # JSON seat map (seats and opt-out regions); see vision.seats
     seat_empty_after_s: float = 10.0  # audience scene: a seat empty this long gives its next face a new id
+    confirm_hits: int = 2  # a new track (or learned seat) is confirmed once seen in this many analysed frames
+    confirm_within_s: float = 1.0  # ...within this many seconds; before that its faces are not emitted
 
     def __post_init__(self):
         if self.classifier not in CLASSIFIERS:
@@ -56,6 +58,10 @@ class Settings:
             raise ValueError(f"scene must be one of {', '.join(SCENES)}")
         if self.detect_every_s < 0:
             raise ValueError("detect_every_s must be >= 0")
+        if self.confirm_hits < 1:
+            raise ValueError("confirm_hits must be >= 1")
+        if self.confirm_within_s < 0:
+            raise ValueError("confirm_within_s must be >= 0")
 
 
 @dataclass
@@ -120,7 +126,7 @@ class FrameLoop:
         frames, results = self._frames, self._landmarks
         self._frames, self._landmarks = [], []
         observations = to_observations(frames, results)
-        observations = self.stages.classifier.classify([f.image for f in frames], observations)
+        observations = classify_readable(self.stages.classifier, [f.image for f in frames], observations)
         for obs in describe_window(observations):
             obs = self.stages.tracker.update(obs)
             for sink in self.sinks:
@@ -130,6 +136,20 @@ class FrameLoop:
         for frame in frames:
             self.push(frame)
         self.flush()
+
+
+def classify_readable(classifier, images: list, observations: list[Observation]) -> list[Observation]:
+    """The classifier on the faces that were landmarked; unreadable faces keep NaN probabilities."""
+    if all(o.readable.all() for o in observations):
+        return classifier.classify(images, observations)
+    readable = [o.select(o.readable) for o in observations]
+    out = []
+    for obs, done in zip(observations, classifier.classify(images, readable)):
+        probs = np.full((len(obs), done.probs.shape[1]), np.nan, np.float32)
+        labels = np.full(len(obs), -1, np.int64)
+        probs[obs.readable], labels[obs.readable] = done.probs, done.labels
+        out.append(obs.replace(probs=probs, labels=labels))
+    return out
 
 
 def model_files(settings: Settings) -> dict:
@@ -157,9 +177,11 @@ def build_stages(settings: Settings, mode: str, models: dict) -> Stages:
         landmarker.close()
         raise
     if settings.scene == "audience" or seat_map is not None:
-        tracker = SeatTracker(seat_map, empty_after_s=settings.seat_empty_after_s)
+        tracker = SeatTracker(seat_map, empty_after_s=settings.seat_empty_after_s, max_lost_s=settings.max_lost_s,
+                              confirm_hits=settings.confirm_hits, confirm_within_s=settings.confirm_within_s)
     else:
-        tracker = FaceTracker(max_lost_s=settings.max_lost_s)
+        tracker = FaceTracker(max_lost_s=settings.max_lost_s, confirm_hits=settings.confirm_hits,
+                              confirm_within_s=settings.confirm_within_s)
     return Stages(landmarker, classifier, tracker, seat_map.excluded if seat_map else np.zeros((0, 4), np.float32))
 
 

@@ -2,12 +2,15 @@
 
 A resting face is not a neutral reading: a viewer whose face reads 0.4 disgust at rest adds 0.4 disgust
 to every second of the curve. `Reactions` follows each track (source, track id) through time and
-  1. smooths its readings with a causal exponential filter of time constant `smooth_s` seconds
+  1. smooths its readings, for this reading only, with a causal exponential filter of time constant
+     `smooth_s` seconds
      (irregular sampling handled exactly: a sample dt seconds after the last moves the smoothed value a
      share 1 - exp(-dt / smooth_s) of the way; 0 turns smoothing off), and
   2. takes its **baseline**: the median of its smoothed readings over its first `baseline_s` seconds
      (while that opening window is still running, the median of what it has seen so far), and writes
      `<value>_delta` = smoothed reading - baseline for every value in `labels.DELTA_BASES`.
+The reading columns themselves stay as read: a curve over many faces already averages their noise out,
+and a causal filter would only delay it (by about `smooth_s`).
 It is causal, so `audience live` builds baselines as it goes, and it reads rows in time order with its
 state kept between calls, so a source analysed at once (`analyze`) and the same source fed second by
 second (`live`) give the same numbers. Rows without a track (id -1) or without a reading (NaN) pass
@@ -45,7 +48,7 @@ class _Track:
 
 
 class Reactions:
-    """update(cols) -> cols with smoothed values and `<value>_delta` columns; reset() forgets every track."""
+    """update(cols) -> cols with `<value>_delta` columns; reset() forgets every track."""
 
     def __init__(self, options: ReactionOptions = ReactionOptions()):
         self.options = options
@@ -59,21 +62,18 @@ class Reactions:
         n = len(cols["t"])
         values = np.stack([np.asarray(cols[c], np.float64) for c in DELTA_BASES], axis=1) if n else \
             np.zeros((0, len(DELTA_BASES)))
-        smoothed = values.copy()
         deltas = np.full_like(values, np.nan)
         sources, tracks, times = cols["source"], np.asarray(cols["track_id"]), np.asarray(cols["t"], np.float64)
         for i in range(n):
             if tracks[i] < 0 or not np.isfinite(values[i]).any():
                 continue
-            smoothed[i], deltas[i] = self._step((str(sources[i]), int(tracks[i])), float(times[i]), values[i])
+            deltas[i] = self._step((str(sources[i]), int(tracks[i])), float(times[i]), values[i])
         out = dict(cols)
-        for j, c in enumerate(DELTA_BASES):
-            out[c] = smoothed[:, j].astype(np.float32)
         for j, c in enumerate(DELTA_COLUMNS):
             out[c] = deltas[:, j].astype(np.float32)
         return out
 
-    def _step(self, key, t: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _step(self, key, t: float, x: np.ndarray) -> np.ndarray:
         track = self._tracks.get(key)
         if track is None:
             track = self._tracks[key] = _Track(t, t, x.copy())
@@ -92,7 +92,7 @@ class Reactions:
             else:
                 track.baseline, track.opening = _median(track.opening), []
         baseline = track.baseline if track.baseline is not None else _median(track.opening)
-        return s, s - baseline
+        return s - baseline
 
 
 def _median(rows: list) -> np.ndarray:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .curves import find_moments
+from .curves import find_moments, read_mask
 from .labels import EMOTIONS
 from .plot import plot_curves
 
@@ -18,11 +18,13 @@ TRACK_VALUES = ("p_happiness", "valence", "smile", "attention")
 
 
 class TrackSummary:
-    """Per (source, track): observations, first and last time, seat, mean of a few values, and how often
-    each expression was the top one. Fed with observation table columns, job by job."""
+    """Per (source, track): observations (and how many carried an expression read at `min_quality`),
+    first and last time, seat, mean of a few values, and how often each expression was the top one. Fed
+    with observation table columns, job by job."""
 
-    def __init__(self):
+    def __init__(self, min_quality: float = 0.0):
         self._tracks: dict[tuple[str, int], dict] = {}
+        self.min_quality = min_quality
 
     def add_rows(self, cols: dict[str, np.ndarray]) -> None:
         if len(cols["t"]) == 0:
@@ -33,29 +35,41 @@ class TrackSummary:
         _, first, group = np.unique(keys, return_index=True, return_inverse=True)
         group = group.reshape(-1)
         emotions = np.asarray(cols["emotion"]).astype(str)
+        read = read_mask(cols, self.min_quality)
         for g, i0 in enumerate(first):
             rows = group == g
             key = (str(sources[i0]), int(tracks[i0]))
             t = np.asarray(cols["t"], np.float64)[rows]
-            entry = self._tracks.setdefault(key, {"n": 0, "first": np.inf, "last": -np.inf, "seat": "",
+            entry = self._tracks.setdefault(key, {"n": 0, "read": 0, "first": np.inf, "last": -np.inf, "seat": "",
                                                   "sums": np.zeros(len(TRACK_VALUES)), "top": {}})
             entry["n"] += int(rows.sum())
+            entry["read"] += int((rows & read).sum())
             entry["first"], entry["last"] = min(entry["first"], t.min()), max(entry["last"], t.max())
             entry["seat"] = entry["seat"] or str(np.asarray(cols["seat"])[i0] or "")
-            entry["sums"] += [np.nansum(np.asarray(cols[v], np.float64)[rows]) for v in TRACK_VALUES]
-            for e in emotions[rows]:
+            entry["sums"] += [np.nansum(np.asarray(cols[v], np.float64)[rows & (read | (v == "attention"))])
+                              for v in TRACK_VALUES]
+            for e in emotions[rows & read]:
                 entry["top"][e] = entry["top"].get(e, 0) + 1
 
     def rows(self) -> list[dict]:
         out = []
         for (source, track), e in sorted(self._tracks.items()):
-            means = e["sums"] / max(e["n"], 1)
+            n = np.array([e["n"] if v == "attention" else e["read"] for v in TRACK_VALUES], np.float64)
+            means = np.where(n > 0, e["sums"] / np.maximum(n, 1), np.nan)
             top = max(e["top"].items(), key=lambda kv: kv[1])[0] if e["top"] else ""
-            out.append({"source": source, "track_id": track, "seat": e["seat"], "observations": e["n"],
+            out.append({"source": source, "track_id": track, "seat": e["seat"], "observations": e["n"], "read": e["read"],
                         "first_s": float(e["first"]), "last_s": float(e["last"]),
                         "seconds": float(e["last"] - e["first"]), "top_expression": top,
                         **{v: float(m) for v, m in zip(TRACK_VALUES, means)}})
         return out
+
+
+def _coverage(c: dict | None) -> str:
+    if not c or not c["present_track_buckets"]:
+        return "no face present"
+    return (f"{c['read_track_buckets']} of {c['present_track_buckets']} face-buckets present had an expression read "
+            f"({100 * c['read_share']:.0f}%; {c['read_samples']} of {c['present_samples']} observations at quality "
+            f">= {c['min_quality']:g})")
 
 
 def _clock(t: float) -> str:
@@ -94,6 +108,7 @@ def write_report(path: Path, summary: dict, curves: dict[str, np.ndarray], track
     figures = [["inputs", ", ".join(s["inputs"])], ["sources", s["sources"]],
                ["frames read / analysed", f"{s['frames_read']} / {s['frames_analysed']}"],
                ["face observations", s["faces"]], ["tracks (anonymous)", s["tracks"]],
+               ["coverage (present vs read)", _coverage(s.get("coverage"))],
                ["analysis speed", f"{s['achieved_fps']:.1f} frames/s, {s['elapsed_s']:.1f} s on {s['workers']} "
                                   f"process(es)"],
                ["scene", f"{s['settings']['scene']} ({s['settings']['scene_reason']})"],
@@ -102,9 +117,9 @@ def write_report(path: Path, summary: dict, curves: dict[str, np.ndarray], track
                ["classifier", s["settings"]["classifier"]],
                ["files skipped", ", ".join(f"{f['source']} ({f['error']})" for f in s["files_skipped"]) or "none"]]
     models = [[name, m["file"], m["sha256"]] for name, m in s["models"].items()]
-    track_rows = [[r["source"], r["track_id"], r["seat"] or "–", r["observations"], _clock(r["first_s"]),
+    track_rows = [[r["source"], r["track_id"], r["seat"] or "–", r["observations"], r["read"], _clock(r["first_s"]),
                    _clock(r["last_s"]), f"{r['seconds']:.1f}", r["top_expression"],
-                   *(f"{r[v]:.3f}" for v in TRACK_VALUES)] for r in tracks]
+                   *(f"{r[v]:.3f}" if r[v] == r[v] else "–" for v in TRACK_VALUES)] for r in tracks]
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Audience reactions — {html.escape(title)}</title>
 <style>{STYLE}</style></head><body>
@@ -120,8 +135,9 @@ expressions ({', '.join(EMOTIONS)}), valence, smile and attention; the faces beh
 {''.join(moments_html)}
 <h2>Tracks</h2>
 <p class="muted">One row per anonymous track (a face followed through the video; ids mean nothing outside this
-run). Means over the track's observations.</p>
-{_table(["source", "track", "seat", "observations", "first", "last", "seconds", "top expression",
+run). Means over the track's observations: attention over all of them, expressions over those read (a face
+present but turned away, covered or too small counts for attention, as 0, and not for expressions).</p>
+{_table(["source", "track", "seat", "observations", "read", "first", "last", "seconds", "top expression",
          *TRACK_VALUES], track_rows) if track_rows else '<p class="muted">No faces were found.</p>'}
 <h2>Run</h2>
 {_table(None, figures, "figures")}

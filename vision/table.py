@@ -1,8 +1,10 @@
 """Observations as a column table: what sinks write, one row per face per analysed frame.
 
 Only these columns ever leave the process: the source name, frame index, time, anonymous track id, the
-normalised box and the numbers in `vision.labels.VALUE_COLUMNS` (the `<value>_delta` columns are NaN
-until `vision.reactions` reads each viewer against their baseline). Never landmarks, crops or pixels.
+normalised box, the numbers in `vision.labels.VALUE_COLUMNS` (the `<value>_delta` columns are NaN
+until `vision.reactions` reads each viewer against their baseline) and the face's reading quality
+(`QUALITY_COLUMNS`: box height in pixels, detector score, presence score, quality). Never landmarks,
+crops or pixels.
 """
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .labels import DELTA_COLUMNS, EMOTIONS, METRICS, VALUE_COLUMNS
+from .labels import DELTA_COLUMNS, EMOTIONS, METRICS, QUALITY_COLUMNS, VALUE_COLUMNS
 from .observation import Observation
 
 KEY_COLUMNS = ("source", "frame", "t", "track_id", "seat", "x", "y", "w", "h", "emotion")
-COLUMNS = KEY_COLUMNS + VALUE_COLUMNS
+COLUMNS = KEY_COLUMNS + VALUE_COLUMNS + QUALITY_COLUMNS
 
 
 def observation_columns(obs: Observation) -> dict[str, np.ndarray]:
@@ -38,6 +40,8 @@ def observation_columns(obs: Observation) -> dict[str, np.ndarray]:
     cols["attention"] = obs.attention
     for c in DELTA_COLUMNS:  # filled per viewer over time by vision.reactions, after tracking
         cols[c] = np.full(n, np.nan, np.float32)
+    cols["face_px"] = obs.face_px
+    cols["det_score"], cols["presence"], cols["quality"] = obs.det_score, obs.presence, obs.quality
     return cols
 
 
@@ -96,8 +100,8 @@ class ObservationFileWriter:
 
             table = _arrow_table(cols)
             if self._writer is None:
-                # store_schema=False: Parquet's own schema says all (plain numbers and strings); the Arrow
-                # copy is a base64 blob in the file's metadata, which nothing here needs
+                # no embedded Arrow schema: it is a base64 blob in the file's metadata (the types read
+                # back the same from Parquet's own), and a file of numbers should hold no opaque text
                 self._writer = pq.ParquetWriter(str(self.path), table.schema, store_schema=False)
             if n:
                 self._writer.write_table(table)
