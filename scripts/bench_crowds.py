@@ -46,10 +46,10 @@ def _mtcnn(min_face: int, thresholds=(0.6, 0.7, 0.7)):
     return (lambda image: d.detect(image)[0]), (lambda: None)
 
 
-def _centerface(threshold: float = 0.5, scale: float = 1.0):
+def _centerface(**options):
     from vision.centerface import CenterFaceDetector, CenterFaceOptions
 
-    d = CenterFaceDetector(CenterFaceOptions(model_file("centerface").path, threshold=threshold, scale=scale))
+    d = CenterFaceDetector(CenterFaceOptions(model_file("centerface").path, **options))
     return (lambda image: d.detect(image)[0]), d.close
 
 
@@ -66,15 +66,17 @@ def _union(*factories, iou: float = 0.3):
     return detect, (lambda: [close() for _, close in made])
 
 
-def _front_end_main():
-    """Today's audience front end: MTCNN (min face 32) + MediaPipe's landmarker on each 1.8x crop."""
+def _front_end_main(detector: str = "mtcnn"):
+    """Today's audience front end: MTCNN (min face 32) + MediaPipe's landmarker on each 1.8x crop
+    (`detector="centerface"`: the same with CenterFace finding the faces)."""
     from vision.audience import AudienceLandmarker, AudienceOptions
     from vision.capture import Frame
     from vision.landmarker import boxes_from_landmarks
 
     fe = AudienceLandmarker(AudienceOptions(model_file("face_landmarker").path,
                                             tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")),
-                                            threads=1))
+                                            threads=1,
+                                            centerface=model_file("centerface").path if detector == "centerface" else None))
 
     def detect(image):
         fe.reset()
@@ -90,13 +92,16 @@ CANDIDATES: dict[str, Callable[[], tuple[Boxes, Callable]]] = {
     "mtcnn min32 (main)": lambda: _mtcnn(32),
     "mtcnn min20": lambda: _mtcnn(20),
     "mtcnn min16": lambda: _mtcnn(16),
-    "mtcnn min16 thr .6/.6/.6": lambda: _mtcnn(16, (0.6, 0.6, 0.6)),
-    "centerface x1 t.5": lambda: _centerface(0.5),
-    "centerface x1 t.35": lambda: _centerface(0.35),
-    "centerface x1.5 t.5": lambda: _centerface(0.5, 1.5),
-    "centerface x1.5 t.35": lambda: _centerface(0.35, 1.5),
-    "centerface x1 t.35 + mtcnn min16": lambda: _union(lambda: _centerface(0.35), lambda: _mtcnn(16)),
+    "mtcnn min16 thr .6/.7/.5": lambda: _mtcnn(16, (0.6, 0.7, 0.5)),
+    "centerface (shipped)": lambda: _centerface(),
+    "centerface t.4": lambda: _centerface(threshold=0.4, low_light_luma=0),
+    "centerface t.45": lambda: _centerface(threshold=0.45, low_light_luma=0),
+    "centerface t.5": lambda: _centerface(threshold=0.5, low_light_luma=0),
+    "centerface x1.5 t.45": lambda: _centerface(threshold=0.45, scale=1.5, low_light_luma=0),
+    "centerface t.35 + mtcnn min16": lambda: _union(lambda: _centerface(threshold=0.35, low_light_luma=0),
+                                                    lambda: _mtcnn(16)),
     "front end (main)": _front_end_main,
+    "front end (main) with centerface": lambda: _front_end_main("centerface"),
 }
 
 

@@ -42,6 +42,7 @@ class AnalyzeRequest:
     detect_every_s: float = 2.0
     seat_map: str | None = None
     seat_empty_after_s: float = 10.0
+    detector: str = "centerface"  # the audience scene's face detector: "centerface" or "mtcnn"
     db: str | None = None  # also store the statistics here (service.publish)
     api: str | None = None  # ...or send them to this running service
     screening: int | None = None
@@ -68,7 +69,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
     specs = resolve_inputs(req.inputs)
     settings = Settings(fps=req.fps, classifier=req.classifier, max_faces=req.max_faces, max_lost_s=req.max_lost_s,
                         scene=req.scene, detect_every_s=req.detect_every_s, seat_map=req.seat_map,
-                        seat_empty_after_s=req.seat_empty_after_s)
+                        seat_empty_after_s=req.seat_empty_after_s, detector=req.detector)
     if req.seat_map:
         SeatMap.load(req.seat_map)  # a bad map fails here, before any work
     settings, scene_reason = resolve_scene(specs, settings)
@@ -133,7 +134,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
                      "max_lost_s": req.max_lost_s, "format": req.fmt, "scene": settings.scene,
                      "scene_reason": scene_reason,
                      "detect_every_s": req.detect_every_s, "seat_map": req.seat_map,
-                     "seat_empty_after_s": req.seat_empty_after_s},
+                     "seat_empty_after_s": req.seat_empty_after_s, "detector": req.detector},
         "labels": list(EMOTIONS),
         "models": {n: {"file": m.path.name, "sha256": m.sha256} for n, m in models.items()},
         "per_source": [r.public() for r in reports],

@@ -3,7 +3,8 @@
 An anchor-free detector (a MobileNetV2 feature pyramid, like CenterNet): at stride 4 it predicts a face-centre
 heatmap, the box size (log, in units of 4 px) and a sub-cell offset of the centre. Boxes follow WIDER FACE's
 convention (forehead to chin). The image is scaled by `scale` (above 1 helps faces under ~20 px, at a
-quadratic cost) and padded to a multiple of 32.
+quadratic cost) and padded to a multiple of 32. A dark frame (mean luma under `low_light_luma`: a dim hall, an
+infrared camera) gives fainter peaks, so it is searched with `low_light_threshold` at `low_light_scale`.
 
 `CenterFaceDetector.detect(image_bgr) -> (boxes [N,4] x1,y1,x2,y2 in pixels, scores [N])`, as MtcnnDetector.
 """
@@ -23,19 +24,24 @@ STRIDE = 4
 @dataclass(frozen=True)
 class CenterFaceOptions:
     model: Path
-    threshold: float = 0.5  # heatmap peak score a face needs
+    threshold: float = 0.45  # heatmap peak score a face needs
     nms_iou: float = 0.3
     scale: float = 1.0  # the image is resized by this factor before the network (1 = as is)
+    low_light_luma: float = 60.0  # 0-255: a frame darker than this on average is searched as below (0: never)
+    low_light_threshold: float = 0.35
+    low_light_scale: float = 1.5
     max_side: int = 4096  # pixels: the scaled image's longer side is capped here (cost grows with its area)
     threads: int = 1
 
     def __post_init__(self):
-        if not 0 < self.threshold < 1:
-            raise ValueError("threshold must be within (0, 1)")
+        if not (0 < self.threshold < 1 and 0 < self.low_light_threshold < 1):
+            raise ValueError("threshold and low_light_threshold must be within (0, 1)")
+        if not 0 <= self.low_light_luma <= 255:
+            raise ValueError("low_light_luma must be within [0, 255]")
         if not 0 < self.nms_iou <= 1:
             raise ValueError("nms_iou must be within (0, 1]")
-        if not 0.25 <= self.scale <= 4:
-            raise ValueError("scale must be within [0.25, 4]")
+        if not (0.25 <= self.scale <= 4 and 0.25 <= self.low_light_scale <= 4):
+            raise ValueError("scale and low_light_scale must be within [0.25, 4]")
         if self.max_side < 64:
             raise ValueError("max_side must be >= 64 pixels")
         if self.threads < 1:
@@ -66,12 +72,17 @@ class CenterFaceDetector:
         self._input = self._session.get_inputs()[0].name
         self._outputs = [o.name for o in self._session.get_outputs()][:3]  # heatmap, size, offset
 
-    def _factor(self, h: int, w: int) -> float:
-        return min(self.options.scale, self.options.max_side / max(h, w))
+    def is_dim(self, image_bgr: np.ndarray) -> bool:
+        """Mean luma (of an 8x smaller copy) under `low_light_luma`."""
+        h, w = image_bgr.shape[:2]
+        small = cv2.resize(image_bgr, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
+        return float(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).mean()) < self.options.low_light_luma
 
     def detect(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h, w = image_bgr.shape[:2]
-        f = self._factor(h, w)
+        o = self.options
+        threshold, scale = (o.low_light_threshold, o.low_light_scale) if self.is_dim(image_bgr) else (o.threshold, o.scale)
+        f = min(scale, o.max_side / max(h, w))
         sw, sh = max(1, round(w * f)), max(1, round(h * f))
         rgb = cv2.cvtColor(image_bgr if f == 1 else cv2.resize(image_bgr, (sw, sh), interpolation=cv2.INTER_LINEAR),
                            cv2.COLOR_BGR2RGB)
@@ -79,7 +90,7 @@ class CenterFaceDetector:
         blob = np.zeros((1, 3, ph, pw), np.float32)
         blob[0, :, :sh, :sw] = rgb.transpose(2, 0, 1)
         heatmap, size, offset = (o[0] for o in self._session.run(self._outputs, {self._input: blob}))
-        boxes, scores = decode(heatmap, size, offset, self.options.threshold)
+        boxes, scores = decode(heatmap, size, offset, threshold)
         keep = nms(boxes, scores, self.options.nms_iou)
         boxes, scores = boxes[keep] / np.float32(f), scores[keep]
         np.clip(boxes, 0, [w, h, w, h], out=boxes)

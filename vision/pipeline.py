@@ -28,6 +28,7 @@ from .tracker import FaceTracker
 
 CLASSIFIERS = ("fusion", "cnn")
 SCENES = ("single", "audience", "auto")
+DETECTORS = ("centerface", "mtcnn")  # the audience scene's face detector
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Settings:
     detect_every_s: float = 2.0
     seat_map: str | None = None  # JSON seat map (seats and opt-out regions); see vision.seats
     seat_empty_after_s: float = 10.0  # audience scene: a seat empty this long gives its next face a new id
+    detector: str = "centerface"  # audience scene (and "auto"'s first look): "centerface" or "mtcnn"
 
     def __post_init__(self):
         if self.classifier not in CLASSIFIERS:
@@ -56,6 +58,8 @@ class Settings:
             raise ValueError(f"scene must be one of {', '.join(SCENES)}")
         if self.detect_every_s < 0:
             raise ValueError("detect_every_s must be >= 0")
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {', '.join(DETECTORS)}")
 
 
 @dataclass
@@ -134,8 +138,10 @@ class FrameLoop:
 
 def model_files(settings: Settings) -> dict:
     names = ["face_landmarker", "cnn"] + (["fusion"] if settings.classifier == "fusion" else [])
-    if settings.scene in ("audience", "auto"):
-        names += ["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"]
+    if settings.scene == "auto" or (settings.scene == "audience" and settings.detector == "mtcnn"):
+        names += ["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"]  # "auto" takes its first look with MTCNN
+    if settings.scene in ("audience", "auto") and settings.detector == "centerface":
+        names += ["centerface"]
     return {n: model_file(n) for n in names}
 
 
@@ -144,8 +150,10 @@ def build_stages(settings: Settings, mode: str, models: dict) -> Stages:
     seat_map = SeatMap.load(settings.seat_map) if settings.seat_map else None
     if settings.scene == "audience":
         landmarker = AudienceLandmarker(AudienceOptions(
-            models["face_landmarker"].path, tuple(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet")),
-            detect_every_s=settings.detect_every_s, max_faces=settings.max_faces or 500))
+            models["face_landmarker"].path, tuple(models[f"mtcnn_{n}"].path if f"mtcnn_{n}" in models else None
+                                                  for n in ("pnet", "rnet", "onet")),
+            detect_every_s=settings.detect_every_s, max_faces=settings.max_faces or 500,
+            centerface=models["centerface"].path if settings.detector == "centerface" else None))
     else:
         landmarker = Landmarker(LandmarkerOptions(models["face_landmarker"].path, mode=mode,
                                                   max_faces=settings.max_faces or 8))
