@@ -83,11 +83,28 @@ def test_recall_on_the_first_real_crowds():
     for name in list(truth)[:20]:
         score.add(truth[name], d.detect(cv2.imread(str(folder / "images" / name)))[0])
     r = score.row()
-    assert r["readable"] >= READABLE_FLOOR and r["valid"] >= VALID_FLOOR
-    assert r["fp/img"] <= FP_CEILING
+    # measured: readable 0.980 (of 202), valid 0.787 (of 427), 0.60 false positives per image
+    assert r["readable"] >= 0.96 and r["valid"] >= 0.75
+    assert r["fp/img"] <= 1.5
 
 
-READABLE_FLOOR, VALID_FLOOR, FP_CEILING = 0.0, 0.0, 99.0  # set from the measurement below
+@pytest.mark.shared
+def test_recall_on_the_first_real_crowds_made_dim():
+    """Golden: the same photos as a dim grey camera sees them (scripts/make_dim_crowds.py's defaults): the
+    low-light mode keeps readable recall within 10 points of the originals'."""
+    from crowds_eval import Score, read_annotations
+    from make_dim_crowds import dim
+
+    folder = SHARED / "data" / "crowds"
+    truth = read_annotations(folder / "wider_face_bbx_gt.txt")
+    d = CenterFaceDetector(CenterFaceOptions(model_file("centerface").path))
+    score = Score(iou=0.3)
+    for name in list(truth)[:20]:
+        score.add(truth[name], d.detect(dim(cv2.imread(str(folder / "images" / name)), seed=name))[0])
+    r = score.row()
+    # measured: readable 0.950, valid 0.705, 1.3 false positives per image
+    assert r["readable"] >= 0.93 and r["valid"] >= 0.67
+    assert r["fp/img"] <= 2.0
 
 
 def test_the_setting_chooses_the_audience_detector_and_its_models():
