@@ -53,6 +53,15 @@ def _centerface(**options):
     return (lambda image: d.detect(image)[0]), d.close
 
 
+def _built(name: str):
+    """A detector as `audience analyze --detector NAME` builds it."""
+    from vision.detection import build_detector
+
+    d = build_detector(name, centerface=model_file("centerface").path,
+                       mtcnn=tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")))
+    return (lambda image: d.detect(image)[0]), d.close
+
+
 def _union(*factories, iou: float = 0.3):
     """Several detectors' boxes, one box per face (the earlier detector's wins)."""
     made = [f() for f in factories]
@@ -68,7 +77,7 @@ def _union(*factories, iou: float = 0.3):
 
 def _front_end_main(detector: str = "mtcnn"):
     """Today's audience front end: MTCNN (min face 32) + MediaPipe's landmarker on each 1.8x crop
-    (`detector="centerface"`: the same with CenterFace finding the faces)."""
+    (`detector`: the same with another of vision.detection.DETECTORS finding the faces)."""
     from vision.audience import AudienceLandmarker, AudienceOptions
     from vision.capture import Frame
     from vision.landmarker import boxes_from_landmarks
@@ -76,7 +85,7 @@ def _front_end_main(detector: str = "mtcnn"):
     fe = AudienceLandmarker(AudienceOptions(model_file("face_landmarker").path,
                                             tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")),
                                             threads=1,
-                                            centerface=model_file("centerface").path if detector == "centerface" else None))
+                                            detector=detector, centerface=model_file("centerface").path))
 
     def detect(image):
         fe.reset()
@@ -94,6 +103,7 @@ CANDIDATES: dict[str, Callable[[], tuple[Boxes, Callable]]] = {
     "mtcnn min16": lambda: _mtcnn(16),
     "mtcnn min16 thr .6/.7/.5": lambda: _mtcnn(16, (0.6, 0.7, 0.5)),
     "centerface (shipped)": lambda: _centerface(),
+    "centerface+mtcnn (default)": lambda: _built("centerface+mtcnn"),
     "centerface t.4": lambda: _centerface(threshold=0.4, low_light_luma=0),
     "centerface t.45": lambda: _centerface(threshold=0.45, low_light_luma=0),
     "centerface t.5": lambda: _centerface(threshold=0.5, low_light_luma=0),
@@ -101,7 +111,7 @@ CANDIDATES: dict[str, Callable[[], tuple[Boxes, Callable]]] = {
     "centerface t.35 + mtcnn min16": lambda: _union(lambda: _centerface(threshold=0.35, low_light_luma=0),
                                                     lambda: _mtcnn(16)),
     "front end (main)": _front_end_main,
-    "front end (main) with centerface": lambda: _front_end_main("centerface"),
+    "front end (main) with centerface+mtcnn": lambda: _front_end_main("centerface+mtcnn"),
 }
 
 

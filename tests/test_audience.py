@@ -79,8 +79,8 @@ def test_audience_scene_on_the_fixture_video(tmp_path):
     assert left["track_id"].nunique() == 1 and len(left) == 25
     assert left["seat"].nunique() == 1 and left["seat"].iloc[0].startswith("L")
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["settings"]["scene"] == "audience" and summary["settings"]["detector"] == "centerface"
-    assert "centerface" in summary["models"] and "mtcnn_pnet" not in summary["models"]  # --detector mtcnn: test_centerface
+    assert summary["settings"]["scene"] == "audience" and "mtcnn_pnet" in summary["models"]
+    assert summary["settings"]["detector"] == "centerface+mtcnn" and "centerface" in summary["models"]
 
 
 @pytest.mark.shared

@@ -112,8 +112,9 @@ def test_the_setting_chooses_the_audience_detector_and_its_models():
 
     with pytest.raises(ValueError, match="detector"):
         Settings(detector="yolo")
-    assert Settings().detector == "centerface"
-    audience = set(model_files(Settings(scene="audience")))
+    assert Settings().detector == "centerface+mtcnn"
+    assert {"centerface", "mtcnn_pnet"} <= set(model_files(Settings(scene="audience")))
+    audience = set(model_files(Settings(scene="audience", detector="centerface")))
     assert "centerface" in audience and not any(n.startswith("mtcnn") for n in audience)
     assert {"mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"} <= set(model_files(Settings(scene="audience", detector="mtcnn")))
     assert "centerface" not in model_files(Settings(scene="audience", detector="mtcnn"))
@@ -130,7 +131,7 @@ def test_audience_front_end_with_centerface_finds_the_fixture_faces():
     frame = cv2.VideoCapture(str(FIXTURES / "two_faces.mp4")).read()[1]
     with native_stderr_to_devnull():
         a = AudienceLandmarker(AudienceOptions(model_file("face_landmarker").path, (None, None, None), threads=1,
-                                               centerface=model_file("centerface").path))
+                                               detector="centerface", centerface=model_file("centerface").path))
         try:
             landmarks, blendshapes, _ = a.landmark(Frame("f", 0, 0.0, frame))
         finally:
@@ -156,3 +157,39 @@ def test_a_dark_frame_is_searched_in_low_light_mode(detector):
     assert not CenterFaceDetector(CenterFaceOptions(model_file("centerface").path, low_light_luma=0)).is_dim(dark)
     boxes, scores = detector.detect(dark)
     assert len(boxes) == 1 and scores[0] >= detector.options.low_light_threshold
+
+
+def test_union_keeps_one_box_per_face_and_the_first_detector_wins():
+    from vision.detection import DetectorUnion, build_detector
+
+    class Fixed:
+        def __init__(self, boxes, scores):
+            self.boxes, self.scores, self.closed = np.array(boxes, np.float32), np.array(scores, np.float32), False
+
+        def detect(self, image):
+            return self.boxes, self.scores
+
+        def close(self):
+            self.closed = True
+
+    first = Fixed([[0, 0, 10, 10], [50, 50, 60, 60]], [0.5, 0.6])
+    second = Fixed([[1, 0, 11, 10], [100, 100, 120, 120]], [0.99, 0.98])
+    u = DetectorUnion([first, second])
+    boxes, scores = u.detect(None)
+    assert boxes.tolist() == [[0, 0, 10, 10], [50, 50, 60, 60], [100, 100, 120, 120]]
+    assert scores.tolist() == pytest.approx([0.5, 0.6, 0.98])
+    empty = DetectorUnion([Fixed(np.zeros((0, 4)), []), Fixed(np.zeros((0, 4)), [])]).detect(None)
+    assert empty[0].shape == (0, 4) and empty[1].shape == (0,)
+    u.close()
+    assert first.closed and second.closed
+    with pytest.raises(ValueError):
+        build_detector("yolo")
+    with pytest.raises(ValueError, match="centerface"):
+        build_detector("centerface+mtcnn", mtcnn=(ROOT,) * 3)
+    with pytest.raises(ValueError, match="mtcnn"):
+        build_detector("mtcnn", centerface=ROOT)
+    frame = cv2.VideoCapture(str(FIXTURES / "two_faces.mp4")).read()[1]
+    both = build_detector("centerface+mtcnn", centerface=model_file("centerface").path,
+                          mtcnn=tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")))
+    assert len(both.detect(frame)[0]) == 2
+    both.close()

@@ -42,7 +42,7 @@ class AnalyzeRequest:
     detect_every_s: float = 2.0
     seat_map: str | None = None
     seat_empty_after_s: float = 10.0
-    detector: str = "centerface"  # the audience scene's face detector: "centerface" or "mtcnn"
+    detector: str = "centerface+mtcnn"  # the audience scene's face detector (vision.detection.DETECTORS)
     db: str | None = None  # also store the statistics here (service.publish)
     api: str | None = None  # ...or send them to this running service
     screening: int | None = None

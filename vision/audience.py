@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from .capture import Frame
-from .centerface import CenterFaceDetector, CenterFaceOptions
-from .detector import MtcnnDetector, MtcnnOptions, nms
+from .detection import build_detector
+from .detector import MtcnnDetector, nms
 from .landmarker import Landmarker, LandmarkerOptions, boxes_from_landmarks
 from .observation import N_BLENDSHAPES, N_LANDMARKS
 
@@ -33,7 +33,8 @@ class AudienceOptions:
     crop_size: int = 256  # pixels the crop is resized to for the landmarker
     max_faces: int = 500
     threads: int = 2  # landmarker instances run side by side on the faces of a frame (crops are independent)
-    centerface: Path | None = None  # when given, CenterFace finds the faces instead of MTCNN (vision/centerface.py)
+    detector: str = "mtcnn"  # which finds the faces: one of vision.detection.DETECTORS
+    centerface: Path | None = None  # CenterFace's model, for the detectors that use it
 
     def __post_init__(self):
         if self.detect_every_s < 0:
@@ -67,9 +68,8 @@ class AudienceLandmarker:
 
     def __init__(self, options: AudienceOptions):
         self.options = options
-        self._detector = (CenterFaceDetector(CenterFaceOptions(options.centerface, threads=options.threads))
-                          if options.centerface else
-                          MtcnnDetector(MtcnnOptions(*options.mtcnn, min_face=options.min_face, threads=options.threads)))
+        self._detector = build_detector(options.detector, centerface=options.centerface, mtcnn=options.mtcnn,
+                                        min_face=options.min_face, threads=options.threads)
         self._landmarkers = [Landmarker(LandmarkerOptions(options.landmarker_path, mode="image", max_faces=1,
                                                           image_padding=0.0)) for _ in range(options.threads)]
         self._pool = ThreadPoolExecutor(options.threads) if options.threads > 1 else None
@@ -135,7 +135,7 @@ class AudienceLandmarker:
         self._detector.close()
 
 
-def choose_scene(image_bgr: np.ndarray, detector: MtcnnDetector | CenterFaceDetector, min_faces: int = 3,
+def choose_scene(image_bgr: np.ndarray, detector: MtcnnDetector, min_faces: int = 3,
                  small_face: float = 0.12) -> tuple[str, str]:
     """'audience' when a frame shows at least `min_faces` faces or any face smaller than `small_face` of
     the frame height (MediaPipe's own detector misses those), else 'single'. Returns (scene, reason)."""

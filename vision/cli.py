@@ -77,9 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "12%% of the frame height")
     a.add_argument("--detect-every", type=_positive(float), default=2.0,
                    help="audience scene: seconds between full-frame face detections (default 2)")
-    a.add_argument("--detector", choices=("centerface", "mtcnn"), default="centerface",
-                   help="audience scene: the face detector, centerface (default; finds more small, blurred and "
-                        "turned faces) or mtcnn (the earlier one)")
+    a.add_argument("--detector", choices=("centerface+mtcnn", "centerface", "mtcnn"), default="centerface+mtcnn",
+                   help="audience scene: the face detector: centerface+mtcnn (default: both, one box per face), "
+                        "centerface (finds more small, blurred and turned faces in real crowds) or mtcnn (the "
+                        "earlier one)")
     a.add_argument("--seat-map", type=Path, default=None,
                    help="JSON seat map: seats (ids anchored to them) and excluded opt-out regions, which are "
                         "blacked out before any model sees the frame")

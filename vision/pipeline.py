@@ -19,6 +19,7 @@ from .audience import AudienceLandmarker, AudienceOptions
 from .capture import Frame, SourceSpec, open_source
 from .classifier import CnnClassifier, FusionClassifier
 from .describe import describe_window
+from .detection import DETECTORS
 from .landmarker import Landmarker, LandmarkerOptions, to_observations
 from .models import model_file
 from .observation import Observation
@@ -28,7 +29,6 @@ from .tracker import FaceTracker
 
 CLASSIFIERS = ("fusion", "cnn")
 SCENES = ("single", "audience", "auto")
-DETECTORS = ("centerface", "mtcnn")  # the audience scene's face detector
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Settings:
     detect_every_s: float = 2.0
     seat_map: str | None = None  # JSON seat map (seats and opt-out regions); see vision.seats
     seat_empty_after_s: float = 10.0  # audience scene: a seat empty this long gives its next face a new id
-    detector: str = "centerface"  # audience scene (and "auto"'s first look): "centerface" or "mtcnn"
+    detector: str = "centerface+mtcnn"  # the audience scene's face detector, one of vision.detection.DETECTORS
 
     def __post_init__(self):
         if self.classifier not in CLASSIFIERS:
@@ -138,9 +138,9 @@ class FrameLoop:
 
 def model_files(settings: Settings) -> dict:
     names = ["face_landmarker", "cnn"] + (["fusion"] if settings.classifier == "fusion" else [])
-    if settings.scene == "auto" or (settings.scene == "audience" and settings.detector == "mtcnn"):
+    if settings.scene == "auto" or (settings.scene == "audience" and "mtcnn" in settings.detector):
         names += ["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"]  # "auto" takes its first look with MTCNN
-    if settings.scene in ("audience", "auto") and settings.detector == "centerface":
+    if settings.scene in ("audience", "auto") and "centerface" in settings.detector:
         names += ["centerface"]
     return {n: model_file(n) for n in names}
 
@@ -153,7 +153,7 @@ def build_stages(settings: Settings, mode: str, models: dict) -> Stages:
             models["face_landmarker"].path, tuple(models[f"mtcnn_{n}"].path if f"mtcnn_{n}" in models else None
                                                   for n in ("pnet", "rnet", "onet")),
             detect_every_s=settings.detect_every_s, max_faces=settings.max_faces or 500,
-            centerface=models["centerface"].path if settings.detector == "centerface" else None))
+            detector=settings.detector, centerface=models["centerface"].path if "centerface" in models else None))
     else:
         landmarker = Landmarker(LandmarkerOptions(models["face_landmarker"].path, mode=mode,
                                                   max_faces=settings.max_faces or 8))
