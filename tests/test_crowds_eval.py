@@ -83,3 +83,28 @@ def test_dim_variant_is_grey_darker_noisy_and_repeatable():
     assert np.array_equal(out, dim(img, seed="a.jpg")) and not np.array_equal(out, dim(img, seed="b.jpg"))
     flat = dim(np.full((200, 200, 3), 255, np.uint8), noise=4.0)
     assert flat.mean() == pytest.approx(255 * 0.45, abs=1) and flat.std() == pytest.approx(4, abs=0.5)
+
+
+def test_bench_crowds_prints_one_table_for_a_tiny_crowd(tmp_path, capsys):
+    import shutil
+
+    import cv2
+
+    from conftest import FIXTURES
+    import bench_crowds
+
+    (tmp_path / "images").mkdir()
+    shutil.copy(FIXTURES / "images" / "astronaut.jpg", tmp_path / "images" / "a.jpg")
+    img = cv2.imread(str(FIXTURES / "images" / "astronaut.jpg"))
+    from vision.centerface import CenterFaceDetector, CenterFaceOptions
+    from vision.models import model_file
+
+    x1, y1, x2, y2 = CenterFaceDetector(CenterFaceOptions(model_file("centerface").path)).detect(img)[0][0]
+    (tmp_path / "wider_face_bbx_gt.txt").write_text(
+        f"a.jpg\n1\n{x1:.0f} {y1:.0f} {x2 - x1:.0f} {min(y2 - y1, 150):.0f} 0 0 0 0 0 0 \n")
+    assert bench_crowds.main([str(tmp_path), "--dim", "--only", "centerface (shipped)",
+                              "--json", str(tmp_path / "rows.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| centerface (shipped) | 1.000 | 1.000 |" in out and "(dim)" in out and "dim loses" in out
+    assert bench_crowds.main([str(tmp_path), "--only", "nope"]) == 2
+    assert bench_crowds.main([str(tmp_path / "missing")]) == 3
