@@ -89,7 +89,7 @@ class CenterFaceDetector:
         ph, pw = -(-sh // 32) * 32, -(-sw // 32) * 32
         blob = np.zeros((1, 3, ph, pw), np.float32)
         blob[0, :, :sh, :sw] = rgb.transpose(2, 0, 1)
-        heatmap, size, offset = (o[0] for o in self._session.run(self._outputs, {self._input: blob}))
+        heatmap, size, offset = (m[0] for m in self._session.run(self._outputs, {self._input: blob}))
         boxes, scores = decode(heatmap, size, offset, threshold)
         keep = nms(boxes, scores, self.options.nms_iou)
         boxes, scores = boxes[keep] / np.float32(f), scores[keep]
