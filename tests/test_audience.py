@@ -80,6 +80,7 @@ def test_audience_scene_on_the_fixture_video(tmp_path):
     assert left["seat"].nunique() == 1 and left["seat"].iloc[0].startswith("L")
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["settings"]["scene"] == "audience" and "mtcnn_pnet" in summary["models"]
+    assert summary["settings"]["detector"] == "centerface+mtcnn" and "centerface" in summary["models"]
 
 
 @pytest.mark.shared

@@ -46,6 +46,7 @@ class AnalyzeRequest:
     confirm_hits: int = 2
     confirm_within_s: float = 1.0
     min_quality: float = DEFAULT_MIN_QUALITY  # curves: expressions from faces at or above this quality
+    detector: str = "centerface+mtcnn"  # the audience scene's face detector (vision.detection.DETECTORS)
     db: str | None = None  # also store the statistics here (service.publish)
     api: str | None = None  # ...or send them to this running service
     screening: int | None = None
@@ -74,7 +75,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
     settings = Settings(fps=req.fps, classifier=req.classifier, max_faces=req.max_faces, max_lost_s=req.max_lost_s,
                         scene=req.scene, detect_every_s=req.detect_every_s, seat_map=req.seat_map,
                         seat_empty_after_s=req.seat_empty_after_s, confirm_hits=req.confirm_hits,
-                        confirm_within_s=req.confirm_within_s)
+                        confirm_within_s=req.confirm_within_s, detector=req.detector)
     if req.seat_map:
         SeatMap.load(req.seat_map)  # a bad map fails here, before any work
     settings, scene_reason = resolve_scene(specs, settings)
@@ -143,7 +144,8 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
                      "detect_every_s": req.detect_every_s, "seat_map": req.seat_map,
                      "seat_empty_after_s": req.seat_empty_after_s, "confirm_hits": req.confirm_hits,
                      "confirm_within_s": req.confirm_within_s, "min_quality": req.min_quality,
-                     "smooth_s": req.reactions.smooth_s, "baseline_s": req.reactions.baseline_s},
+                     "smooth_s": req.reactions.smooth_s, "baseline_s": req.reactions.baseline_s,
+                     "detector": req.detector},
         "labels": list(EMOTIONS),
         "models": {n: {"file": m.path.name, "sha256": m.sha256} for n, m in models.items()},
         "per_source": [r.public() for r in reports],

@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 
 from .capture import Frame
-from .detector import MtcnnDetector, MtcnnOptions, nms
+from .detection import build_detector
+from .detector import MtcnnDetector, nms
 from .landmarker import Faces, Landmarker, LandmarkerOptions, boxes_from_landmarks
 from .observation import N_BLENDSHAPES, N_LANDMARKS
 
@@ -43,6 +44,8 @@ class AudienceOptions:
     research_full_share: float = 0.25  # this share of the followed faces (and 2 or more) lost on one frame:
     #                                    search the whole frame instead
     present_min_score: float = 0.9  # a detected face the landmarker cannot read is kept from this score up
+    detector: str = "mtcnn"  # which finds the faces: one of vision.detection.DETECTORS
+    centerface: Path | None = None  # CenterFace's model, for the detectors that use it
 
     def __post_init__(self):
         if self.detect_every_s < 0:
@@ -98,7 +101,8 @@ class AudienceLandmarker:
 
     def __init__(self, options: AudienceOptions):
         self.options = options
-        self._detector = MtcnnDetector(MtcnnOptions(*options.mtcnn, min_face=options.min_face, threads=options.threads))
+        self._detector = build_detector(options.detector, centerface=options.centerface, mtcnn=options.mtcnn,
+                                        min_face=options.min_face, threads=options.threads)
         self._landmarkers = [Landmarker(LandmarkerOptions(options.landmarker_path, mode="image", max_faces=1,
                                                           image_padding=0.0)) for _ in range(options.threads)]
         self._pool = ThreadPoolExecutor(options.threads) if options.threads > 1 else None
@@ -262,6 +266,7 @@ class AudienceLandmarker:
             self._pool.shutdown()
         for lm in self._landmarkers:
             lm.close()
+        self._detector.close()
 
 
 def choose_scene(image_bgr: np.ndarray, detector: MtcnnDetector, min_faces: int = 3,

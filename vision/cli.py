@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "12%% of the frame height")
     a.add_argument("--detect-every", type=_positive(float), default=2.0,
                    help="audience scene: seconds between full-frame face detections (default 2)")
+    a.add_argument("--detector", choices=("centerface+mtcnn", "centerface", "mtcnn"), default="centerface+mtcnn",
+                   help="audience scene: the face detector: centerface+mtcnn (default: both, one box per face), "
+                        "centerface (finds more small, blurred and turned faces in real crowds) or mtcnn (the "
+                        "earlier one)")
     a.add_argument("--seat-map", type=Path, default=None,
                    help="JSON seat map: seats (ids anchored to them) and excluded opt-out regions, which are "
                         "blacked out before any model sees the frame")
@@ -543,7 +547,7 @@ def _analyze(args) -> int:
                              classifier=args.classifier, bucket=args.bucket, content_offset=offset or 0.0,
                              max_faces=args.max_faces,
                              max_lost_s=args.max_lost, workers=args.workers, scene=args.scene,
-                             detect_every_s=args.detect_every,
+                             detect_every_s=args.detect_every, detector=args.detector,
                              seat_map=str(args.seat_map) if args.seat_map else None,
                              seat_empty_after_s=args.seat_empty_after, db=args.db, api=args.api,
                              screening=args.screening, confirm_hits=args.confirm_hits,

@@ -149,3 +149,6 @@ class MtcnnDetector:
             boxes = np.concatenate([_square(boxes[:, :4]), boxes[:, 4:5]], axis=1)
         boxes = self._stage(self._onet, rgb, boxes, 48, self.options.thresholds[2], 0.7, by_min=True)
         return boxes[:, :4].astype(np.float32), boxes[:, 4].astype(np.float32)
+
+    def close(self) -> None:
+        self._pnet = self._rnet = self._onet = None

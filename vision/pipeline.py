@@ -19,6 +19,7 @@ from .audience import AudienceLandmarker, AudienceOptions
 from .capture import Frame, SourceSpec, open_source
 from .classifier import CnnClassifier, FusionClassifier
 from .describe import describe_window
+from .detection import DETECTORS
 from .landmarker import Landmarker, LandmarkerOptions, to_observations
 from .models import model_file
 from .observation import Observation
@@ -46,6 +47,7 @@ class Settings:
     seat_empty_after_s: float = 10.0  # audience scene: a seat empty this long gives its next face a new id
     confirm_hits: int = 2  # a new track (or learned seat) is confirmed once seen in this many analysed frames
     confirm_within_s: float = 1.0  # ...within this many seconds; before that its faces are not emitted
+    detector: str = "centerface+mtcnn"  # the audience scene's face detector, one of vision.detection.DETECTORS
 
     def __post_init__(self):
         if self.classifier not in CLASSIFIERS:
@@ -62,6 +64,8 @@ class Settings:
             raise ValueError("confirm_hits must be >= 1")
         if self.confirm_within_s < 0:
             raise ValueError("confirm_within_s must be >= 0")
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {', '.join(DETECTORS)}")
 
 
 @dataclass
@@ -154,8 +158,10 @@ def classify_readable(classifier, images: list, observations: list[Observation])
 
 def model_files(settings: Settings) -> dict:
     names = ["face_landmarker", "cnn"] + (["fusion"] if settings.classifier == "fusion" else [])
-    if settings.scene in ("audience", "auto"):
-        names += ["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"]
+    if settings.scene == "auto" or (settings.scene == "audience" and "mtcnn" in settings.detector):
+        names += ["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"]  # "auto" takes its first look with MTCNN
+    if settings.scene in ("audience", "auto") and "centerface" in settings.detector:
+        names += ["centerface"]
     return {n: model_file(n) for n in names}
 
 
@@ -164,8 +170,10 @@ def build_stages(settings: Settings, mode: str, models: dict) -> Stages:
     seat_map = SeatMap.load(settings.seat_map) if settings.seat_map else None
     if settings.scene == "audience":
         landmarker = AudienceLandmarker(AudienceOptions(
-            models["face_landmarker"].path, tuple(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet")),
-            detect_every_s=settings.detect_every_s, max_faces=settings.max_faces or 500))
+            models["face_landmarker"].path, tuple(models[f"mtcnn_{n}"].path if f"mtcnn_{n}" in models else None
+                                                  for n in ("pnet", "rnet", "onet")),
+            detect_every_s=settings.detect_every_s, max_faces=settings.max_faces or 500,
+            detector=settings.detector, centerface=models["centerface"].path if "centerface" in models else None))
     else:
         landmarker = Landmarker(LandmarkerOptions(models["face_landmarker"].path, mode=mode,
                                                   max_faces=settings.max_faces or 8))

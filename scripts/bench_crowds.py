@@ -1,0 +1,190 @@
+"""Face detectors and the audience front end on real crowd photos (WIDER FACE subset), in one run, one table.
+
+    python scripts/bench_crowds.py ../shared/data/crowds [--limit N] [--dim] [--only NAME,NAME] [--json FILE]
+
+For each candidate (a function image -> face boxes), over the photos of `crowds/images`: recall of the valid
+faces 20-150 px tall and of the readable ones (no occlusion, typical pose, blur < 2), by size band, false
+positives per image (a box that overlaps no annotated face, valid or not) and milliseconds per image on one
+thread, all at IoU >= 0.3 (`scripts/crowds_eval.py` holds the rules). `--dim` adds every candidate again on
+the dim grey variant (`make_dim_crowds.dim`: grey, gamma 1.6, gain 0.45, sensor noise sigma 4), made on the
+fly, with the readable recall it loses.
+
+The "front end" rows run a whole audience front end on each photo as one frame (image mode): today's
+`AudienceLandmarker` (detector + MediaPipe landmarker on each crop), its boxes taken from the landmarks as
+`audience analyze` writes them. A new front end plugs in by adding a factory to CANDIDATES.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from crowds_eval import BANDS, Score, read_annotations  # noqa: E402
+from make_dim_crowds import dim  # noqa: E402
+
+from vision.detector import nms  # noqa: E402
+from vision.models import model_file  # noqa: E402
+
+Boxes = Callable[[np.ndarray], np.ndarray]  # BGR image -> [N,4] x1,y1,x2,y2 pixels
+
+
+def _mtcnn(min_face: int, thresholds=(0.6, 0.7, 0.7)):
+    from vision.detector import MtcnnDetector, MtcnnOptions
+
+    d = MtcnnDetector(MtcnnOptions(*(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")),
+                                   min_face=min_face, thresholds=thresholds))
+    return (lambda image: d.detect(image)[0]), (lambda: None)
+
+
+def _centerface(**options):
+    from vision.centerface import CenterFaceDetector, CenterFaceOptions
+
+    d = CenterFaceDetector(CenterFaceOptions(model_file("centerface").path, **options))
+    return (lambda image: d.detect(image)[0]), d.close
+
+
+def _built(name: str):
+    """A detector as `audience analyze --detector NAME` builds it."""
+    from vision.detection import build_detector
+
+    d = build_detector(name, centerface=model_file("centerface").path,
+                       mtcnn=tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")))
+    return (lambda image: d.detect(image)[0]), d.close
+
+
+def _union(*factories, iou: float = 0.3):
+    """Several detectors' boxes, one box per face (the earlier detector's wins)."""
+    made = [f() for f in factories]
+
+    def detect(image):
+        found = [fn(image) for fn, _ in made]
+        boxes = np.concatenate(found)
+        priority = np.concatenate([np.full(len(b), float(len(found) - k)) for k, b in enumerate(found)])
+        return boxes[np.sort(nms(boxes, priority, iou))]
+
+    return detect, (lambda: [close() for _, close in made])
+
+
+def _front_end_main(detector: str = "mtcnn"):
+    """Today's audience front end: MTCNN (min face 32) + MediaPipe's landmarker on each 1.8x crop
+    (`detector`: the same with another of vision.detection.DETECTORS finding the faces)."""
+    from vision.audience import AudienceLandmarker, AudienceOptions
+    from vision.capture import Frame
+    from vision.landmarker import boxes_from_landmarks
+
+    fe = AudienceLandmarker(AudienceOptions(model_file("face_landmarker").path,
+                                            tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")),
+                                            threads=1,
+                                            detector=detector, centerface=model_file("centerface").path))
+
+    def detect(image):
+        fe.reset()
+        h, w = image.shape[:2]
+        landmarks = fe.landmark(Frame("crowd", 0, 0.0, image))[0]
+        b = boxes_from_landmarks(landmarks)
+        return np.stack([b[:, 0] * w, b[:, 1] * h, (b[:, 0] + b[:, 2]) * w, (b[:, 1] + b[:, 3]) * h], axis=1)
+
+    return detect, fe.close
+
+
+CANDIDATES: dict[str, Callable[[], tuple[Boxes, Callable]]] = {
+    "mtcnn min32 (main)": lambda: _mtcnn(32),
+    "mtcnn min20": lambda: _mtcnn(20),
+    "mtcnn min16": lambda: _mtcnn(16),
+    "mtcnn min16 thr .6/.7/.5": lambda: _mtcnn(16, (0.6, 0.7, 0.5)),
+    "centerface (shipped)": lambda: _centerface(),
+    "centerface+mtcnn (default)": lambda: _built("centerface+mtcnn"),
+    "centerface t.4": lambda: _centerface(threshold=0.4, low_light_luma=0),
+    "centerface t.45": lambda: _centerface(threshold=0.45, low_light_luma=0),
+    "centerface t.5": lambda: _centerface(threshold=0.5, low_light_luma=0),
+    "centerface x1.5 t.45": lambda: _centerface(threshold=0.45, scale=1.5, low_light_luma=0),
+    "centerface t.35 + mtcnn min16": lambda: _union(lambda: _centerface(threshold=0.35, low_light_luma=0),
+                                                    lambda: _mtcnn(16)),
+    "front end (main)": _front_end_main,
+    "front end (main) with centerface+mtcnn": lambda: _front_end_main("centerface+mtcnn"),
+}
+
+
+def run(folder: Path, names: list[str], limit: int | None, with_dim: bool) -> list[dict]:
+    truth = read_annotations(folder / "wider_face_bbx_gt.txt")
+    files = list(truth)[:limit]
+    images = {}
+    for f in files:
+        img = cv2.imread(str(folder / "images" / f))
+        if img is None:
+            raise SystemExit(f"{folder / 'images' / f}: not a readable image")
+        images[f] = img
+    variants = [("", lambda name, img: img)] + ([(" (dim)", lambda name, img: dim(img, seed=name))] if with_dim else [])
+    rows = []
+    for name in names:
+        detect, close = CANDIDATES[name]()
+        try:
+            detect(next(iter(images.values())))  # warm up (session allocations)
+            for suffix, variant in variants:
+                score = Score(iou=0.3)
+                for f in files:
+                    image = variant(f, images[f])
+                    t0 = time.perf_counter()
+                    boxes = detect(image)
+                    score.add(truth[f], boxes, time.perf_counter() - t0)
+                rows.append({"candidate": name + suffix, **score.row()})
+                print(f"  {rows[-1]['candidate']}: readable {rows[-1]['readable']:.3f} valid {rows[-1]['valid']:.3f}",
+                      file=sys.stderr, flush=True)
+        finally:
+            close()
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    cols = ["readable", "valid"] + [f"valid {lo}-{hi}" for lo, hi in BANDS] + [f"read {lo}-{hi}" for lo, hi in BANDS]
+    head = ["candidate"] + cols + ["fp/img", "ms/img"] + (["dim loses"] if any("(dim)" in r["candidate"] for r in rows) else [])
+    base = {r["candidate"]: r["readable"] for r in rows}
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["candidate"]] + [f"{r[c]:.3f}" for c in cols] + [f"{r['fp/img']:.2f}", f"{r['ms/img']:.0f}"]
+        if head[-1] == "dim loses":
+            orig = base.get(r["candidate"].replace(" (dim)", ""))
+            cells.append(f"{orig - r['readable']:+.3f}" if "(dim)" in r["candidate"] and orig is not None else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("crowds", type=Path, help="the crowds folder (images/ and wider_face_bbx_gt.txt)")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N photos")
+    ap.add_argument("--dim", action="store_true", help="also run every candidate on the dim grey variant")
+    ap.add_argument("--only", default=None, help=f"comma-separated candidates (default all): {', '.join(CANDIDATES)}")
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = ap.parse_args(argv)
+    if not (args.crowds / "wider_face_bbx_gt.txt").is_file():
+        print(f"{args.crowds}: no wider_face_bbx_gt.txt there", file=sys.stderr)
+        return 3
+    names = [n.strip() for n in args.only.split(",")] if args.only else list(CANDIDATES)
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        print(f"unknown candidate(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    cv2.setNumThreads(1)
+    rows = run(args.crowds, names, args.limit, args.dim)
+    n = args.limit or "all"
+    print(f"crowds: {n} photos, IoU >= 0.3, recall of valid faces 20-150 px and of readable ones "
+          f"(no occlusion, typical pose, blur < 2), one thread")
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
