@@ -10,3 +10,6 @@ METRICS: tuple[str, ...] = ("smile", "brow_raise", "brow_furrow", "eye_widen", "
 #: Per-face numbers after the box, in output column order.
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{e}" for e in EMOTIONS)
 VALUE_COLUMNS: tuple[str, ...] = PROB_COLUMNS + METRICS + ("valence", "yaw", "pitch", "roll", "attention")
+
+#: Expression classifiers `audience analyze --classifier` offers (the first is the default).
+CLASSIFIERS: tuple[str, ...] = ("fusion", "fusion-v1", "cnn", "faceapi")
