@@ -1,7 +1,7 @@
 """Expression classifiers: ONNX models run on every face of a window of frames in one batched call.
 
-Both classifiers fill `probs` [N,7] (`vision.labels.EMOTIONS` order) and `labels`, are built once with an
-explicit model path, and take a window of frames at once so the frame loop can batch across frames:
+Every classifier fills `probs` [N,7] (`vision.labels.EMOTIONS` order) and `labels`, is built once with an
+explicit model path, and takes a window of frames at once so the frame loop can batch across frames:
 `classify(images_bgr, observations) -> observations` makes one ONNX call per model for all their faces
 (crops are cut in memory and dropped). Calling a classifier, `(image_bgr, obs) -> obs`, does one frame.
 
