@@ -26,6 +26,7 @@ import cv2  # noqa: E402
 
 from vision.capture import SourceSpec, open_source  # noqa: E402
 from vision.landmarker import Landmarker, LandmarkerOptions  # noqa: E402
+from vision.labels import CLASSIFIERS  # noqa: E402
 from vision.pipeline import FrameLoop, Settings, build_stages, model_files  # noqa: E402
 from vision.quiet import native_stderr_to_devnull  # noqa: E402
 
@@ -134,7 +135,7 @@ def main(argv=None) -> int:
     ap.add_argument("video")
     ap.add_argument("--cores", type=int, default=1, help="pin to this many cores (0 = no pinning)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--classifier", default="fusion", choices=("fusion", "cnn"))
+    ap.add_argument("--classifier", default="fusion", choices=CLASSIFIERS)
     ap.add_argument("--batch-frames", type=int, default=Settings.batch_frames)
     args = ap.parse_args(argv)
     if args.cores and hasattr(os, "sched_setaffinity"):

@@ -1,19 +1,29 @@
-"""Evaluate the shipped expression pipeline on a labelled photo folder.
+"""Compare the expression classifiers on a labelled photo folder, at full size and as small venue faces.
 
-    python scripts/eval_expressions.py ../shared/data/expressions [--classifier fusion|cnn] [--limit N]
+    python scripts/eval_expressions.py ../shared/data/expressions [--cache FILE] [--workers N] [--json]
+    python scripts/eval_expressions.py ../shared/data/expressions --pipeline fusion|fusion-v1|cnn|faceapi
 
 The folder holds labels.csv (image, emotion) and the photos (under images/ or beside the CSV). Every photo
-goes through the same stages `audience analyze` uses on still images (MediaPipe in image mode with a black
-border, then the classifier); a photo with no face found counts as wrong. Prints accuracy, macro recall,
-per-class recall and the no-face rate, overall and per kind of photo (web portraits, small movie crops).
-Note: the fusion head was trained on ../shared/data/expressions, so on that folder this measures fit, not
-generalisation: its card reports subject-disjoint cross-validated figures (scripts/train_fusion_head.py).
+is read as it is and with its face shrunk to 48 and 32 px wide (JPEG quality 80 at that size, then scaled
+back: scripts/degrade.py), through MediaPipe in image mode and both CNNs (cached in --cache). Printed in one
+run, per condition: fer's CNN, face-api's CNN, the old fusion head (v1 recipe: fer CNN + blendshapes +
+geometry, trained on the photos as they are) and the new one (v2: both CNNs, trained on the photos and
+their venue-camera degradations) - macro recall over 7 and over 5 classes (anger, happiness, sadness,
+surprise, neutral), per-class recall, the no-face rate (counted wrong) and the calibration error (largest
+|mean probability - share| over the classes, faces found). The heads are measured by subject-disjoint
+5-fold cross-validation (nobody in both training and validation; a photo's degraded copies in its fold).
+Last, a timing line: per face after the landmarks, on one thread, fer's CNN alone (the baseline) and both
+CNNs + the v2 head, measured in the same run on a window of faces.
+
+`--pipeline NAME` instead runs the shipped pipeline (`audience analyze` on stills) with that classifier on
+the folder; on the training folder that measures fit, not generalisation.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,27 +31,22 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import expression_data as ed  # noqa: E402
 
-from vision.capture import SourceSpec  # noqa: E402
-from vision.labels import EMOTIONS  # noqa: E402
-from vision.pipeline import Settings, analyze_job  # noqa: E402
+from vision.labels import CLASSIFIERS, EMOTIONS  # noqa: E402
 from vision.quiet import native_stderr_to_devnull  # noqa: E402
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("labelled_dir", type=Path)
-    ap.add_argument("--classifier", default="fusion", choices=("fusion", "cnn"))
-    ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--json", action="store_true", help="print the report as JSON")
-    args = ap.parse_args(argv)
+def run_pipeline(args) -> int:
+    from vision.capture import SourceSpec
+    from vision.pipeline import Settings, analyze_job
+
     rows = ed.read_labels(args.labelled_dir)[: args.limit]
     specs = [SourceSpec(p.name, "image", str(p), in_folder=True) for p, _ in rows]
     with native_stderr_to_devnull():
-        results = analyze_job(specs, Settings(classifier=args.classifier, max_faces=1))
+        results = analyze_job(specs, Settings(classifier=args.pipeline, max_faces=1))
     pred = np.array([EMOTIONS.index(cols["emotion"][0]) if len(cols["emotion"]) else -1 for cols, _ in results])
     truth = np.array([y for _, y in rows])
     kinds = np.array([ed.kind_of(p.name) for p, _ in rows])
-    report = {"classifier": args.classifier, "all": ed.recall_report(truth, pred)}
+    report = {"classifier": args.pipeline, "all": ed.recall_report(truth, pred)}
     for kind in ("web", "movie"):
         if (kinds == kind).any():
             report[kind] = ed.recall_report(truth[kinds == kind], pred[kinds == kind])
@@ -51,9 +56,79 @@ def main(argv=None) -> int:
     for part, r in report.items():
         if part == "classifier":
             continue
-        print(f"{args.classifier} on {part} photos (n={r['n']}): accuracy {r['accuracy']:.3f}, macro recall "
-              f"{r['macro_recall']:.3f}, no face {r['no_face_rate']:.3f}")
+        print(f"{args.pipeline} on {part} photos (n={r['n']}): accuracy {r['accuracy']:.3f}, macro recall "
+              f"{r['macro_recall']:.3f} (5 classes {r['macro_recall_5']:.3f}), no face {r['no_face_rate']:.3f}")
         print("   per class: " + ", ".join(f"{k} {v:.2f}" for k, v in r["per_class_recall"].items()))
+    return 0
+
+
+def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
+    """ms per face after the landmarks, one ONNX thread, one window of `n_faces` faces per call: fer's CNN
+    alone (crop + CNN) and the v2 fusion (both crops, both CNNs, features, head). Best of `repeats`, the
+    two interleaved."""
+    from vision.capture import Frame, read_image
+    from vision.classifier import CnnClassifier, FaceApiClassifier, Fusion2Classifier
+    from vision.landmarker import Landmarker, LandmarkerOptions
+    from vision.models import model_file
+
+    image = read_image(str(ed.ROOT / "fixtures" / "images" / "astronaut.jpg"))
+    with native_stderr_to_devnull():
+        lm = Landmarker(LandmarkerOptions(model_file("face_landmarker").path, mode="image", max_faces=1))
+        try:
+            obs = lm.detect(Frame("astronaut.jpg", 0, 0.0, image))
+        finally:
+            lm.close()
+    cnn = CnnClassifier(model_file("cnn").path, threads=1)
+    fusion = Fusion2Classifier(model_file("fusion").path, cnn, FaceApiClassifier(model_file("faceapi").path, 1), 1)
+    images, window = [image] * n_faces, [obs] * n_faces
+
+    def once(classifier):
+        t0 = time.perf_counter()
+        classifier.classify(images, window)
+        return time.perf_counter() - t0
+
+    once(cnn), once(fusion)  # warm up
+    # interleaved, so both see the same load on a shared machine; the best of `repeats` each
+    pairs = [(once(cnn), once(fusion)) for _ in range(repeats)]
+    base = 1000 * min(p[0] for p in pairs) / n_faces
+    both = 1000 * min(p[1] for p in pairs) / n_faces
+    return {"faces_per_call": n_faces, "cnn_ms_per_face": base, "fusion_ms_per_face": both, "ratio": both / base}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("labelled_dir", type=Path)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/audience_expression_conditions.npz"))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--pipeline", choices=CLASSIFIERS, default=None,
+                    help="run the shipped pipeline with this classifier instead of the comparison")
+    ap.add_argument("--limit", type=int, default=None, help="--pipeline: the first N photos only")
+    ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = ap.parse_args(argv)
+    if args.pipeline:
+        return run_pipeline(args)
+    import fusion_v2 as v2
+    from train_fusion_head import print_table
+
+    rows = ed.read_labels(args.labelled_dir)
+    y = np.array([label for _, label in rows])
+    readings = ed.read_conditions(args.labelled_dir, args.cache, workers=args.workers)
+    report = v2.cross_validate(readings, y, [ed.subject_of(p.name) for p, _ in rows])
+    del report["_oof_logits"]
+    if not args.no_timing:
+        report["timing"] = time_per_face()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{len(y)} photos, subject-disjoint {report['folds']}-fold CV for the heads; cal.err = largest "
+          "|mean probability - share| over the classes")
+    print_table(report)
+    if "timing" in report:
+        t = report["timing"]
+        print(f"per face after the landmarks, one thread, {t['faces_per_call']} faces per call: fer CNN alone "
+              f"{t['cnn_ms_per_face']:.2f} ms (baseline), both CNNs + v2 head {t['fusion_ms_per_face']:.2f} ms "
+              f"({t['ratio']:.1f}x the baseline, same run)")
     return 0
 
 

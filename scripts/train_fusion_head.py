@@ -110,13 +110,23 @@ def cross_validate(data: ed.LabelledSet) -> dict:
     return report
 
 
+V1_DOC = ("Fusion expression head: blendshapes[52] + landmark geometry[104] + log CNN probs[7] -> "
+          "calibrated probs[7] and balanced label. Classes: " + ", ".join(ed.EMOTIONS))
+
+
 def export_onnx(scaler, lr, t, b, n_features):
+    return export_arrays(scaler.mean_, scaler.scale_, lr.coef_.T, lr.intercept_, t, b, n_features, V1_DOC)
+
+
+def export_arrays(mean, scale, w, bias_w, t, b, n_features, doc, quality_slope=None):
+    """(features - mean) / scale @ W + B -> logits; softmax(logits / T + b [+ features[:, -1] * q]) -> probs;
+    argmax(logits) -> label. With `quality_slope` q the last feature (the crop's sharpness) shifts the priors."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
-    inits = [numpy_helper.from_array(f32(scaler.mean_), "mean"), numpy_helper.from_array(f32(scaler.scale_), "scale"),
-             numpy_helper.from_array(f32(lr.coef_.T), "W"), numpy_helper.from_array(f32(lr.intercept_), "B"),
+    inits = [numpy_helper.from_array(f32(mean), "mean"), numpy_helper.from_array(f32(scale), "scale"),
+             numpy_helper.from_array(f32(w), "W"), numpy_helper.from_array(f32(bias_w), "B"),
              numpy_helper.from_array(f32([t]), "T"), numpy_helper.from_array(f32(b), "bias")]
     nodes = [helper.make_node("Sub", ["features", "mean"], ["centred"]),
              helper.make_node("Div", ["centred", "scale"], ["z"]),
@@ -125,13 +135,22 @@ def export_onnx(scaler, lr, t, b, n_features):
              helper.make_node("Add", ["scaled", "bias"], ["calibrated"]),
              helper.make_node("Softmax", ["calibrated"], ["probs"], axis=-1),
              helper.make_node("ArgMax", ["logits"], ["label"], axis=1, keepdims=0)]
+    if quality_slope is not None:
+        inits += [numpy_helper.from_array(np.array([n_features - 1], np.int64), "q_start"),
+                  numpy_helper.from_array(np.array([n_features], np.int64), "q_end"),
+                  numpy_helper.from_array(np.array([1], np.int64), "q_axis"),
+                  numpy_helper.from_array(f32(quality_slope).reshape(1, -1), "q")]
+        nodes[4] = helper.make_node("Add", ["scaled", "bias"], ["biased"])
+        nodes[4:4] = []
+        nodes.insert(5, helper.make_node("Slice", ["features", "q_start", "q_end", "q_axis"], ["quality"]))
+        nodes.insert(6, helper.make_node("Mul", ["quality", "q"], ["shift"]))
+        nodes.insert(7, helper.make_node("Add", ["biased", "shift"], ["calibrated"]))
     graph = helper.make_graph(nodes, "fusion_head", [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", n_features])],
                               [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 7]),
                                helper.make_tensor_value_info("label", TensorProto.INT64, ["N"])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="audience scripts/train_fusion_head.py")
     model.ir_version = 8
-    model.doc_string = ("Fusion expression head: blendshapes[52] + landmark geometry[104] + log CNN probs[7] -> "
-                        "calibrated probs[7] and balanced label. Classes: " + ", ".join(ed.EMOTIONS))
+    model.doc_string = doc
     onnx.checker.check_model(model)
     return model.SerializeToString()
 
@@ -139,8 +158,16 @@ def export_onnx(scaler, lr, t, b, n_features):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("labelled_dir", type=Path)
-    ap.add_argument("--out", type=Path, default=ed.ROOT / "models" / "fusion_head.onnx")
+    ap.add_argument("--head", choices=("v2", "v1"), default="v2",
+                    help="v2: both CNNs, trained on venue-camera degradations (default); v1: the previous head")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/audience_expression_conditions.npz"),
+                    help="v2: the photos' readings under every condition, computed once (.npz)")
+    ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
+    if args.head == "v2":
+        return main_v2(args)
+    args.out = args.out or ed.ROOT / "models" / "fusion_head.onnx"
     data = ed.extract(args.labelled_dir)
     report = cross_validate(data)
     x, y, found = data.features[data.found], data.labels[data.found], data.found
@@ -175,6 +202,54 @@ def main(argv=None) -> int:
           f"(uncalibrated {cal['ece_uncalibrated']:.3f})")
     print(f"wrote {args.out} sha256 {report['sha256']} and {metrics_path}")
     return 0
+
+
+def main_v2(args) -> int:
+    import fusion_v2 as v2
+
+    out = args.out or ed.ROOT / "models" / "fusion_head_v2.onnx"
+    rows = ed.read_labels(args.labelled_dir)
+    y = np.array([label for _, label in rows])
+    subjects = [ed.subject_of(p.name) for p, _ in rows]
+    readings = ed.read_conditions(args.labelled_dir, args.cache, workers=args.workers)
+    report = v2.cross_validate(readings, y, subjects)
+    t, b, q = v2.final_calibration(report, y, readings)
+    del report["_oof_logits"]
+    x, idx = v2.stack(readings, list(readings), np.arange(len(y)), lambda r: r.v2_features())
+    head = v2.Head().fit(x, y[idx])
+    mean, scale, w, bias_w = head.export()
+    doc = ("Fusion expression head v2: blendshapes[52] + landmark geometry[104] + log fer probs[7] + log face-api "
+           "probs[7] + face-api pooled features[256] + crop sharpness[1] -> calibrated probs[7] and balanced label. "
+           "Classes: " + ", ".join(ed.EMOTIONS))
+    blob = export_arrays(mean, scale, w, bias_w, t, b, x.shape[1], doc, quality_slope=q)
+    import onnxruntime as ort
+
+    probs, label = ort.InferenceSession(blob, providers=["CPUExecutionProvider"]).run(None, {"features": x})
+    want = softmax(head.logits(x) / t + b + (x[:, -1:] * q if q is not None else 0))
+    assert np.abs(probs - want).max() < 1e-4 and (label == head.logits(x).argmax(axis=1)).mean() > 0.999
+    out.write_bytes(blob)
+    report.update(temperature=t, class_bias=np.round(b, 4).tolist(), n_features=int(x.shape[1]),
+                  sharpness_slope=None if q is None else np.round(q, 4).tolist(),
+                  trained_on_rows=int(len(x)), sha256=hashlib.sha256(blob).hexdigest())
+    metrics_path = out.with_suffix(".metrics.json")
+    metrics_path.write_text(json.dumps(report, indent=2))
+    print_table(report)
+    print(f"wrote {out} sha256 {report['sha256']} and {metrics_path}")
+    return 0
+
+
+def print_table(report: dict) -> None:
+    """One line per (condition, model): macro recall 7 and 5 classes, per-class recall, calibration error."""
+    short = [e[:4] for e in ed.EMOTIONS]
+    print(f"{'condition':9s} {'model':10s} {'macro7':>6s} {'macro5':>6s} {'noface':>6s}  "
+          + " ".join(f"{s:>5s}" for s in short) + "  cal.err")
+    for cond, part in report["conditions"].items():
+        for name, r in part.items():
+            if not isinstance(r, dict):
+                continue
+            per = " ".join(f"{r['per_class_recall'].get(e, float('nan')):5.2f}" for e in ed.EMOTIONS)
+            print(f"{cond:9s} {name:10s} {r['macro_recall']:6.3f} {r['macro_recall_5']:6.3f} "
+                  f"{r['no_face_rate']:6.3f}  {per}  {r['calibration']['max_abs_error']:.3f}")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,20 @@
 """Expression classifiers: ONNX models run on every face of a window of frames in one batched call.
 
-Both classifiers fill `probs` [N,7] (`vision.labels.EMOTIONS` order) and `labels`, are built once with an
-explicit model path, and take a window of frames at once so the frame loop can batch across frames:
+Every classifier fills `probs` [N,7] (`vision.labels.EMOTIONS` order) and `labels`, is built once with an
+explicit model path, and takes a window of frames at once so the frame loop can batch across frames:
 `classify(images_bgr, observations) -> observations` makes one ONNX call per model for all their faces
 (crops are cut in memory and dropped). Calling a classifier, `(image_bgr, obs) -> obs`, does one frame.
 
 - `CnnClassifier`: the fer mini-Xception (FER2013) on an upright 64x64 grayscale crop.
-- `FusionClassifier`: a calibrated linear head over MediaPipe's 52 blendshapes, normalised landmark
-  geometry and the CNN's log-probabilities, trained on labelled photos (see models/fusion_head.md).
-  Its `probs` are calibrated (means over faces estimate shares); its `labels` are the balanced decision
-  (best macro recall), so a face's label is not always the argmax of its calibrated probabilities.
+- `FaceApiClassifier`: face-api's expression net on an upright 112x112 RGB crop; it also hands out its
+  256 pooled features (see models/faceapi_expression.md).
+- `FusionClassifier` ("fusion-v1"): a calibrated linear head over MediaPipe's 52 blendshapes, normalised
+  landmark geometry and the fer CNN's log-probabilities (see models/fusion_head.md).
+- `Fusion2Classifier` ("fusion", the default): a calibrated linear head over the same inputs plus face-api's
+  log-probabilities and pooled features and the crop's sharpness, trained on the labelled photos and
+  their venue-camera degradations (see models/fusion_head_v2.md).
+The fusion heads' `probs` are calibrated (means over faces estimate shares); their `labels` are the
+balanced decision (best macro recall), so a face's label is not always the argmax of its probabilities.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from .features import crop_transforms, geometry_features
 from .observation import Observation
 
 CROP_SIZE = 64
+FACEAPI_SIZE = 112
 
 
 def _session(path: Path, threads: int):
@@ -34,24 +40,51 @@ def _session(path: Path, threads: int):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def face_crops(images: list[np.ndarray], observations: list[Observation], size: int = CROP_SIZE) -> np.ndarray:
-    """[N,1,size,size] float32 in [-1,1]: upright grayscale crops of every face of every frame given
+def _warped(images: list[np.ndarray], observations: list[Observation], size: int, gray: bool) -> np.ndarray:
+    """[N,size,size] (gray) or [N,size,size,3] (BGR) uint8 upright crops of every face of every frame given
     (pixels stay in memory). The affine maps of all faces are computed in one pass."""
     faces = [(img, o) for img, o in zip(images, observations) if len(o)]
     n = sum(len(o) for _, o in faces)
-    crops = np.empty((n, 1, size, size), np.float32)
+    crops = np.empty((n, size, size) if gray else (n, size, size, 3), np.uint8)
     if n == 0:
         return crops
     sizes = np.repeat([[o.width, o.height] for _, o in faces], [len(o) for _, o in faces], axis=0)
     maps = crop_transforms(np.concatenate([o.landmarks for _, o in faces]), sizes[:, 0], sizes[:, 1], size)
     k = 0
     for image, o in faces:
-        for _ in range(len(o)):  # cut in colour, then convert only the small crop to gray
+        colour = image.ndim == 3
+        for _ in range(len(o)):  # cut in colour, then convert only the small crop
             crop = cv2.warpAffine(image, maps[k], (size, size), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REPLICATE)
-            crops[k, 0] = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+            if gray:
+                crops[k] = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if colour else crop
+            else:
+                crops[k] = crop if colour else cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
             k += 1
-    return crops * np.float32(2 / 255.0) - np.float32(1.0)
+    return crops
+
+
+def face_crops(images: list[np.ndarray], observations: list[Observation], size: int = CROP_SIZE) -> np.ndarray:
+    """[N,1,size,size] float32 in [-1,1]: upright grayscale crops for the fer CNN."""
+    return (_warped(images, observations, size, gray=True)[:, None].astype(np.float32) * np.float32(2 / 255.0)
+            - np.float32(1.0))
+
+
+def face_crops_rgb(images: list[np.ndarray], observations: list[Observation],
+                   size: int = FACEAPI_SIZE) -> np.ndarray:
+    """[N,3,size,size] float32 RGB 0-255: upright colour crops for face-api's CNN."""
+    return np.ascontiguousarray(_warped(images, observations, size, gray=False)[..., ::-1].transpose(0, 3, 1, 2),
+                                np.float32)
+
+
+def sharpness(crops: np.ndarray) -> np.ndarray:
+    """[N,1,64,64] fer crops -> [N] log mean |Laplacian| relative to the crop's contrast: low for a small,
+    blurred or upscaled face, whatever its size in the frame."""
+    out = np.empty(len(crops), np.float32)
+    for i, c in enumerate(crops[:, 0]):
+        lap = np.abs(cv2.Laplacian(c, cv2.CV_32F)).mean()
+        out[i] = np.log((lap + 1e-3) / (c.std() + 1e-2))
+    return out
 
 
 def _split(observations: list[Observation], *arrays: np.ndarray) -> list[Observation]:
@@ -91,6 +124,25 @@ class CnnClassifier(_Classifier):
         return _split(observations, probs, probs.argmax(axis=1))
 
 
+class FaceApiClassifier(_Classifier):
+    name = "faceapi"
+
+    def __init__(self, model_path: Path, threads: int = 1):
+        self.model_path = Path(model_path)
+        self._session = _session(self.model_path, threads)
+
+    def outputs(self, crops_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[N,3,112,112] RGB crops -> ([N,7] softmax, [N,256] pooled features), in one call."""
+        if len(crops_rgb) == 0:
+            return np.zeros((0, 7), np.float32), np.zeros((0, 256), np.float32)
+        probs, features = self._session.run(None, {"input": crops_rgb})
+        return probs, features
+
+    def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
+        probs, _ = self.outputs(face_crops_rgb(images, observations))
+        return _split(observations, probs, probs.argmax(axis=1))
+
+
 def fusion_features(cnn_probs: np.ndarray, obs: Observation) -> np.ndarray:
     """[N, 52 + geometry + 7] inputs of the fusion head: blendshapes, geometry, log CNN probabilities."""
     return _features(cnn_probs, obs.blendshapes, geometry_features(obs.landmarks, obs.width, obs.height))
@@ -102,7 +154,7 @@ def _features(cnn_probs, blendshapes, geometry):
 
 
 class FusionClassifier(_Classifier):
-    name = "fusion"
+    name = "fusion-v1"
 
     def __init__(self, model_path: Path, cnn: CnnClassifier, threads: int = 1):
         self.model_path = Path(model_path)
@@ -118,5 +170,36 @@ class FusionClassifier(_Classifier):
         features = _features(self.cnn.probabilities(face_crops(images, observations)),
                              np.concatenate([o.blendshapes for o in faces]),
                              geometry_features(landmarks, size[:, 0], size[:, 1]))
+        probs, labels = self._session.run(None, {"features": features})
+        return _split(observations, probs, labels)
+
+
+def fusion2_features(cnn_probs, faceapi_probs, faceapi_features, sharp, blendshapes, geometry) -> np.ndarray:
+    """[N, 52 + geometry + 7 + 7 + 256 + 1] inputs of the v2 head: blendshapes, geometry, log fer
+    probabilities, log face-api probabilities, face-api's pooled features and the crop's sharpness."""
+    logp = np.log(np.clip(np.concatenate([cnn_probs, faceapi_probs], axis=1), 1e-6, 1.0))
+    return np.concatenate([blendshapes, geometry, logp, faceapi_features, np.reshape(sharp, (-1, 1))],
+                          axis=1).astype(np.float32)
+
+
+class Fusion2Classifier(_Classifier):
+    name = "fusion"
+
+    def __init__(self, model_path: Path, cnn: CnnClassifier, faceapi: FaceApiClassifier, threads: int = 1):
+        self.model_path = Path(model_path)
+        self.cnn, self.faceapi = cnn, faceapi
+        self._session = _session(self.model_path, threads)
+
+    def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
+        faces = [o for o in observations if len(o)]
+        if not faces:
+            return list(observations)
+        landmarks = np.concatenate([o.landmarks for o in faces])
+        size = np.repeat([[o.width, o.height] for o in faces], [len(o) for o in faces], axis=0)
+        crops = face_crops(images, observations)
+        fa_probs, fa_features = self.faceapi.outputs(face_crops_rgb(images, observations))
+        features = fusion2_features(self.cnn.probabilities(crops), fa_probs, fa_features, sharpness(crops),
+                                    np.concatenate([o.blendshapes for o in faces]),
+                                    geometry_features(landmarks, size[:, 0], size[:, 1]))
         probs, labels = self._session.run(None, {"features": features})
         return _split(observations, probs, labels)

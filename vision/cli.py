@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from .labels import DEFAULT_MIN_QUALITY
+from .labels import CLASSIFIERS, DEFAULT_MIN_QUALITY
 
 EXIT_CODES = """exit codes:
   0  done (also when no face was found: a message says so)
@@ -84,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--fps", type=_positive(float), default=None,
                    help="analysis rate in frames per second of the source (default: every frame; 2 in the "
                         "audience scene)")
-    a.add_argument("--classifier", choices=("fusion", "cnn"), default="fusion",
-                   help="expression model: fusion (blendshapes+geometry+CNN, default) or cnn (fer mini-Xception)")
+    a.add_argument("--classifier", choices=CLASSIFIERS, default="fusion",
+                   help="expression model: fusion (blendshapes+geometry+both CNNs, default), fusion-v1 (the "
+                        "previous head: blendshapes+geometry+fer CNN), cnn (fer mini-Xception) or faceapi")
     a.add_argument("--bucket", type=_positive(float), default=1.0, help="curve bucket in seconds (default 1)")
     a.add_argument("--content-offset", type=_number, default=None,
                    help="seconds between recording start and content start (curves use content time; "
@@ -152,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--realtime", action="store_true", help="pace a FILE at its own frame rate, like a camera")
     lv.add_argument("--spool", type=Path, default=None,
                     help="spool file (default ./audience-live-s<screening>-<camera>.spool.db)")
-    lv.add_argument("--classifier", choices=["fusion", "cnn"], default="fusion")
+    lv.add_argument("--classifier", choices=CLASSIFIERS, default="fusion")
     lv.add_argument("--scene", choices=["single", "audience", "auto"], default="auto")
     lv.add_argument("--seat-map", default=None, help="JSON seat map (seats and opt-out regions)")
     lv.add_argument("--min-quality", type=_fraction, default=DEFAULT_MIN_QUALITY,

@@ -25,3 +25,6 @@ QUALITY_COLUMNS: tuple[str, ...] = ("face_px", "det_score", "presence", "quality
 #: Default minimum face quality (`vision.features.face_quality`) for an expression to count in curves,
 #: the service's statistics and the live path.
 DEFAULT_MIN_QUALITY = 0.4
+
+#: Expression classifiers `audience analyze --classifier` offers (the first is the default).
+CLASSIFIERS: tuple[str, ...] = ("fusion", "fusion-v1", "cnn", "faceapi")

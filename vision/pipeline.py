@@ -17,9 +17,10 @@ import numpy as np
 
 from .audience import AudienceLandmarker, AudienceOptions
 from .capture import Frame, SourceSpec, open_source
-from .classifier import CnnClassifier, FusionClassifier
+from .classifier import CnnClassifier, FaceApiClassifier, Fusion2Classifier, FusionClassifier
 from .describe import describe_window
 from .detection import DETECTORS
+from .labels import CLASSIFIERS
 from .landmarker import Landmarker, LandmarkerOptions, to_observations
 from .models import model_file
 from .observation import Observation
@@ -27,8 +28,9 @@ from .table import TableSink
 from .seats import SeatMap, SeatTracker, mask_excluded
 from .tracker import FaceTracker
 
-CLASSIFIERS = ("fusion", "cnn")
 SCENES = ("single", "audience", "auto")
+CLASSIFIER_MODELS = {"fusion": ["cnn", "faceapi", "fusion"], "fusion-v1": ["cnn", "fusion_v1"], "cnn": ["cnn"],
+                     "faceapi": ["faceapi"]}
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class Stages:
     """The stages of one source kind, built once: landmarker -> classifier -> describe -> tracker."""
 
     landmarker: Landmarker | AudienceLandmarker
-    classifier: CnnClassifier | FusionClassifier
+    classifier: CnnClassifier | FaceApiClassifier | FusionClassifier | Fusion2Classifier
     tracker: FaceTracker | SeatTracker
     excluded: np.ndarray  # opt-out regions, blacked out before any model sees the frame
 
@@ -157,12 +159,25 @@ def classify_readable(classifier, images: list, observations: list[Observation])
 
 
 def model_files(settings: Settings) -> dict:
-    names = ["face_landmarker", "cnn"] + (["fusion"] if settings.classifier == "fusion" else [])
+    names = ["face_landmarker"] + CLASSIFIER_MODELS[settings.classifier]
     if settings.scene == "auto" or (settings.scene == "audience" and "mtcnn" in settings.detector):
         names += ["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"]  # "auto" takes its first look with MTCNN
     if settings.scene in ("audience", "auto") and "centerface" in settings.detector:
         names += ["centerface"]
     return {n: model_file(n) for n in names}
+
+
+def build_classifier(name: str, models: dict, threads: int = 1):
+    """The classifier `name` (one of CLASSIFIERS) from resolved model files."""
+    if name == "faceapi":
+        return FaceApiClassifier(models["faceapi"].path, threads)
+    cnn = CnnClassifier(models["cnn"].path, threads)
+    if name == "fusion":
+        return Fusion2Classifier(models["fusion"].path, cnn, FaceApiClassifier(models["faceapi"].path, threads),
+                                 threads)
+    if name == "fusion-v1":
+        return FusionClassifier(models["fusion_v1"].path, cnn, threads)
+    return cnn
 
 
 def build_stages(settings: Settings, mode: str, models: dict) -> Stages:
@@ -178,9 +193,7 @@ def build_stages(settings: Settings, mode: str, models: dict) -> Stages:
         landmarker = Landmarker(LandmarkerOptions(models["face_landmarker"].path, mode=mode,
                                                   max_faces=settings.max_faces or 8))
     try:
-        cnn = CnnClassifier(models["cnn"].path, settings.threads)
-        classifier = (FusionClassifier(models["fusion"].path, cnn, settings.threads)
-                      if settings.classifier == "fusion" else cnn)
+        classifier = build_classifier(settings.classifier, models, settings.threads)
     except BaseException:
         landmarker.close()
         raise

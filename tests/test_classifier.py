@@ -1,0 +1,78 @@
+"""The expression classifiers on fixture faces: shapes, batching across a window, and the shipped models."""
+import numpy as np
+import pytest
+
+from conftest import FIXTURES
+from vision.capture import Frame, read_image
+from vision.labels import CLASSIFIERS, EMOTIONS
+
+
+@pytest.fixture(scope="module")
+def frames():
+    from vision.landmarker import Landmarker, LandmarkerOptions
+    from vision.models import model_file
+
+    out = []
+    lm = Landmarker(LandmarkerOptions(model_file("face_landmarker").path, mode="image"))
+    try:
+        for name in ("astronaut.jpg", "empty.png", "mirrored.jpg"):
+            image = read_image(str(FIXTURES / "images" / name))
+            out.append((image, lm.detect(Frame(name, 0, 0.0, image))))
+    finally:
+        lm.close()
+    assert [len(o) for _, o in out] == [1, 0, 1]
+    return out
+
+
+@pytest.fixture(scope="module")
+def models():
+    from vision.models import model_file
+    from vision.pipeline import CLASSIFIER_MODELS
+
+    return {n: model_file(n) for names in CLASSIFIER_MODELS.values() for n in names}
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_every_classifier_reads_a_window_in_one_call_like_frame_by_frame(name, frames, models):
+    from vision.pipeline import build_classifier
+
+    clf = build_classifier(name, models)
+    images, observations = [f[0] for f in frames], [f[1] for f in frames]
+    window = clf.classify(images, observations)
+    assert len(window[1]) == 0 and window[1] is observations[1]  # no face: handed back as it was
+    for (image, obs), got in zip(frames, window):
+        if len(obs):
+            one = clf(image, obs)
+            assert np.allclose(one.probs, got.probs, atol=1e-5) and (one.labels == got.labels).all()
+            assert got.probs.shape == (1, 7) and np.allclose(got.probs.sum(axis=1), 1, atol=1e-5)
+            assert EMOTIONS[got.labels[0]] == "happiness"  # both fixture faces smile
+    assert clf.classify([], []) == []
+
+
+def test_v2_head_takes_both_cnns_and_sharpness(frames, models):
+    from vision.classifier import Fusion2Classifier
+    from vision.pipeline import build_classifier
+
+    clf = build_classifier("fusion", models)
+    assert isinstance(clf, Fusion2Classifier)
+    import onnxruntime as ort
+
+    n_in = ort.InferenceSession(str(models["fusion"].path)).get_inputs()[0].shape[1]
+    assert n_in == 52 + 104 + 7 + 7 + 256 + 1
+
+
+def test_rgb_crops_are_upright_colour_faces(frames):
+    import cv2
+
+    from vision.classifier import face_crops, face_crops_rgb, sharpness
+
+    image, obs = frames[0]
+    rgb = face_crops_rgb([image], [obs])
+    gray = face_crops([image], [obs], size=112)
+    assert rgb.shape == (1, 3, 112, 112) and rgb.dtype == np.float32 and 0 <= rgb.min() and rgb.max() <= 255
+    # channels are R, G, B: their luma is the gray crop (cut by the same map)
+    luma = 0.299 * rgb[0, 0] + 0.587 * rgb[0, 1] + 0.114 * rgb[0, 2]
+    assert np.abs(luma - (gray[0, 0] + 1) * 127.5).mean() < 2
+    crops = face_crops([image], [obs])
+    blurred = cv2.GaussianBlur(crops[0, 0], (0, 0), 2.0)[None, None]
+    assert sharpness(blurred)[0] < sharpness(crops)[0] - 0.5

@@ -1,0 +1,38 @@
+"""Golden figures of the v2 fusion head on the shared photos: subject-disjoint CV at full size and as
+small venue faces (the photos are read once into a cache that is keyed on photos, models and code)."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SHARED
+
+pytestmark = pytest.mark.shared
+CACHE = Path("/tmp/audience_expression_conditions.npz")
+
+
+@pytest.fixture(scope="module")
+def report():
+    import expression_data as ed
+    import fusion_v2 as v2
+
+    folder = SHARED / "data" / "expressions"
+    rows = ed.read_labels(folder)
+    y = np.array([label for _, label in rows])
+    readings = ed.read_conditions(folder, CACHE)
+    return v2.cross_validate(readings, y, [ed.subject_of(p.name) for p, _ in rows])
+
+
+def test_v2_beats_both_cnns_and_the_old_fusion_on_five_classes_at_every_size(report):
+    for cond, part in report["conditions"].items():
+        five = {name: part[name]["macro_recall_5"] for name in ("cnn", "faceapi", "fusion-v1", "fusion")}
+        assert five["fusion"] > max(five["cnn"], five["faceapi"], five["fusion-v1"]), (cond, five)
+    assert report["conditions"]["full"]["fusion"]["macro_recall_5"] >= 0.68
+    assert report["conditions"]["32px"]["fusion"]["macro_recall_5"] >= 0.62
+    assert report["conditions"]["32px"]["fusion"]["macro_recall"] >= 0.50
+
+
+def test_v2_stays_calibrated_at_every_size(report):
+    for cond, part in report["conditions"].items():
+        assert part["fusion"]["calibration"]["max_abs_error"] <= 0.025, cond
+        assert part["no_face_rate"] < 0.04, cond
