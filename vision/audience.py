@@ -32,6 +32,7 @@ class AudienceOptions:
     crop_size: int = 256  # pixels the crop is resized to for the landmarker
     max_faces: int = 500
     threads: int = 2  # landmarker instances run side by side on the faces of a frame (crops are independent)
+    device: str = "cpu"  # the detector's ONNX device (vision.onnx)
 
     def __post_init__(self):
         if self.detect_every_s < 0:
@@ -65,7 +66,8 @@ class AudienceLandmarker:
 
     def __init__(self, options: AudienceOptions):
         self.options = options
-        self._detector = MtcnnDetector(MtcnnOptions(*options.mtcnn, min_face=options.min_face, threads=options.threads))
+        self._detector = MtcnnDetector(MtcnnOptions(*options.mtcnn, min_face=options.min_face, threads=options.threads,
+                                                   device=options.device))
         self._landmarkers = [Landmarker(LandmarkerOptions(options.landmarker_path, mode="image", max_faces=1,
                                                           image_padding=0.0)) for _ in range(options.threads)]
         self._pool = ThreadPoolExecutor(options.threads) if options.threads > 1 else None

@@ -24,14 +24,10 @@ from .observation import Observation
 CROP_SIZE = 64
 
 
-def _session(path: Path, threads: int):
-    import onnxruntime as ort
+def _session(path: Path, threads: int, device: str = "cpu"):
+    from .onnx import session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return session(path, threads, device)
 
 
 def face_crops(images: list[np.ndarray], observations: list[Observation], size: int = CROP_SIZE) -> np.ndarray:
@@ -73,9 +69,9 @@ class _Classifier:
 class CnnClassifier(_Classifier):
     name = "cnn"
 
-    def __init__(self, model_path: Path, threads: int = 1):
+    def __init__(self, model_path: Path, threads: int = 1, device: str = "cpu"):
         self.model_path = Path(model_path)
-        self._session = _session(self.model_path, threads)
+        self._session = _session(self.model_path, threads, device)
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         """[N,1,64,64] crops -> [N,7] softmax, in one call."""
@@ -104,10 +100,10 @@ def _features(cnn_probs, blendshapes, geometry):
 class FusionClassifier(_Classifier):
     name = "fusion"
 
-    def __init__(self, model_path: Path, cnn: CnnClassifier, threads: int = 1):
+    def __init__(self, model_path: Path, cnn: CnnClassifier, threads: int = 1, device: str = "cpu"):
         self.model_path = Path(model_path)
         self.cnn = cnn
-        self._session = _session(self.model_path, threads)
+        self._session = _session(self.model_path, threads, device)
 
     def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
         faces = [o for o in observations if len(o)]

@@ -44,8 +44,13 @@ class Settings:
     detect_every_s: float = 2.0
     seat_map: str | None = None  # JSON seat map (seats and opt-out regions); see vision.seats
     seat_empty_after_s: float = 10.0  # audience scene: a seat empty this long gives its next face a new id
+    device: str = "cpu"  # ONNX models: cpu, cuda or auto (vision.onnx; resolve_device once per run)
 
     def __post_init__(self):
+        from .onnx import DEVICES
+
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}")
         if self.classifier not in CLASSIFIERS:
             raise ValueError(f"classifier must be one of {', '.join(CLASSIFIERS)}")
         if self.fps is not None and not self.fps > 0:
@@ -145,13 +150,13 @@ def build_stages(settings: Settings, mode: str, models: dict) -> Stages:
     if settings.scene == "audience":
         landmarker = AudienceLandmarker(AudienceOptions(
             models["face_landmarker"].path, tuple(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet")),
-            detect_every_s=settings.detect_every_s, max_faces=settings.max_faces or 500))
+            detect_every_s=settings.detect_every_s, max_faces=settings.max_faces or 500, device=settings.device))
     else:
         landmarker = Landmarker(LandmarkerOptions(models["face_landmarker"].path, mode=mode,
                                                   max_faces=settings.max_faces or 8))
     try:
-        cnn = CnnClassifier(models["cnn"].path, settings.threads)
-        classifier = (FusionClassifier(models["fusion"].path, cnn, settings.threads)
+        cnn = CnnClassifier(models["cnn"].path, settings.threads, settings.device)
+        classifier = (FusionClassifier(models["fusion"].path, cnn, settings.threads, settings.device)
                       if settings.classifier == "fusion" else cnn)
     except BaseException:
         landmarker.close()
@@ -186,7 +191,8 @@ def resolve_scene(specs: list[SourceSpec], settings: Settings) -> tuple[Settings
     if settings.scene != "auto":
         return settings, "chosen by setting"
     models = model_files(settings)
-    detector = MtcnnDetector(MtcnnOptions(*(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet"))))
+    detector = MtcnnDetector(MtcnnOptions(*(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet")),
+                                          device=settings.device))
     for spec in specs:
         try:
             with open_source(spec) as source:
@@ -199,17 +205,29 @@ def resolve_scene(specs: list[SourceSpec], settings: Settings) -> tuple[Settings
     return dataclasses.replace(settings, scene="single"), "auto: no readable frame to decide from"
 
 
-def analyze_job(specs: list[SourceSpec], settings: Settings, progress=None) -> list[tuple[dict, SourceReport]]:
+def job_mode(specs: list[SourceSpec]) -> str:
+    """The landmarking mode of a job: "image" for a run of stills, else "video" (exactly one source)."""
+    mode = "image" if all(s.kind == "image" for s in specs) else "video"
+    if mode == "video" and len(specs) != 1:
+        raise ValueError("a video job holds exactly one source")
+    return mode
+
+
+def analyze_job(specs: list[SourceSpec], settings: Settings, progress=None,
+                stages: Stages | None = None) -> list[tuple[dict, SourceReport]]:
     """Analyse sources with one set of stages: one video or stream, or a run of still images.
+
+    `stages` (built by build_stages for these settings and job_mode(specs)) lets a long-lived worker load
+    the models once; they are reset per source and left open. Without them the job builds and closes its own.
 
     Returns, per source, (observations table columns, report). A source named directly by the user that
     cannot be read raises its AudienceError; one found in a folder is reported (report.error) and skipped.
     A video that stops decoding early returns what decoded, flagged `stopped_early`."""
     if settings.scene == "auto":
         raise ValueError("resolve the scene first (resolve_scene)")
-    mode = "image" if all(s.kind == "image" for s in specs) else "video"
-    if mode == "video" and len(specs) != 1:
-        raise ValueError("a video job holds exactly one source")
+    mode = job_mode(specs)
+    if stages is not None:
+        return [_run_source(spec, settings, stages, progress) for spec in specs]
     stages = build_stages(settings, mode, model_files(settings))
     try:
         return [_run_source(spec, settings, stages, progress) for spec in specs]
