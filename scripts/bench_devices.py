@@ -12,6 +12,7 @@ timing starts. MediaPipe runs on the CPU on every device; only the ONNX models m
 from __future__ import annotations
 
 import argparse
+import resource
 import subprocess
 import sys
 import tempfile
@@ -92,7 +93,8 @@ def main(argv=None) -> int:
             r = run(video, device, args.fps)
             stages = ", ".join(f"{k} {v:.1f}" for k, v in r["ms"].items())
             print(f"{device}: {r['faces_s']:.1f} faces/s ({r['faces']} faces in {r['frames']} frames); "
-                  f"ms per frame: {stages}")
+                  f"ms per frame: {stages}; peak RSS so far "
+                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 
 
