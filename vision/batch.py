@@ -201,10 +201,10 @@ def _write_parquet(cols: dict, rec: Recording, path: Path) -> None:
     _write_atomic(path, lambda tmp: pq.write_table(table, str(tmp), store_schema=False))
 
 
-def _settings(req: BatchRequest, spec) -> Settings:
+def _settings(req: BatchRequest, spec, detector) -> Settings:
     settings = Settings(fps=req.fps, classifier=req.classifier, max_faces=req.max_faces, max_lost_s=req.max_lost_s,
                         scene=req.scene, detect_every_s=req.detect_every_s, device=req.device)
-    settings, _ = resolve_scene([spec], settings)
+    settings, _ = resolve_scene([spec], settings, detector)
     if settings.scene == "audience" and req.fps is None:
         settings = dataclasses.replace(settings, fps=AUDIENCE_DEFAULT_FPS)
     return settings
@@ -248,7 +248,15 @@ def run_batch(req: BatchRequest, quiet: bool = False, stdout=None) -> int:
         engine = RayEngine(req.address, req.workers)
         workers = req.workers or max(1, engine.connect())
     jobs: list[Job] = []
-    settings = [_settings(req, spec) for spec in specs]
+    detector = None
+    if req.scene == "auto" and specs:  # one detector decides every recording's scene
+        from .detector import MtcnnDetector, MtcnnOptions
+        from .pipeline import model_files
+
+        models = model_files(Settings(scene="auto"))
+        detector = MtcnnDetector(MtcnnOptions(*(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet")),
+                                              device=req.device))
+    settings = [_settings(req, spec, detector) for spec in specs]
     for spec, s in zip(specs, settings):
         jobs += [dataclasses.replace(j, settings=s)
                  for j in plan_jobs([spec], workers if len(specs) < workers else 1, overlap_s=req.max_lost_s + 1.0)]

@@ -181,18 +181,20 @@ class _Counter:
             self.progress(obs)
 
 
-def resolve_scene(specs: list[SourceSpec], settings: Settings) -> tuple[Settings, str]:
+def resolve_scene(specs: list[SourceSpec], settings: Settings, detector=None) -> tuple[Settings, str]:
     """Settings with scene "auto" made concrete from the first readable frame of the inputs (one decision
-    for the whole run, so segments and cameras of one screening agree), and the reason."""
+    for the whole run, so segments and cameras of one screening agree), and the reason. `detector`: an
+    MtcnnDetector to reuse (a batch decides for many recordings)."""
     from .audience import choose_scene
     from .detector import MtcnnDetector, MtcnnOptions
     from .errors import AudienceError
 
     if settings.scene != "auto":
         return settings, "chosen by setting"
-    models = model_files(settings)
-    detector = MtcnnDetector(MtcnnOptions(*(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet")),
-                                          device=settings.device))
+    if detector is None:
+        models = model_files(settings)
+        detector = MtcnnDetector(MtcnnOptions(*(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet")),
+                                              device=settings.device))
     for spec in specs:
         try:
             with open_source(spec) as source:

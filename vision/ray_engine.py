@@ -87,6 +87,9 @@ class JobWorker:
     """A Ray actor: analyses jobs with models loaded once."""
 
     def __init__(self):
+        import mediapipe  # noqa: F401 - the heavy imports happen while the driver plans, not in the first job
+        import onnxruntime  # noqa: F401
+
         self._cache = StageCache()
 
     def run(self, index: int, specs, settings) -> tuple:
@@ -107,6 +110,7 @@ class RayEngine:
         self.address, self.workers = address, workers
         self.nodes: dict[int, str] = {}
         self.peak_rss_mb = 0.0
+        self._actors: list = []
 
     def connect(self) -> int:
         """Join (or start) the cluster; the number of CPUs it has now."""
@@ -119,7 +123,13 @@ class RayEngine:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise RayUnavailable(f"cannot reach the Ray cluster at {self.address}: "
                                      f"{str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}") from None
+        if not self._actors:  # started now, they import while the driver plans the jobs
+            self._actors = [self._actor_cls().remote() for _ in range(self._wanted(10 ** 6))]
         return self._cpus()
+
+    @staticmethod
+    def _actor_cls():
+        return _ray().remote(JobWorker).options(num_cpus=1, max_restarts=-1, max_task_retries=-1)
 
     def _cpus(self) -> int:
         return int(_ray().cluster_resources().get("CPU", 0))
@@ -132,8 +142,8 @@ class RayEngine:
         from ray.util.actor_pool import ActorPool
 
         self.connect()
-        actor_cls = ray.remote(JobWorker).options(num_cpus=1, max_restarts=-1, max_task_retries=-1)
-        actors = [actor_cls.remote() for _ in range(self._wanted(len(jobs)))]
+        actor_cls = self._actor_cls()
+        actors, self._actors = self._actors, []
         pool = ActorPool(actors)
         try:
             for i, job in enumerate(jobs):
