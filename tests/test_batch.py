@@ -135,3 +135,20 @@ def test_season_is_stored_once_and_resumes(tmp_path, db_url):
     again = summary[summary["screening"] == "night 1"].iloc[0]
     assert again["status"] == "done" and again["inserted"] == 0 and again["unchanged"] > 0
     pd.testing.assert_frame_equal(pd.read_parquet(out), obs)
+
+
+def test_results_travel_as_arrow_and_come_back_the_same():
+    """The Ray engine's transport: observation columns -> Arrow table -> the same arrays and dtypes."""
+    import numpy as np
+
+    from vision.ray_engine import from_arrow, to_arrow
+    from vision.table import concat_columns, empty_columns, observation_columns
+    from conftest import make_observation
+
+    cols = concat_columns([observation_columns(make_observation(3, t=0.5, frame=2))])
+    for original in (cols, empty_columns()):
+        back = from_arrow(to_arrow(original))
+        assert list(back) == list(original)
+        for c in original:
+            assert back[c].dtype == original[c].dtype, c
+            np.testing.assert_array_equal(back[c], original[c])
