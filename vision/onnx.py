@@ -9,8 +9,9 @@ command line prints its notice), so workers never decide on their own:
   error, `DeviceUnavailable` (exit 9).
 - "auto": "cuda" when the provider is there, else "cpu" with a one-line notice.
 
-`pip install -e '.[gpu]'` brings `onnxruntime-gpu`; both wheels provide the `onnxruntime` module, so
-uninstall `onnxruntime` first (`pip uninstall -y onnxruntime && pip install -e '.[gpu]'`).
+`pip install -e '.[gpu]'` brings `onnxruntime-gpu`; both wheels provide the `onnxruntime` module, and the
+base dependency keeps the CPU one, so replace it: `pip install -e '.[gpu]' && pip uninstall -y onnxruntime
+&& pip install --force-reinstall --no-deps onnxruntime-gpu`.
 """
 from __future__ import annotations
 
