@@ -51,6 +51,9 @@ class AnalyzeRequest:
     api: str | None = None  # ...or send them to this running service
     screening: int | None = None
     reactions: ReactionOptions = ReactionOptions()  # per-viewer smoothing and baselines (vision.reactions)
+    device: str = "cpu"  # ONNX models: cpu, cuda or auto (vision.onnx)
+    engine: str = "local"  # local: this machine's processes; ray: a Ray cluster (vision.ray_engine)
+    address: str | None = None  # the Ray cluster (None: start one here)
 
 
 def _expected_frames(specs, fps) -> int | None:
@@ -75,7 +78,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
     settings = Settings(fps=req.fps, classifier=req.classifier, max_faces=req.max_faces, max_lost_s=req.max_lost_s,
                         scene=req.scene, detect_every_s=req.detect_every_s, seat_map=req.seat_map,
                         seat_empty_after_s=req.seat_empty_after_s, confirm_hits=req.confirm_hits,
-                        confirm_within_s=req.confirm_within_s, detector=req.detector)
+                        confirm_within_s=req.confirm_within_s, detector=req.detector, device=req.device)
     if req.seat_map:
         SeatMap.load(req.seat_map)  # a bad map fails here, before any work
     settings, scene_reason = resolve_scene(specs, settings)
@@ -86,7 +89,13 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
         req.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AudienceError(f"{req.out}: cannot create output folder ({exc.strerror})") from None
+    engine = None
     workers = req.workers or default_workers()
+    if req.engine == "ray":
+        from .ray_engine import RayEngine
+
+        engine = RayEngine(req.address, req.workers)
+        workers = req.workers or max(1, engine.connect())
     jobs = plan_jobs(specs, workers, overlap_s=req.max_lost_s + 1.0)
     workers = min(workers, len(jobs))
     progress = Progress(_expected_frames(specs, settings.fps), enabled=False if quiet else None)
@@ -96,7 +105,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
     reports, batches = [], []
     with ObservationFileWriter(obs_path, req.fmt) as writer:
         try:
-            for results in run_jobs(jobs, settings, workers, progress.advance):
+            for results in run_jobs(jobs, settings, workers, progress.advance, engine):
                 for cols, report in results:
                     cols = Reactions(req.reactions).update(cols)  # each source's viewers, in time order
                     writer.write_columns(cols)
@@ -137,6 +146,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
         "achieved_fps": frames_analysed / elapsed if elapsed > 0 else 0.0,
         "elapsed_s": elapsed,
         "workers": workers,
+        "engine": req.engine,
         "settings": {"fps": settings.fps, "classifier": req.classifier, "bucket_s": req.bucket,
                      "content_offset_s": req.content_offset, "max_faces": settings.max_faces or (500 if settings.scene == "audience" else 8),
                      "max_lost_s": req.max_lost_s, "format": req.fmt, "scene": settings.scene,
@@ -145,7 +155,8 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
                      "seat_empty_after_s": req.seat_empty_after_s, "confirm_hits": req.confirm_hits,
                      "confirm_within_s": req.confirm_within_s, "min_quality": req.min_quality,
                      "smooth_s": req.reactions.smooth_s, "baseline_s": req.reactions.baseline_s,
-                     "detector": req.detector},
+                     "detector": req.detector,
+                     "device": settings.device},
         "labels": list(EMOTIONS),
         "models": {n: {"file": m.path.name, "sha256": m.sha256} for n, m in models.items()},
         "per_source": [r.public() for r in reports],

@@ -46,6 +46,7 @@ class AudienceOptions:
     present_min_score: float = 0.9  # a detected face the landmarker cannot read is kept from this score up
     detector: str = "mtcnn"  # which finds the faces: one of vision.detection.DETECTORS
     centerface: Path | None = None  # CenterFace's model, for the detectors that use it
+    device: str = "cpu"  # the detectors' ONNX device (vision.onnx)
 
     def __post_init__(self):
         if self.detect_every_s < 0:
@@ -102,7 +103,7 @@ class AudienceLandmarker:
     def __init__(self, options: AudienceOptions):
         self.options = options
         self._detector = build_detector(options.detector, centerface=options.centerface, mtcnn=options.mtcnn,
-                                        min_face=options.min_face, threads=options.threads)
+                                        min_face=options.min_face, threads=options.threads, device=options.device)
         self._landmarkers = [Landmarker(LandmarkerOptions(options.landmarker_path, mode="image", max_faces=1,
                                                           image_padding=0.0)) for _ in range(options.threads)]
         self._pool = ThreadPoolExecutor(options.threads) if options.threads > 1 else None

@@ -32,6 +32,7 @@ class CenterFaceOptions:
     low_light_scale: float = 1.5
     max_side: int = 4096  # pixels: the scaled image's longer side is capped here (cost grows with its area)
     threads: int = 1
+    device: str = "cpu"  # ONNX Runtime device (vision.onnx)
 
     def __post_init__(self):
         if not (0 < self.threshold < 1 and 0 < self.low_light_threshold < 1):
@@ -61,14 +62,10 @@ def decode(heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, threshold:
 
 class CenterFaceDetector:
     def __init__(self, options: CenterFaceOptions):
-        import onnxruntime as ort
+        from .onnx import session
 
         self.options = options
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = options.threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        self._session = ort.InferenceSession(str(options.model), so, providers=["CPUExecutionProvider"])
+        self._session = session(options.model, options.threads, options.device)
         self._input = self._session.get_inputs()[0].name
         self._outputs = [o.name for o in self._session.get_outputs()][:3]  # heatmap, size, offset
 

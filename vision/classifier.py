@@ -30,14 +30,10 @@ CROP_SIZE = 64
 FACEAPI_SIZE = 112
 
 
-def _session(path: Path, threads: int):
-    import onnxruntime as ort
+def _session(path: Path, threads: int, device: str = "cpu"):
+    from .onnx import session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return session(path, threads, device)
 
 
 def _warped(images: list[np.ndarray], observations: list[Observation], size: int, gray: bool) -> np.ndarray:
@@ -106,9 +102,9 @@ class _Classifier:
 class CnnClassifier(_Classifier):
     name = "cnn"
 
-    def __init__(self, model_path: Path, threads: int = 1):
+    def __init__(self, model_path: Path, threads: int = 1, device: str = "cpu"):
         self.model_path = Path(model_path)
-        self._session = _session(self.model_path, threads)
+        self._session = _session(self.model_path, threads, device)
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         """[N,1,64,64] crops -> [N,7] softmax, in one call."""
@@ -127,9 +123,9 @@ class CnnClassifier(_Classifier):
 class FaceApiClassifier(_Classifier):
     name = "faceapi"
 
-    def __init__(self, model_path: Path, threads: int = 1):
+    def __init__(self, model_path: Path, threads: int = 1, device: str = "cpu"):
         self.model_path = Path(model_path)
-        self._session = _session(self.model_path, threads)
+        self._session = _session(self.model_path, threads, device)
 
     def outputs(self, crops_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N,3,112,112] RGB crops -> ([N,7] softmax, [N,256] pooled features), in one call."""
@@ -156,10 +152,10 @@ def _features(cnn_probs, blendshapes, geometry):
 class FusionClassifier(_Classifier):
     name = "fusion-v1"
 
-    def __init__(self, model_path: Path, cnn: CnnClassifier, threads: int = 1):
+    def __init__(self, model_path: Path, cnn: CnnClassifier, threads: int = 1, device: str = "cpu"):
         self.model_path = Path(model_path)
         self.cnn = cnn
-        self._session = _session(self.model_path, threads)
+        self._session = _session(self.model_path, threads, device)
 
     def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
         faces = [o for o in observations if len(o)]
@@ -185,10 +181,11 @@ def fusion2_features(cnn_probs, faceapi_probs, faceapi_features, sharp, blendsha
 class Fusion2Classifier(_Classifier):
     name = "fusion"
 
-    def __init__(self, model_path: Path, cnn: CnnClassifier, faceapi: FaceApiClassifier, threads: int = 1):
+    def __init__(self, model_path: Path, cnn: CnnClassifier, faceapi: FaceApiClassifier, threads: int = 1,
+                 device: str = "cpu"):
         self.model_path = Path(model_path)
         self.cnn, self.faceapi = cnn, faceapi
-        self._session = _session(self.model_path, threads)
+        self._session = _session(self.model_path, threads, device)
 
     def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
         faces = [o for o in observations if len(o)]

@@ -1,10 +1,11 @@
-"""`audience`: the command line. Subcommands: analyze, live, serve, keys, purge, demo, model.
+"""`audience`: the command line. Subcommands: analyze, batch, live, serve, keys, purge, demo, model.
 
 Exit codes: 0 done (also when no face was found: a message says so); 1 internal error; 2 bad usage;
 3 input not found; 4 input not a readable video or image; 5 folder with no images or videos;
 6 partial: a video stopped decoding early (what decoded was analysed and written); 7 model file
 missing or not the pinned sha256; 8 database or API refused or unreachable; 9 the audience model's extra
-is missing or its content has too little data; 130 interrupted.
+is missing or its content has too little data; 10 --device cuda without a CUDA provider; 11 --engine ray
+without ray or its cluster; 130 interrupted.
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ EXIT_CODES = """exit codes:
      database file that is not a database or is damaged)
   9  the audience model needs its optional extra (pip install 'audience-reactions[model]'),
      or the content has too little per-track data to fit it
+  10 --device cuda: ONNX Runtime has no usable CUDA provider
+  11 --engine ray: ray is not installed or the cluster cannot be reached
   130 interrupted"""
 
 
@@ -123,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reaction_options(a)
     a.add_argument("--workers", type=_positive(int), default=None,
                    help="processes (default: one per core, at most one per input)")
+    _add_scale_options(a)
     a.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
     a.add_argument("--db", default=None, help="also store the statistics in this database (sqlite:///file.db or "
                                                "postgresql://...); needs --screening")
@@ -166,6 +170,31 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--flush-timeout", type=_number, default=10.0,
                     help="seconds to keep sending the backlog at the end (default 10)")
     lv.add_argument("--out", type=Path, default=None, help="also write the analysed observations here (Parquet)")
+    _add_device_option(lv)
+
+    b = sub.add_parser("batch", help="analyse a season of recordings from a manifest into a database",
+                       description="Analyse every recording of a CSV or Parquet manifest (columns path, content, "
+                                   "screening; optional camera, content_offset, labels 'k=v;k=v' and any other "
+                                   "column as a screening label). Contents and screenings are matched by name or "
+                                   "created; each recording's statistics are stored through the idempotent "
+                                   "ingest and its observations written to OUT/<content>__<screening>__<camera>"
+                                   ".parquet. A rerun skips recordings already complete.",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("manifest", type=Path, metavar="MANIFEST", help="CSV or Parquet, one row per recording")
+    b.add_argument("--db", required=True, help="database URL (postgresql+psycopg://... for shared use, or sqlite:///)")
+    b.add_argument("--out", required=True, type=Path, help="folder of per-recording Parquet files (created)")
+    b.add_argument("--workers", type=_positive(int), default=None,
+                   help="local: processes (default one per core); ray: actors at most (default one per CPU)")
+    b.add_argument("--fps", type=_positive(float), default=None,
+                   help="analysis rate (default: every frame; 2 in the audience scene)")
+    b.add_argument("--classifier", choices=CLASSIFIERS, default="fusion")
+    b.add_argument("--scene", choices=("auto", "single", "audience"), default="auto")
+    b.add_argument("--detect-every", type=_positive(float), default=2.0)
+    b.add_argument("--max-faces", type=_positive(int), default=None)
+    b.add_argument("--max-lost", type=_positive(float), default=1.0)
+    _add_reaction_options(b)
+    _add_scale_options(b)
+    b.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
 
     d = sub.add_parser("demo", help="analyse the bundled sample into a demo database and serve it",
                        description="Analyse the bundled sample video into a fresh SQLite database, then serve "
@@ -250,6 +279,8 @@ def main(argv=None) -> int:
         try:
             if args.command == "analyze":
                 return _analyze(args)
+            if args.command == "batch":
+                return _batch(args)
             if args.command == "serve":
                 return _serve(args)
             if args.command == "demo":
@@ -290,6 +321,44 @@ def _add_reaction_options(parser) -> None:
     parser.add_argument("--baseline", type=_positive(float), default=defaults.baseline_s, metavar="SECONDS",
                         help="each viewer's opening window in seconds: its median is their resting baseline, "
                              f"and <value>_delta columns read against it (default {defaults.baseline_s:g})")
+
+
+def _add_device_option(parser) -> None:
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                        help="where the ONNX models run: cpu (default), cuda (an error without a CUDA provider) "
+                             "or auto (cuda when there is one, else cpu with a notice)")
+
+
+def _add_scale_options(parser) -> None:
+    _add_device_option(parser)
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: this machine's processes (default); ray: a Ray cluster (pip install "
+                             "'.[ray]'), long-lived workers that load the models once, jobs retried on worker loss")
+    parser.add_argument("--address", default=None,
+                        help="--engine ray: the cluster's address (host:port or 'auto'); default: start one here")
+
+
+def _device(args) -> str:
+    """--device made concrete once per run; the fallback notice is one line."""
+    from .onnx import resolve_device
+
+    device, notice = resolve_device(args.device)
+    if notice:
+        print(f"audience: notice: {notice}", file=sys.stderr)
+    return device
+
+
+def _batch(args) -> int:
+    from .batch import BatchRequest, run_batch
+
+    if args.address and args.engine != "ray":
+        print("audience: error: --address needs --engine ray", file=sys.stderr)
+        return 2
+    return run_batch(BatchRequest(
+        manifest=args.manifest, db=args.db, out=args.out, engine=args.engine, address=args.address,
+        workers=args.workers, fps=args.fps, classifier=args.classifier, scene=args.scene,
+        detect_every_s=args.detect_every, max_faces=args.max_faces, max_lost_s=args.max_lost,
+        device=_device(args), reactions=_reaction_options(args)), quiet=args.quiet)
 
 
 def _reaction_options(args):
@@ -411,7 +480,7 @@ def _live(args) -> int:
         scene=args.scene, seat_map=args.seat_map, metrics_host=args.metrics_host,
         metrics_port=None if args.metrics_port < 0 else args.metrics_port, duration_s=args.duration,
         flush_timeout_s=args.flush_timeout, out=args.out, min_quality=args.min_quality,
-        reactions=_reaction_options(args)), stderr=sys.stderr)
+        reactions=_reaction_options(args), device=_device(args)), stderr=sys.stderr)
     print(summary_json(summary))
     return 0
 
@@ -553,7 +622,8 @@ def _analyze(args) -> int:
                              seat_empty_after_s=args.seat_empty_after, db=args.db, api=args.api,
                              screening=args.screening, confirm_hits=args.confirm_hits,
                              confirm_within_s=args.confirm_within, min_quality=args.min_quality,
-                             reactions=_reaction_options(args))
+                             reactions=_reaction_options(args), device=_device(args), engine=args.engine,
+                             address=args.address)
     return run_analyze(request, quiet=args.quiet)
 
 

@@ -68,8 +68,8 @@ class DetectorUnion:
 
 
 def build_detector(name: str, *, centerface: Path | None = None, mtcnn: tuple | None = None, min_face: int = 32,
-                   threads: int = 1):
-    """The detector `name` (one of DETECTORS) from its model files."""
+                   threads: int = 1, device: str = "cpu"):
+    """The detector `name` (one of DETECTORS) from its model files, on `device` (vision.onnx)."""
     if name not in DETECTORS:
         raise ValueError(f"detector must be one of {', '.join(DETECTORS)}")
     if "centerface" in name and centerface is None:
@@ -77,10 +77,10 @@ def build_detector(name: str, *, centerface: Path | None = None, mtcnn: tuple | 
     if "mtcnn" in name and (mtcnn is None or None in mtcnn):
         raise ValueError(f"detector {name} needs the three mtcnn models")
     if name == "centerface":
-        return Rescored(CenterFaceDetector(CenterFaceOptions(centerface, threads=threads)), CENTERFACE_CONFIDENT)
+        return Rescored(CenterFaceDetector(CenterFaceOptions(centerface, threads=threads, device=device)), CENTERFACE_CONFIDENT)
     if name == "mtcnn":
-        return MtcnnDetector(MtcnnOptions(*mtcnn, min_face=min_face, threads=threads))
-    return DetectorUnion([Rescored(CenterFaceDetector(CenterFaceOptions(centerface, threads=threads)),
+        return MtcnnDetector(MtcnnOptions(*mtcnn, min_face=min_face, threads=threads, device=device))
+    return DetectorUnion([Rescored(CenterFaceDetector(CenterFaceOptions(centerface, threads=threads, device=device)),
                                    CENTERFACE_CONFIDENT),
                           MtcnnDetector(MtcnnOptions(*mtcnn, min_face=min_face, thresholds=UNION_MTCNN_THRESHOLDS,
-                                                     threads=threads))])
+                                                     threads=threads, device=device))])

@@ -25,6 +25,7 @@ class MtcnnOptions:
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     pyramid_factor: float = 0.709
     threads: int = 1
+    device: str = "cpu"  # vision.onnx: cpu or cuda
 
     def __post_init__(self):
         if self.min_face < 12:
@@ -89,16 +90,12 @@ def _crops(rgb: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
 
 class MtcnnDetector:
     def __init__(self, options: MtcnnOptions):
-        import onnxruntime as ort
+        from .onnx import session as onnx_session
 
         self.options = options
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = options.threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
 
         def session(path):
-            return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            return onnx_session(path, options.threads, options.device)
 
         self._pnet, self._rnet, self._onet = session(options.pnet), session(options.rnet), session(options.onet)
 

@@ -53,6 +53,7 @@ class LiveRequest:
     out: Path | None = None  # also write the analysed observations (numbers only) here
     min_quality: float = DEFAULT_MIN_QUALITY  # expressions count from faces at or above this quality
     reactions: ReactionOptions = ReactionOptions()  # per-viewer smoothing and baselines, built as it goes
+    device: str = "cpu"  # ONNX models: cpu, cuda or auto (vision.onnx)
 
 
 def camera_name(source: str) -> str:
@@ -134,7 +135,7 @@ def run_live(req: LiveRequest, stderr=None) -> dict:
         id_base = int(spool.meta(f"{key}/max_id", 0))
 
     settings = Settings(fps=req.fps, classifier=req.classifier, scene=req.scene, seat_map=req.seat_map,
-                        batch_frames=1)
+                        batch_frames=1, device=req.device)
     settings, scene_reason = resolve_scene(specs, settings)
     stages = build_stages(settings, "video", model_files(settings))
 

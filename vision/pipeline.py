@@ -50,8 +50,13 @@ class Settings:
     confirm_hits: int = 2  # a new track (or learned seat) is confirmed once seen in this many analysed frames
     confirm_within_s: float = 1.0  # ...within this many seconds; before that its faces are not emitted
     detector: str = "centerface+mtcnn"  # the audience scene's face detector, one of vision.detection.DETECTORS
+    device: str = "cpu"  # ONNX models: cpu, cuda or auto (vision.onnx; resolve_device once per run)
 
     def __post_init__(self):
+        from .onnx import DEVICES
+
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}")
         if self.classifier not in CLASSIFIERS:
             raise ValueError(f"classifier must be one of {', '.join(CLASSIFIERS)}")
         if self.fps is not None and not self.fps > 0:
@@ -167,16 +172,16 @@ def model_files(settings: Settings) -> dict:
     return {n: model_file(n) for n in names}
 
 
-def build_classifier(name: str, models: dict, threads: int = 1):
-    """The classifier `name` (one of CLASSIFIERS) from resolved model files."""
+def build_classifier(name: str, models: dict, threads: int = 1, device: str = "cpu"):
+    """The classifier `name` (one of CLASSIFIERS) from resolved model files, on `device` (vision.onnx)."""
     if name == "faceapi":
-        return FaceApiClassifier(models["faceapi"].path, threads)
-    cnn = CnnClassifier(models["cnn"].path, threads)
+        return FaceApiClassifier(models["faceapi"].path, threads, device)
+    cnn = CnnClassifier(models["cnn"].path, threads, device)
     if name == "fusion":
-        return Fusion2Classifier(models["fusion"].path, cnn, FaceApiClassifier(models["faceapi"].path, threads),
-                                 threads)
+        return Fusion2Classifier(models["fusion"].path, cnn, FaceApiClassifier(models["faceapi"].path, threads, device),
+                                 threads, device)
     if name == "fusion-v1":
-        return FusionClassifier(models["fusion_v1"].path, cnn, threads)
+        return FusionClassifier(models["fusion_v1"].path, cnn, threads, device)
     return cnn
 
 
@@ -188,12 +193,13 @@ def build_stages(settings: Settings, mode: str, models: dict) -> Stages:
             models["face_landmarker"].path, tuple(models[f"mtcnn_{n}"].path if f"mtcnn_{n}" in models else None
                                                   for n in ("pnet", "rnet", "onet")),
             detect_every_s=settings.detect_every_s, max_faces=settings.max_faces or 500,
-            detector=settings.detector, centerface=models["centerface"].path if "centerface" in models else None))
+            detector=settings.detector, centerface=models["centerface"].path if "centerface" in models else None,
+            device=settings.device))
     else:
         landmarker = Landmarker(LandmarkerOptions(models["face_landmarker"].path, mode=mode,
                                                   max_faces=settings.max_faces or 8))
     try:
-        classifier = build_classifier(settings.classifier, models, settings.threads)
+        classifier = build_classifier(settings.classifier, models, settings.threads, settings.device)
     except BaseException:
         landmarker.close()
         raise
@@ -219,17 +225,20 @@ class _Counter:
             self.progress(obs)
 
 
-def resolve_scene(specs: list[SourceSpec], settings: Settings) -> tuple[Settings, str]:
+def resolve_scene(specs: list[SourceSpec], settings: Settings, detector=None) -> tuple[Settings, str]:
     """Settings with scene "auto" made concrete from the first readable frame of the inputs (one decision
-    for the whole run, so segments and cameras of one screening agree), and the reason."""
+    for the whole run, so segments and cameras of one screening agree), and the reason. `detector`: an
+    MtcnnDetector to reuse (a batch decides for many recordings)."""
     from .audience import choose_scene
     from .detector import MtcnnDetector, MtcnnOptions
     from .errors import AudienceError
 
     if settings.scene != "auto":
         return settings, "chosen by setting"
-    models = model_files(settings)
-    detector = MtcnnDetector(MtcnnOptions(*(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet"))))
+    if detector is None:
+        models = model_files(settings)
+        detector = MtcnnDetector(MtcnnOptions(*(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet")),
+                                              device=settings.device))
     for spec in specs:
         try:
             with open_source(spec) as source:
@@ -242,17 +251,29 @@ def resolve_scene(specs: list[SourceSpec], settings: Settings) -> tuple[Settings
     return dataclasses.replace(settings, scene="single"), "auto: no readable frame to decide from"
 
 
-def analyze_job(specs: list[SourceSpec], settings: Settings, progress=None) -> list[tuple[dict, SourceReport]]:
+def job_mode(specs: list[SourceSpec]) -> str:
+    """The landmarking mode of a job: "image" for a run of stills, else "video" (exactly one source)."""
+    mode = "image" if all(s.kind == "image" for s in specs) else "video"
+    if mode == "video" and len(specs) != 1:
+        raise ValueError("a video job holds exactly one source")
+    return mode
+
+
+def analyze_job(specs: list[SourceSpec], settings: Settings, progress=None,
+                stages: Stages | None = None) -> list[tuple[dict, SourceReport]]:
     """Analyse sources with one set of stages: one video or stream, or a run of still images.
+
+    `stages` (built by build_stages for these settings and job_mode(specs)) lets a long-lived worker load
+    the models once; they are reset per source and left open. Without them the job builds and closes its own.
 
     Returns, per source, (observations table columns, report). A source named directly by the user that
     cannot be read raises its AudienceError; one found in a folder is reported (report.error) and skipped.
     A video that stops decoding early returns what decoded, flagged `stopped_early`."""
     if settings.scene == "auto":
         raise ValueError("resolve the scene first (resolve_scene)")
-    mode = "image" if all(s.kind == "image" for s in specs) else "video"
-    if mode == "video" and len(specs) != 1:
-        raise ValueError("a video job holds exactly one source")
+    mode = job_mode(specs)
+    if stages is not None:
+        return [_run_source(spec, settings, stages, progress) for spec in specs]
     stages = build_stages(settings, mode, model_files(settings))
     try:
         return [_run_source(spec, settings, stages, progress) for spec in specs]

@@ -1,7 +1,8 @@
 """Spread analysis jobs over processes (both cores) and hand results back in input order.
 
 A job is one video or stream, or a run of still images; each is analysed by `analyze_job`, a pure
-function of (sources, settings), so the output does not depend on how many workers ran it.
+function of (sources, settings), so the output does not depend on how many workers ran it, nor on the
+engine that ran them: the local process pool here, or a Ray cluster (vision.ray_engine).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ _progress_queue = None  # set in worker processes only, by _init_worker
 class Job:
     specs: list[SourceSpec]
     boundary: int = -1  # for a segment of a video: its first frame of its own (earlier frames overlap)
+    settings: Settings | None = None  # this job's own settings (a batch's recordings differ), else the run's
 
 
 def plan_jobs(specs: list[SourceSpec], workers: int = 1, overlap_s: float = 2.0,
@@ -64,11 +66,14 @@ def _worker(specs: list[SourceSpec], settings: Settings):
 
 
 def run_jobs(jobs: list[Job], settings: Settings, workers: int,
-             on_frame: Callable[[int, int], None] | None = None) -> Iterator[list]:
+             on_frame: Callable[[int, int], None] | None = None, engine=None) -> Iterator[list]:
     """Yield, in input order, each job's [(columns, report)] per source; segments of one video come back
-    stitched into one source. on_frame(frames, faces) is called as frames complete."""
+    stitched into one source. on_frame(frames, faces) is called as frames complete (by a Ray engine, as
+    jobs complete). engine: an object with `run(jobs, settings, on_frame)` yielding each job's results in
+    input order (vision.ray_engine.RayEngine); None: this machine's process pool of `workers`."""
+    run = engine.run(jobs, settings, on_frame) if engine is not None else _run(jobs, settings, workers, on_frame)
     pending: list = []
-    for i, results in enumerate(_run(jobs, settings, workers, on_frame)):
+    for i, results in enumerate(run):
         if jobs[i].boundary < 0:
             yield results
             continue
@@ -82,7 +87,7 @@ def _run(jobs: list[Job], settings: Settings, workers: int, on_frame) -> Iterato
     if workers <= 1 or len(jobs) <= 1:
         cb = (lambda obs: on_frame(1, len(obs))) if on_frame else None
         for job in jobs:
-            yield analyze_job(job.specs, settings, cb)
+            yield analyze_job(job.specs, job.settings or settings, cb)
         return
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -101,7 +106,7 @@ def _run(jobs: list[Job], settings: Settings, workers: int, on_frame) -> Iterato
     reader.start()
     try:
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
-            futures = [pool.submit(_worker, job.specs, settings) for job in jobs]
+            futures = [pool.submit(_worker, job.specs, job.settings or settings) for job in jobs]
             for f in futures:
                 yield f.result()
     finally:

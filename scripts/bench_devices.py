@@ -1,0 +1,102 @@
+"""Faces/s and per-stage milliseconds of the audience pipeline on each available ONNX device.
+
+    python scripts/bench_devices.py ../shared/data/expressions [--seats 100] [--seconds 10] [--fps 2]
+
+Builds the synthetic theatre (scripts/make_audience.py, `--seats` viewers) in a temporary folder, then for
+each device ONNX Runtime can use here (cpu always, cuda when its provider is there) runs the audience
+scene's frame loop on it and prints faces/s and the milliseconds per analysed frame spent in each stage:
+MTCNN detection, the landmarker (crops, MediaPipe; detection included), the expression classifiers (all
+faces of a window of frames in one batched call) and the rest (describe, tracker). Models are built before
+timing starts. MediaPipe runs on the CPU on every device; only the ONNX models move.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vision.capture import SourceSpec, open_source  # noqa: E402
+from vision.onnx import CUDA, available_providers  # noqa: E402
+from vision.pipeline import FrameLoop, Settings, build_stages, model_files  # noqa: E402
+from vision.quiet import native_stderr_to_devnull  # noqa: E402
+
+
+class Timed:
+    """Wraps one method of an object so each call's duration is added to `totals[label]`."""
+
+    def __init__(self, obj, method: str, label: str, totals: dict):
+        inner = getattr(obj, method)
+
+        def call(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                totals[label] += time.perf_counter() - t0
+        setattr(obj, method, call)
+
+
+class Count:
+    def __init__(self):
+        self.frames = self.faces = 0
+
+    def write(self, obs):
+        self.frames += 1
+        self.faces += len(obs)
+
+
+def run(video: Path, device: str, fps: float) -> dict:
+    settings = Settings(scene="audience", fps=fps, device=device)
+    stages = build_stages(settings, "video", model_files(settings))
+    totals: dict = defaultdict(float)
+    Timed(stages.landmarker._detector, "detect", "mtcnn", totals)
+    Timed(stages.landmarker, "landmark", "landmarker", totals)
+    Timed(stages.classifier, "classify", "classifiers", totals)
+    count = Count()
+    try:
+        with open_source(SourceSpec(video.name, "video", str(video)), fps) as source:
+            t0 = time.perf_counter()
+            FrameLoop(stages, [count], settings.batch_frames).run(source)
+            elapsed = time.perf_counter() - t0
+    finally:
+        stages.close()
+    per_frame = {k: 1000 * v / max(count.frames, 1) for k, v in totals.items()}
+    per_frame["landmarker"] -= per_frame.get("mtcnn", 0.0)  # the detector runs inside landmark()
+    per_frame["decode+rest"] = 1000 * elapsed / max(count.frames, 1) - sum(per_frame.values())
+    return {"frames": count.frames, "faces": count.faces, "faces_s": count.faces / elapsed, "ms": per_frame}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("labelled_dir", type=Path)
+    ap.add_argument("--seats", type=int, default=100)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--fps", type=float, default=2.0, help="analysis rate")
+    args = ap.parse_args(argv)
+    devices = ["cpu"] + (["cuda"] if CUDA in available_providers() else [])
+    with tempfile.TemporaryDirectory() as tmp, native_stderr_to_devnull():
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_audience.py"), str(args.labelled_dir),
+                        "--out", tmp, "--seats", str(args.seats), "--seconds", str(args.seconds)], check=True,
+                       stdout=subprocess.DEVNULL)
+        video = Path(tmp) / "audience.avi"
+        print(f"synthetic audience: {args.seats} seats, {args.seconds:g} s, analysed at {args.fps:g} fps; "
+              f"providers: {', '.join(available_providers())}")
+        for device in devices:
+            r = run(video, device, args.fps)
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in r["ms"].items())
+            print(f"{device}: {r['faces_s']:.1f} faces/s ({r['faces']} faces in {r['frames']} frames); "
+                  f"ms per frame: {stages}; peak RSS so far "
+                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""vision.onnx: one session factory, device selection (cpu | cuda | auto) tested on a CPU-only machine."""
+import pytest
+
+from conftest import FIXTURES, run_cli
+from vision import onnx
+from vision.errors import AudienceError
+from vision.models import model_file
+
+CPU_ONLY = ["CPUExecutionProvider"]
+WITH_CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_cpu_is_always_cpu():
+    assert onnx.resolve_device("cpu", WITH_CUDA) == ("cpu", None)
+    assert onnx.providers_for("cpu", WITH_CUDA) == ["CPUExecutionProvider"]
+
+
+def test_cuda_with_and_without_provider():
+    assert onnx.resolve_device("cuda", WITH_CUDA) == ("cuda", None)
+    assert onnx.providers_for("cuda", WITH_CUDA) == WITH_CUDA
+    with pytest.raises(onnx.DeviceUnavailable) as err:
+        onnx.resolve_device("cuda", CPU_ONLY)
+    assert isinstance(err.value, AudienceError) and err.value.exit_code == 10
+    assert "\n" not in str(err.value) and "--device cpu" in str(err.value)
+
+
+def test_auto_falls_back_with_one_line_notice():
+    assert onnx.resolve_device("auto", WITH_CUDA) == ("cuda", None)
+    device, notice = onnx.resolve_device("auto", CPU_ONLY)
+    assert device == "cpu" and notice and "\n" not in notice
+    assert onnx.providers_for("auto", CPU_ONLY) == ["CPUExecutionProvider"]
+
+
+def test_unknown_device():
+    with pytest.raises(ValueError):
+        onnx.resolve_device("tpu", CPU_ONLY)
+
+
+def test_session_uses_the_available_providers(monkeypatch):
+    path = model_file("fusion").path
+    sess = onnx.session(path, threads=1, device="auto")
+    assert sess.get_providers() == ["CPUExecutionProvider"]
+    monkeypatch.setattr(onnx, "available_providers", lambda: CPU_ONLY)
+    with pytest.raises(onnx.DeviceUnavailable):
+        onnx.session(path, device="cuda")
+    # a CUDA provider listed but unusable (onnxruntime-gpu without a GPU): still a one-line error
+    monkeypatch.setattr(onnx, "available_providers", lambda: WITH_CUDA)
+    import onnxruntime as ort
+
+    class FakeSession:
+        def __init__(self, *a, **k):
+            self.providers = k["providers"]
+
+        def get_providers(self):
+            return ["CPUExecutionProvider"]
+
+    monkeypatch.setattr(ort, "InferenceSession", FakeSession)
+    with pytest.raises(onnx.DeviceUnavailable):
+        onnx.session(path, device="cuda")
+
+
+def test_every_onnx_model_goes_through_the_factory(monkeypatch):
+    """Classifiers and MTCNN ask the factory, with the settings' device."""
+    from vision.pipeline import Settings, build_stages, model_files
+
+    calls = []
+    real = onnx.session
+    monkeypatch.setattr(onnx, "session", lambda path, threads=1, device="cpu": calls.append(device) or
+                        real(path, threads, "cpu"))
+    settings = Settings(scene="audience", device="cuda")
+    stages = build_stages(settings, "video", model_files(settings))
+    stages.close()
+    assert calls == ["cuda"] * 7  # cnn, face-api, fusion head, CenterFace, P-, R-, O-Net
+
+
+def test_settings_validate_device():
+    from vision.pipeline import Settings
+
+    with pytest.raises(ValueError):
+        Settings(device="gpu")
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in onnx.available_providers(), reason="a CUDA provider is present")
+def test_cli_device_cuda_is_one_line_error(tmp_path):
+    r = run_cli("analyze", FIXTURES / "images" / "astronaut.jpg", "--out", tmp_path, "--device", "cuda")
+    assert r.returncode == 10, r.stderr
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("audience: error: --device cuda")
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in onnx.available_providers(), reason="a CUDA provider is present")
+def test_cli_device_auto_falls_back(tmp_path):
+    r = run_cli("analyze", FIXTURES / "images" / "astronaut.jpg", "--out", tmp_path, "--device", "auto",
+                "--classifier", "cnn", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip().splitlines() == ["audience: notice: no CUDA provider in ONNX Runtime: running on the CPU"]
+    import json
+
+    assert json.loads((tmp_path / "summary.json").read_text())["settings"]["device"] == "cpu"

@@ -1,0 +1,80 @@
+"""ONNX Runtime, wrapped once: every ONNX model (classifiers, MTCNN) gets its session from `session()`.
+
+`device` is "cpu", "cuda" or "auto". `resolve_device` turns it into a concrete device once per run (the
+command line prints its notice), so workers never decide on their own:
+
+- "cpu": the CPU execution provider.
+- "cuda": ONNX Runtime's CUDA provider, CPU as ONNX Runtime's own fallback for operators CUDA lacks.
+  Without a CUDA provider (the `onnxruntime` wheel, or `onnxruntime-gpu` without a usable GPU) it is an
+  error, `DeviceUnavailable` (exit 10).
+- "auto": "cuda" when the provider is there, else "cpu" with a one-line notice.
+
+`pip install -e '.[gpu]'` brings `onnxruntime-gpu`; both wheels provide the `onnxruntime` module, and the
+base dependency keeps the CPU one, so replace it: `pip install -e '.[gpu]' && pip uninstall -y onnxruntime
+&& pip install --force-reinstall --no-deps onnxruntime-gpu`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import AudienceError
+
+DEVICES = ("cpu", "cuda", "auto")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+class DeviceUnavailable(AudienceError):
+    """--device cuda without a CUDA execution provider."""
+
+    exit_code = 10
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def resolve_device(device: str, available: list[str] | None = None) -> tuple[str, str | None]:
+    """(concrete device "cpu" or "cuda", a one-line notice or None). Raises DeviceUnavailable."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}")
+    available = available_providers() if available is None else available
+    if device == "cpu":
+        return "cpu", None
+    if CUDA in available:
+        return "cuda", None
+    if device == "cuda":
+        raise DeviceUnavailable("--device cuda: ONNX Runtime has no CUDA provider here (providers: "
+                                f"{', '.join(available) or 'none'}); install the GPU build with "
+                                "pip install -e '.[gpu]' on a machine with an NVIDIA GPU, or use --device cpu")
+    return "cpu", "no CUDA provider in ONNX Runtime: running on the CPU"
+
+
+def providers_for(device: str, available: list[str] | None = None) -> list[str]:
+    """Execution providers, in ONNX Runtime's order of preference, for a device ("auto" resolved here)."""
+    concrete, _ = resolve_device(device, available)
+    return [CUDA, CPU] if concrete == "cuda" else [CPU]
+
+
+def session_options(threads: int = 1):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return opts
+
+
+def session(path: Path | str | bytes, threads: int = 1, device: str = "cpu"):
+    """An `onnxruntime.InferenceSession` for a model file (or serialized model bytes) on `device`."""
+    import onnxruntime as ort
+
+    model = path if isinstance(path, bytes) else str(path)
+    sess = ort.InferenceSession(model, session_options(threads), providers=providers_for(device))
+    if device == "cuda" and CUDA not in sess.get_providers():  # listed, but no usable GPU behind it
+        raise DeviceUnavailable("--device cuda: ONNX Runtime could not start its CUDA provider (no usable "
+                                "GPU or CUDA libraries); use --device cpu or auto")
+    return sess
