@@ -130,7 +130,8 @@ def test_audience_front_end_with_centerface_finds_the_fixture_faces():
 
     frame = cv2.VideoCapture(str(FIXTURES / "two_faces.mp4")).read()[1]
     with native_stderr_to_devnull():
-        a = AudienceLandmarker(AudienceOptions(model_file("face_landmarker").path, (None, None, None), threads=1,
+        a = AudienceLandmarker(AudienceOptions((model_file("face_landmarks").path, model_file("face_blendshapes").path),
+                                               (None, None, None), threads=1,
                                                detector="centerface", centerface=model_file("centerface").path))
         try:
             faces = a.landmark(Frame("f", 0, 0.0, frame))
