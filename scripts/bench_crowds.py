@@ -115,6 +115,7 @@ def _front_end_old(commit: str):
     path.write_text(src.replace("from .", "from vision."))
     spec = importlib.util.spec_from_file_location("vision_audience_old", path)
     old = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = old  # dataclasses look their module up there
     spec.loader.exec_module(old)
     from vision.capture import Frame
 
@@ -149,7 +150,7 @@ CANDIDATES: dict[str, Callable[[], tuple[Boxes, Callable]]] = {
     "centerface x1.5 t.45": lambda: _centerface(threshold=0.45, scale=1.5, low_light_luma=0),
     "centerface t.35 + mtcnn min16": lambda: _union(lambda: _centerface(threshold=0.35, low_light_luma=0),
                                                     lambda: _mtcnn(16)),
-    "front end (old, Tasks landmarker)": lambda: _front_end_old(OLD_FRONT_END),
+    "front end (old: Tasks landmarker)": lambda: _front_end_old(OLD_FRONT_END),
     "front end": _front_end,
     "front end gate .3": lambda: _front_end(presence_min=0.3),
     "front end gate .7": lambda: _front_end(presence_min=0.7),

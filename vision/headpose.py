@@ -57,7 +57,10 @@ def rotation_matrices(landmarks: np.ndarray, width: int, height: int) -> np.ndar
     flip = np.diag([1.0, -1.0, -1.0])  # OpenCV's camera (y down, z forward) -> MediaPipe's (y up, z back)
     out = np.tile(np.eye(4), (len(pts), 1, 1))
     for i, p in enumerate(pts):
-        ok, rvec, _ = cv2.solvePnP(CANONICAL_POINTS, p, k, None, flags=cv2.SOLVEPNP_SQPNP)
+        try:
+            ok, rvec, _ = cv2.solvePnP(CANONICAL_POINTS, p, k, None, flags=cv2.SOLVEPNP_SQPNP)
+        except cv2.error:  # points too close together (a face a few pixels tall): no fit
+            ok = False
         if ok:
             ok, rvec, _ = cv2.solvePnP(CANONICAL_POINTS, p, k, None, rvec, _, useExtrinsicGuess=True,
                                        flags=cv2.SOLVEPNP_ITERATIVE)
