@@ -79,7 +79,7 @@ def _union(*factories, iou: float = 0.3):
 
 
 def _front_end(detector: str = "centerface+mtcnn", presence_min: float | None = None, box_scale=None,
-               box_shift=None):
+               box_shift=None, second_look: bool = True, present_min_score: float = 0.9):
     """The shipped audience front end (vision.audience) as `audience analyze --scene audience` builds it."""
     from vision.audience import PRESENCE_MIN, AudienceLandmarker, AudienceOptions, box_roi
     from vision.capture import Frame
@@ -90,7 +90,8 @@ def _front_end(detector: str = "centerface+mtcnn", presence_min: float | None = 
                                             threads=1, detector=detector, centerface=model_file("centerface").path,
                                             presence_min=PRESENCE_MIN if presence_min is None else presence_min,
                                             box_scale=scale if box_scale is None else box_scale,
-                                            box_shift=shift if box_shift is None else box_shift))
+                                            box_shift=shift if box_shift is None else box_shift,
+                                            second_look=second_look, present_min_score=present_min_score))
 
     def detect(image):
         fe.reset()
@@ -152,7 +153,10 @@ CANDIDATES: dict[str, Callable[[], tuple[Boxes, Callable]]] = {
                                                     lambda: _mtcnn(16)),
     "front end (old: Tasks landmarker)": lambda: _front_end_old(OLD_FRONT_END),
     "front end": _front_end,
+    "front end no second look": lambda: _front_end(second_look=False),
+    "front end present .8": lambda: _front_end(present_min_score=0.8),
     "front end gate .3": lambda: _front_end(presence_min=0.3),
+    "front end gate .4": lambda: _front_end(presence_min=0.4),
     "front end gate .7": lambda: _front_end(presence_min=0.7),
     "front end gate .1": lambda: _front_end(presence_min=0.1),
     "front end roi 1.7": lambda: _front_end(box_scale=1.7),
@@ -186,7 +190,8 @@ def run(folder: Path, names: list[str], limit: int | None, with_dim: bool) -> li
                 for kind, score in scores.items():
                     rows.append({"candidate": name + kind + suffix, **score.row()})
                     print(f"  {rows[-1]['candidate']}: readable {rows[-1]['readable']:.3f} "
-                          f"valid {rows[-1]['valid']:.3f}", file=sys.stderr, flush=True)
+                          f"valid {rows[-1]['valid']:.3f} fp/img {rows[-1]['fp/img']:.2f} "
+                          f"ms/img {rows[-1]['ms/img']:.0f}", file=sys.stderr, flush=True)
         finally:
             close()
     return rows

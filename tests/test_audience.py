@@ -145,9 +145,6 @@ def test_walkers_every_analysed_frame_has_faces_and_ids_hold(walkers):
 
 
 @pytest.mark.shared
-@pytest.mark.xfail(strict=False, reason="MTCNN (min face 32 px) itself finds only 4-5 of the 7-8 faces on the frames "
-                                        "from 1.5 s to 3.5 s, and MediaPipe's crop landmarker reads 3-4 of those: "
-                                        "needs the new detector and landmarks without MediaPipe's in-crop detector")
 def test_walkers_median_analysed_frame_has_six_faces(walkers):
     obs, _ = walkers
     assert obs.groupby("frame").size().median() >= 6

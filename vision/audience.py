@@ -57,7 +57,8 @@ class AudienceOptions:
     research_scale: float = 4.0  # a lost face is searched for in a square this many times its size
     research_full_share: float = 0.25  # this share of the followed faces (and 2 or more) lost on one frame:
     #                                    search the whole frame instead
-    present_min_score: float = 0.9  # a detected face the gate refuses is kept from this score up
+    present_min_score: float = 0.8  # a detected face the gate refuses is kept from this score up
+    second_look: bool = True  # a fresh detection the gate refuses is read again on its landmarks' region
     detector: str = "mtcnn"  # which finds the faces: one of vision.detection.DETECTORS
     centerface: Path | None = None  # CenterFace's model, for the detectors that use it
 
@@ -168,7 +169,7 @@ class AudienceLandmarker:
             fresh = np.concatenate([np.ones(len(detected), bool), fresh[~seen]])
         n = min(len(boxes), self.options.max_faces)
         tried, tried_scores, tried_fresh = boxes[:n], scores[:n], fresh[:n]
-        readings = self._read(image, regions[:n])
+        readings = self._second_look(image, self._read(image, regions[:n]), tried_fresh)
         ok = readings.presence >= self.options.presence_min
         lost = tried[~ok & ~tried_fresh]
         if len(lost) and not due:  # search again now, not at the next full detection
@@ -186,7 +187,8 @@ class AudienceLandmarker:
                 extra, extra_scores = extra[extra_new], extra_scores[extra_new]
             room = max(self.options.max_faces - len(tried), 0)
             extra, extra_scores = extra[:room], extra_scores[:room]
-            readings = _concat([readings, self._read(image, self._regions(extra))])
+            readings = _concat([readings, self._second_look(image, self._read(image, self._regions(extra)),
+                                                            np.ones(len(extra), bool))])
             tried = np.concatenate([tried, extra])
             tried_scores = np.concatenate([tried_scores, extra_scores])
             tried_fresh = np.concatenate([tried_fresh, np.ones(len(extra), bool)])
@@ -235,6 +237,23 @@ class AudienceLandmarker:
                      np.concatenate([regions_from_landmarks(read.landmarks, w, h), self._regions(unread)]),
                      det_score.copy(), readable)
         return Faces(lm, bs, mx, boxes, det_score, presence, readable)
+
+    def _second_look(self, image: np.ndarray, readings: FaceMeshReadings, fresh: np.ndarray) -> FaceMeshReadings:
+        """Fresh detections the gate refuses are read once more on the region their first landmarks give
+        (MediaPipe's own ROI, as a followed face is read); the better presence of the two readings is kept."""
+        again = np.flatnonzero(fresh & (readings.presence < self.options.presence_min) & (readings.presence > 0))
+        if len(again) == 0 or not self.options.second_look:
+            return readings
+        h, w = image.shape[:2]
+        second = self._read(image, regions_from_landmarks(readings.landmarks[again], w, h))
+        better = second.presence > readings.presence[again]
+        if not better.any():
+            return readings
+        out = FaceMeshReadings(readings.landmarks.copy(), readings.blendshapes.copy(), readings.presence.copy(),
+                               readings.regions.copy())
+        for f in ("landmarks", "blendshapes", "presence", "regions"):
+            getattr(out, f)[again[better]] = getattr(second, f)[better]
+        return out
 
     def _follow(self, px: np.ndarray, regions: np.ndarray, scores: np.ndarray, readable: np.ndarray) -> None:
         """Remember the faces of this frame: their regions are read on the next one."""
