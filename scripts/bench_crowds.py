@@ -79,7 +79,7 @@ def _union(*factories, iou: float = 0.3):
 
 
 def _front_end(detector: str = "centerface+mtcnn", presence_min: float | None = None, box_scale=None,
-               box_shift=None, second_look: bool = True, present_min_score: float = 0.9):
+               box_shift=None, second_look: bool = True, present_min_score: float | None = None):
     """The shipped audience front end (vision.audience) as `audience analyze --scene audience` builds it."""
     from vision.audience import PRESENCE_MIN, AudienceLandmarker, AudienceOptions, box_roi
     from vision.capture import Frame
@@ -91,7 +91,9 @@ def _front_end(detector: str = "centerface+mtcnn", presence_min: float | None = 
                                             presence_min=PRESENCE_MIN if presence_min is None else presence_min,
                                             box_scale=scale if box_scale is None else box_scale,
                                             box_shift=shift if box_shift is None else box_shift,
-                                            second_look=second_look, present_min_score=present_min_score))
+                                            second_look=second_look,
+                                            present_min_score=(AudienceOptions.present_min_score
+                                                               if present_min_score is None else present_min_score)))
 
     def detect(image):
         fe.reset()
@@ -154,7 +156,7 @@ CANDIDATES: dict[str, Callable[[], tuple[Boxes, Callable]]] = {
     "front end (old: Tasks landmarker)": lambda: _front_end_old(OLD_FRONT_END),
     "front end": _front_end,
     "front end no second look": lambda: _front_end(second_look=False),
-    "front end present .8": lambda: _front_end(present_min_score=0.8),
+    "front end present .9": lambda: _front_end(present_min_score=0.9),
     "front end gate .3": lambda: _front_end(presence_min=0.3),
     "front end gate .4": lambda: _front_end(presence_min=0.4),
     "front end gate .7": lambda: _front_end(presence_min=0.7),

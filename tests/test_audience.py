@@ -207,5 +207,7 @@ def test_front_end_recall_on_the_first_real_crowd_photos():
     with native_stderr_to_devnull():
         rows = {r["candidate"]: r for r in bench_crowds.run(SHARED / "data" / "crowds", ["front end"], 25, False)}
     read, seen = rows["front end [read]"], rows["front end [read+present]"]
-    assert read["readable"] >= READ_FLOOR and seen["readable"] >= SEEN_FLOOR
-    assert seen["valid"] >= VALID_FLOOR and seen["fp/img"] <= FP_CEILING
+    # measured: read 0.793 of the readable faces; read or present 0.948 of the readable, 0.709 of the valid,
+    # 0.28 false positives per photo
+    assert read["readable"] >= 0.76 and seen["readable"] >= 0.92
+    assert seen["valid"] >= 0.68 and seen["fp/img"] <= 0.4
