@@ -45,7 +45,7 @@ def box_roi(detector: str) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class AudienceOptions:
-    face_mesh: tuple[Path, Path]  # the landmark model and the blendshape model (models face_landmarks, face_blendshapes)
+    face_mesh: tuple[Path, Path]  # the landmark and blendshape models (registry: face_landmarks, face_blendshapes)
     mtcnn: tuple[Path, Path, Path]
     detect_every_s: float = 2.0  # full-frame detection cadence; faces are followed by region in between
     min_face: int = 32  # pixels, smallest face MTCNN looks for (a 48 px face gives a ~56 px box)

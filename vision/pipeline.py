@@ -175,9 +175,9 @@ def build_stages(settings: Settings, mode: str, models: dict) -> Stages:
     seat_map = SeatMap.load(settings.seat_map) if settings.seat_map else None
     if settings.scene == "audience":
         scale, shift = box_roi(settings.detector)
+        mtcnn = tuple(models[f"mtcnn_{n}"].path if f"mtcnn_{n}" in models else None for n in ("pnet", "rnet", "onet"))
         landmarker = AudienceLandmarker(AudienceOptions(
-            (models["face_landmarks"].path, models["face_blendshapes"].path), tuple(models[f"mtcnn_{n}"].path if f"mtcnn_{n}" in models else None
-                                                  for n in ("pnet", "rnet", "onet")),
+            (models["face_landmarks"].path, models["face_blendshapes"].path), mtcnn,
             detect_every_s=settings.detect_every_s, max_faces=settings.max_faces or 500,
             detector=settings.detector, centerface=models["centerface"].path if "centerface" in models else None,
             presence_min=settings.presence_min, box_scale=scale, box_shift=shift))
