@@ -9,9 +9,12 @@ thread, all at IoU >= 0.3 (`scripts/crowds_eval.py` holds the rules). `--dim` ad
 the dim grey variant (`make_dim_crowds.dim`: grey, gamma 1.6, gain 0.45, sensor noise sigma 4), made on the
 fly, with the readable recall it loses.
 
-The "front end" rows run a whole audience front end on each photo as one frame (image mode): today's
-`AudienceLandmarker` (detector + MediaPipe landmarker on each crop), its boxes taken from the landmarks as
-`audience analyze` writes them. A new front end plugs in by adding a factory to CANDIDATES.
+The "front end" rows run a whole audience front end on each photo as one frame (image mode): main's old
+`AudienceLandmarker` (detector + MediaPipe's Tasks landmarker on each crop, from the git commit
+`OLD_FRONT_END` when `--old` is given) and the shipped one (`vision.audience`: detector + FaceMesh on each
+box + presence gate), its boxes as `audience analyze` writes them. A front end gives two rows: "[read]"
+counts the faces read (landmarked, presence >= the gate), "[read+present]" also the faces kept as present
+(detector score >= 0.9 on the common scale, not read). A candidate may return {row suffix: boxes}.
 """
 from __future__ import annotations
 
@@ -75,27 +78,67 @@ def _union(*factories, iou: float = 0.3):
     return detect, (lambda: [close() for _, close in made])
 
 
-def _front_end_main(detector: str = "mtcnn"):
-    """Today's audience front end: MTCNN (min face 32) + MediaPipe's landmarker on each 1.8x crop
-    (`detector`: the same with another of vision.detection.DETECTORS finding the faces)."""
-    from vision.audience import AudienceLandmarker, AudienceOptions
+def _front_end(detector: str = "centerface+mtcnn", presence_min: float | None = None, box_scale=None,
+               box_shift=None, second_look: bool = True, present_min_score: float | None = None):
+    """The shipped audience front end (vision.audience) as `audience analyze --scene audience` builds it."""
+    from vision.audience import PRESENCE_MIN, AudienceLandmarker, AudienceOptions, box_roi
     from vision.capture import Frame
-    from vision.landmarker import boxes_from_landmarks
 
-    fe = AudienceLandmarker(AudienceOptions(model_file("face_landmarker").path,
+    scale, shift = box_roi(detector)
+    fe = AudienceLandmarker(AudienceOptions((model_file("face_landmarks").path, model_file("face_blendshapes").path),
                                             tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")),
-                                            threads=1,
-                                            detector=detector, centerface=model_file("centerface").path))
+                                            threads=1, detector=detector, centerface=model_file("centerface").path,
+                                            presence_min=PRESENCE_MIN if presence_min is None else presence_min,
+                                            box_scale=scale if box_scale is None else box_scale,
+                                            box_shift=shift if box_shift is None else box_shift,
+                                            second_look=second_look,
+                                            present_min_score=(AudienceOptions.present_min_score
+                                                               if present_min_score is None else present_min_score)))
 
     def detect(image):
         fe.reset()
         h, w = image.shape[:2]
-        landmarks = fe.landmark(Frame("crowd", 0, 0.0, image))[0]
-        b = boxes_from_landmarks(landmarks)
-        return np.stack([b[:, 0] * w, b[:, 1] * h, (b[:, 0] + b[:, 2]) * w, (b[:, 1] + b[:, 3]) * h], axis=1)
+        faces = fe.landmark(Frame("crowd", 0, 0.0, image))
+        b = faces.boxes
+        px = np.stack([b[:, 0] * w, b[:, 1] * h, (b[:, 0] + b[:, 2]) * w, (b[:, 1] + b[:, 3]) * h], axis=1)
+        return {" [read]": px[faces.readable], " [read+present]": px}
 
     return detect, fe.close
 
+
+def _front_end_old(commit: str):
+    """main's old front end (MediaPipe's Tasks landmarker on each crop), imported from `commit`'s files."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:vision/audience.py"], check=True,
+                         capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / "vision_audience_old.py"
+    path.write_text(src.replace("from .", "from vision."))
+    spec = importlib.util.spec_from_file_location("vision_audience_old", path)
+    old = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = old  # dataclasses look their module up there
+    spec.loader.exec_module(old)
+    from vision.capture import Frame
+
+    fe = old.AudienceLandmarker(old.AudienceOptions(model_file("face_landmarker").path,
+                                                    tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")),
+                                                    threads=1, detector="centerface+mtcnn",
+                                                    centerface=model_file("centerface").path))
+
+    def detect(image):
+        fe.reset()
+        h, w = image.shape[:2]
+        faces = fe.landmark(Frame("crowd", 0, 0.0, image))
+        b = faces.boxes
+        px = np.stack([b[:, 0] * w, b[:, 1] * h, (b[:, 0] + b[:, 2]) * w, (b[:, 1] + b[:, 3]) * h], axis=1)
+        return {" [read]": px[faces.readable], " [read+present]": px}
+
+    return detect, fe.close
+
+
+OLD_FRONT_END = "e029794"  # main when the FaceMesh front end replaced the Tasks landmarker on crops
 
 CANDIDATES: dict[str, Callable[[], tuple[Boxes, Callable]]] = {
     "mtcnn min32 (main)": lambda: _mtcnn(32),
@@ -110,8 +153,15 @@ CANDIDATES: dict[str, Callable[[], tuple[Boxes, Callable]]] = {
     "centerface x1.5 t.45": lambda: _centerface(threshold=0.45, scale=1.5, low_light_luma=0),
     "centerface t.35 + mtcnn min16": lambda: _union(lambda: _centerface(threshold=0.35, low_light_luma=0),
                                                     lambda: _mtcnn(16)),
-    "front end (main)": _front_end_main,
-    "front end (main) with centerface+mtcnn": lambda: _front_end_main("centerface+mtcnn"),
+    "front end (old: Tasks landmarker)": lambda: _front_end_old(OLD_FRONT_END),
+    "front end": _front_end,
+    "front end no second look": lambda: _front_end(second_look=False),
+    "front end present .9": lambda: _front_end(present_min_score=0.9),
+    "front end gate .3": lambda: _front_end(presence_min=0.3),
+    "front end gate .4": lambda: _front_end(presence_min=0.4),
+    "front end gate .7": lambda: _front_end(presence_min=0.7),
+    "front end gate .1": lambda: _front_end(presence_min=0.1),
+    "front end roi 1.7": lambda: _front_end(box_scale=1.7),
 }
 
 
@@ -131,15 +181,19 @@ def run(folder: Path, names: list[str], limit: int | None, with_dim: bool) -> li
         try:
             detect(next(iter(images.values())))  # warm up (session allocations)
             for suffix, variant in variants:
-                score = Score(iou=0.3)
+                scores: dict[str, Score] = {}
                 for f in files:
                     image = variant(f, images[f])
                     t0 = time.perf_counter()
-                    boxes = detect(image)
-                    score.add(truth[f], boxes, time.perf_counter() - t0)
-                rows.append({"candidate": name + suffix, **score.row()})
-                print(f"  {rows[-1]['candidate']}: readable {rows[-1]['readable']:.3f} valid {rows[-1]['valid']:.3f}",
-                      file=sys.stderr, flush=True)
+                    found = detect(image)
+                    seconds = time.perf_counter() - t0
+                    for kind, boxes in (found.items() if isinstance(found, dict) else [("", found)]):
+                        scores.setdefault(kind, Score(iou=0.3)).add(truth[f], boxes, seconds)
+                for kind, score in scores.items():
+                    rows.append({"candidate": name + kind + suffix, **score.row()})
+                    print(f"  {rows[-1]['candidate']}: readable {rows[-1]['readable']:.3f} "
+                          f"valid {rows[-1]['valid']:.3f} fp/img {rows[-1]['fp/img']:.2f} "
+                          f"ms/img {rows[-1]['ms/img']:.0f}", file=sys.stderr, flush=True)
         finally:
             close()
     return rows

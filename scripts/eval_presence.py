@@ -88,13 +88,20 @@ def main(argv=None) -> int:
     ap.add_argument("--refine", action="store_true", help="FaceMesh second pass on MediaPipe's ROI")
     ap.add_argument("--compare-mediapipe", action="store_true",
                     help="also: does MediaPipe's landmarker (image mode, on today's 1.8x crop) find the face")
+    ap.add_argument("--detector", default="mtcnn", help="mtcnn (min face --min-face), or one of "
+                    "vision.detection.DETECTORS as the audience scene builds it")
     ap.add_argument("--box-scale", type=float, default=FaceMeshOptions.box_scale)
     ap.add_argument("--box-shift", type=float, default=FaceMeshOptions.box_shift)
     args = ap.parse_args(argv)
     truth = read_wider(args.crowds / "wider_face_bbx_gt.txt")
     names = sorted(truth)[: args.limit or None]
-    det = MtcnnDetector(MtcnnOptions(*(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")),
-                                     min_face=args.min_face))
+    mtcnn = tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet"))
+    if args.detector == "mtcnn":
+        det = MtcnnDetector(MtcnnOptions(*mtcnn, min_face=args.min_face))
+    else:
+        from vision.detection import build_detector
+
+        det = build_detector(args.detector, centerface=model_file("centerface").path, mtcnn=mtcnn)
     opts = FaceMeshOptions(model_file("face_landmarks").path, model_file("face_blendshapes").path,
                            box_scale=args.box_scale, box_shift=args.box_shift, refine=args.refine)
     labels, presence, fit, kept = [], [], [], []
@@ -123,7 +130,7 @@ def main(argv=None) -> int:
         landmarker.close()
     labels, presence = np.concatenate(labels), np.concatenate(presence)
     good, bad = presence[labels == 1], presence[labels == 0]
-    print(f"{len(names)} photos, MTCNN min_face {args.min_face}, refine {args.refine}, box_scale {args.box_scale}, "
+    print(f"{len(names)} photos, {args.detector} min_face {args.min_face}, refine {args.refine}, box_scale {args.box_scale}, "
           f"box_shift {args.box_shift}: {len(good)} correct and {len(bad)} false detections "
           f"({len(bad) / len(names):.2f} per photo), {time.perf_counter() - t0:.0f} s")
     print("   t   correct>t  false>t  false/photo>t")

@@ -130,7 +130,8 @@ def test_audience_front_end_with_centerface_finds_the_fixture_faces():
 
     frame = cv2.VideoCapture(str(FIXTURES / "two_faces.mp4")).read()[1]
     with native_stderr_to_devnull():
-        a = AudienceLandmarker(AudienceOptions(model_file("face_landmarker").path, (None, None, None), threads=1,
+        a = AudienceLandmarker(AudienceOptions((model_file("face_landmarks").path, model_file("face_blendshapes").path),
+                                               (None, None, None), threads=1,
                                                detector="centerface", centerface=model_file("centerface").path))
         try:
             faces = a.landmark(Frame("f", 0, 0.0, frame))
@@ -177,7 +178,7 @@ def test_union_keeps_one_box_per_face_and_the_first_detector_wins():
     u = DetectorUnion([first, second])
     boxes, scores = u.detect(None)
     assert boxes.tolist() == [[0, 0, 10, 10], [50, 50, 60, 60], [100, 100, 120, 120]]
-    assert scores.tolist() == pytest.approx([0.5, 0.6, 0.98])
+    assert scores.tolist() == pytest.approx([0.99, 0.6, 0.98])  # the first face: box of one, surest score of both
     empty = DetectorUnion([Fixed(np.zeros((0, 4)), []), Fixed(np.zeros((0, 4)), [])]).detect(None)
     assert empty[0].shape == (0, 4) and empty[1].shape == (0,)
     u.close()
@@ -210,3 +211,4 @@ def test_scores_of_every_detector_share_one_scale_for_the_trackers():
     assert np.all(np.diff(s) > 0) and s[1] < CONFIDENT < s[3]  # monotone: the order of faces is kept
     with pytest.raises(ValueError):
         Rescored(Fixed(), 1.0)
+

@@ -47,7 +47,9 @@ UNION_MTCNN_THRESHOLDS = (0.6, 0.7, 0.9)  # MTCNN beside CenterFace: only its su
 
 
 class DetectorUnion:
-    """Boxes of several detectors, one per face: an overlap (IoU >= `iou`) keeps the earlier detector's box."""
+    """Boxes of several detectors, one per face: an overlap (IoU >= `iou`) keeps the earlier detector's box,
+    with the highest score any of them gave that face (scores share one scale: `Rescored`), so a face one
+    detector is unsure of and another is sure of counts as sure."""
 
     def __init__(self, detectors: list, iou: float = 0.3):
         if not detectors:
@@ -60,7 +62,10 @@ class DetectorUnion:
         scores = np.concatenate([s for _, s in found]).astype(np.float32)
         rank = np.concatenate([np.full(len(b), float(len(found) - k)) for k, (b, _) in enumerate(found)])
         keep = np.sort(nms(boxes, rank + scores / 2, self.iou))  # earlier detector first, then by score
-        return boxes[keep], scores[keep]
+        if len(keep) == 0:
+            return boxes[keep], scores[keep]
+        same = _iou(boxes[keep], boxes) >= self.iou  # [kept, all]: the boxes each kept box stands for
+        return boxes[keep], np.where(same, scores[None, :], 0).max(axis=1).astype(np.float32)
 
     def close(self) -> None:
         for d in self.detectors:
@@ -84,3 +89,12 @@ def build_detector(name: str, *, centerface: Path | None = None, mtcnn: tuple | 
                                    CENTERFACE_CONFIDENT),
                           MtcnnDetector(MtcnnOptions(*mtcnn, min_face=min_face, thresholds=UNION_MTCNN_THRESHOLDS,
                                                      threads=threads, device=device))])
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[len(a), len(b)] intersection over union of x1,y1,x2,y2 boxes."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=1)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)

@@ -51,12 +51,16 @@ def camera_matrix(width: int, height: int, vertical_fov_deg: float | None = None
 def rotation_matrices(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:
     """[N,478(or 468),3] normalised landmarks -> [N,4,4] rotations (no translation) in MediaPipe's camera
     frame, from cv2.solvePnP of the canonical points. A face whose fit fails gets NaN."""
-    pts = np.asarray(landmarks, np.float64)[:, PNP_LANDMARKS, :2] * (width, height)
+    pts = np.ascontiguousarray(np.asarray(landmarks, np.float64)[:, PNP_LANDMARKS, :2] * (width, height))  # OpenCV 5
+    #     refuses strided points
     k = camera_matrix(width, height)
     flip = np.diag([1.0, -1.0, -1.0])  # OpenCV's camera (y down, z forward) -> MediaPipe's (y up, z back)
     out = np.tile(np.eye(4), (len(pts), 1, 1))
     for i, p in enumerate(pts):
-        ok, rvec, _ = cv2.solvePnP(CANONICAL_POINTS, p, k, None, flags=cv2.SOLVEPNP_SQPNP)
+        try:
+            ok, rvec, _ = cv2.solvePnP(CANONICAL_POINTS, p, k, None, flags=cv2.SOLVEPNP_SQPNP)
+        except cv2.error:  # points too close together (a face a few pixels tall): no fit
+            ok = False
         if ok:
             ok, rvec, _ = cv2.solvePnP(CANONICAL_POINTS, p, k, None, rvec, _, useExtrinsicGuess=True,
                                        flags=cv2.SOLVEPNP_ITERATIVE)

@@ -15,7 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .audience import AudienceLandmarker, AudienceOptions
+from .audience import PRESENCE_MIN, AudienceLandmarker, AudienceOptions, box_roi
 from .capture import Frame, SourceSpec, open_source
 from .classifier import CnnClassifier, FaceApiClassifier, Fusion2Classifier, FusionClassifier
 from .describe import describe_window
@@ -42,7 +42,7 @@ class Settings:
     threads: int = 1  # ONNX Runtime threads per process
     batch_frames: int = 8  # frames whose faces are classified in one call (streams always use 1)
     scene: str = "single"  # "single": MediaPipe's own detector (faces near the camera);
-    #                        "audience": MTCNN every detect_every_s + landmarks per face crop (wide shots);
+    #                        "audience": a detector every detect_every_s + face mesh per face crop (wide shots);
     #                        "auto": resolved to one of them before analysis (see resolve_scene)
     detect_every_s: float = 2.0
     seat_map: str | None = None  # JSON seat map (seats and opt-out regions); see vision.seats
@@ -51,6 +51,7 @@ class Settings:
     confirm_within_s: float = 1.0  # ...within this many seconds; before that its faces are not emitted
     detector: str = "centerface+mtcnn"  # the audience scene's face detector, one of vision.detection.DETECTORS
     device: str = "cpu"  # ONNX models: cpu, cuda or auto (vision.onnx; resolve_device once per run)
+    presence_min: float = PRESENCE_MIN  # audience scene: a face is read from this landmark presence score up
 
     def __post_init__(self):
         from .onnx import DEVICES
@@ -73,6 +74,8 @@ class Settings:
             raise ValueError("confirm_within_s must be >= 0")
         if self.detector not in DETECTORS:
             raise ValueError(f"detector must be one of {', '.join(DETECTORS)}")
+        if not 0 <= self.presence_min <= 1:
+            raise ValueError("presence_min must be within 0..1")
 
 
 @dataclass
@@ -165,6 +168,8 @@ def classify_readable(classifier, images: list, observations: list[Observation])
 
 def model_files(settings: Settings) -> dict:
     names = ["face_landmarker"] + CLASSIFIER_MODELS[settings.classifier]
+    if settings.scene in ("audience", "auto"):
+        names += ["face_landmarks", "face_blendshapes"]
     if settings.scene == "auto" or (settings.scene == "audience" and "mtcnn" in settings.detector):
         names += ["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"]  # "auto" takes its first look with MTCNN
     if settings.scene in ("audience", "auto") and "centerface" in settings.detector:
@@ -189,12 +194,13 @@ def build_stages(settings: Settings, mode: str, models: dict) -> Stages:
     """Build the stages once (close them when done). mode: "video" or "image" landmarking."""
     seat_map = SeatMap.load(settings.seat_map) if settings.seat_map else None
     if settings.scene == "audience":
+        scale, shift = box_roi(settings.detector)
+        mtcnn = tuple(models[f"mtcnn_{n}"].path if f"mtcnn_{n}" in models else None for n in ("pnet", "rnet", "onet"))
         landmarker = AudienceLandmarker(AudienceOptions(
-            models["face_landmarker"].path, tuple(models[f"mtcnn_{n}"].path if f"mtcnn_{n}" in models else None
-                                                  for n in ("pnet", "rnet", "onet")),
+            (models["face_landmarks"].path, models["face_blendshapes"].path), mtcnn,
             detect_every_s=settings.detect_every_s, max_faces=settings.max_faces or 500,
             detector=settings.detector, centerface=models["centerface"].path if "centerface" in models else None,
-            device=settings.device))
+            presence_min=settings.presence_min, box_scale=scale, box_shift=shift, device=settings.device))
     else:
         landmarker = Landmarker(LandmarkerOptions(models["face_landmarker"].path, mode=mode,
                                                   max_faces=settings.max_faces or 8))
