@@ -82,7 +82,6 @@ def _front_end(detector: str = "centerface+mtcnn", presence_min: float | None = 
                box_shift=None, second_look: bool = True, present_min_score: float | None = None):
     """The shipped audience front end (vision.audience) as `audience analyze --scene audience` builds it."""
     from vision.audience import PRESENCE_MIN, AudienceLandmarker, AudienceOptions, box_roi
-    from vision.capture import Frame
 
     scale, shift = box_roi(detector)
     fe = AudienceLandmarker(AudienceOptions((model_file("face_landmarks").path, model_file("face_blendshapes").path),
@@ -95,6 +94,13 @@ def _front_end(detector: str = "centerface+mtcnn", presence_min: float | None = 
                                             present_min_score=(AudienceOptions.present_min_score
                                                                if present_min_score is None else present_min_score)))
 
+    return _photo_detector(fe), fe.close
+
+
+def _photo_detector(fe):
+    """A front end run on one photo as one frame -> its faces' pixel boxes, read only and read or present."""
+    from vision.capture import Frame
+
     def detect(image):
         fe.reset()
         h, w = image.shape[:2]
@@ -103,7 +109,7 @@ def _front_end(detector: str = "centerface+mtcnn", presence_min: float | None = 
         px = np.stack([b[:, 0] * w, b[:, 1] * h, (b[:, 0] + b[:, 2]) * w, (b[:, 1] + b[:, 3]) * h], axis=1)
         return {" [read]": px[faces.readable], " [read+present]": px}
 
-    return detect, fe.close
+    return detect
 
 
 def _front_end_old(commit: str):
@@ -120,22 +126,13 @@ def _front_end_old(commit: str):
     old = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = old  # dataclasses look their module up there
     spec.loader.exec_module(old)
-    from vision.capture import Frame
 
     fe = old.AudienceLandmarker(old.AudienceOptions(model_file("face_landmarker").path,
                                                     tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")),
                                                     threads=1, detector="centerface+mtcnn",
                                                     centerface=model_file("centerface").path))
 
-    def detect(image):
-        fe.reset()
-        h, w = image.shape[:2]
-        faces = fe.landmark(Frame("crowd", 0, 0.0, image))
-        b = faces.boxes
-        px = np.stack([b[:, 0] * w, b[:, 1] * h, (b[:, 0] + b[:, 2]) * w, (b[:, 1] + b[:, 3]) * h], axis=1)
-        return {" [read]": px[faces.readable], " [read+present]": px}
-
-    return detect, fe.close
+    return _photo_detector(fe), fe.close
 
 
 OLD_FRONT_END = "e029794"  # main when the FaceMesh front end replaced the Tasks landmarker on crops

@@ -149,6 +149,13 @@ def _features(cnn_probs, blendshapes, geometry):
     return np.concatenate([blendshapes, geometry, logp], axis=1).astype(np.float32)
 
 
+def _face_inputs(faces: list[Observation]) -> tuple[np.ndarray, np.ndarray]:
+    """The per-face inputs both fusion heads share: blendshapes [N,52] and landmark geometry."""
+    landmarks = np.concatenate([o.landmarks for o in faces])
+    size = np.repeat([[o.width, o.height] for o in faces], [len(o) for o in faces], axis=0)
+    return np.concatenate([o.blendshapes for o in faces]), geometry_features(landmarks, size[:, 0], size[:, 1])
+
+
 class FusionClassifier(_Classifier):
     name = "fusion-v1"
 
@@ -161,11 +168,7 @@ class FusionClassifier(_Classifier):
         faces = [o for o in observations if len(o)]
         if not faces:
             return list(observations)
-        landmarks = np.concatenate([o.landmarks for o in faces])
-        size = np.repeat([[o.width, o.height] for o in faces], [len(o) for o in faces], axis=0)
-        features = _features(self.cnn.probabilities(face_crops(images, observations)),
-                             np.concatenate([o.blendshapes for o in faces]),
-                             geometry_features(landmarks, size[:, 0], size[:, 1]))
+        features = _features(self.cnn.probabilities(face_crops(images, observations)), *_face_inputs(faces))
         probs, labels = self._session.run(None, {"features": features})
         return _split(observations, probs, labels)
 
@@ -191,12 +194,9 @@ class Fusion2Classifier(_Classifier):
         faces = [o for o in observations if len(o)]
         if not faces:
             return list(observations)
-        landmarks = np.concatenate([o.landmarks for o in faces])
-        size = np.repeat([[o.width, o.height] for o in faces], [len(o) for o in faces], axis=0)
         crops = face_crops(images, observations)
         fa_probs, fa_features = self.faceapi.outputs(face_crops_rgb(images, observations))
         features = fusion2_features(self.cnn.probabilities(crops), fa_probs, fa_features, sharpness(crops),
-                                    np.concatenate([o.blendshapes for o in faces]),
-                                    geometry_features(landmarks, size[:, 0], size[:, 1]))
+                                    *_face_inputs(faces))
         probs, labels = self._session.run(None, {"features": features})
         return _split(observations, probs, labels)
