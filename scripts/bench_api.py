@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from service.publish import _request, arrow_batch  # noqa: E402
+from service.uplink.client import ApiClient, arrow_batch  # noqa: E402
 from service.stats import VALUES  # noqa: E402
 
 
@@ -44,7 +44,7 @@ def start_server(db: str, port: int) -> subprocess.Popen:
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
-            if _request(f"http://127.0.0.1:{port}", "GET", "/healthz")[0] == 200:
+            if ApiClient(f"http://127.0.0.1:{port}").request("GET", "/healthz")[0] == 200:
                 return proc
         except Exception:  # noqa: BLE001 - not up yet
             pass
@@ -79,9 +79,10 @@ def main(argv=None) -> int:
     port = free_port()
     server = start_server(db, port)
     base = f"http://127.0.0.1:{port}"
+    api = ApiClient(base)
     rng = np.random.default_rng(0)
-    _, content = _request(base, "POST", "/api/v1/contents", {"title": "bench", "duration_s": args.seconds})
-    ids = [_request(base, "POST", "/api/v1/screenings", {"content_id": content["id"], "labels": {"n": str(i)}})[1]["id"]
+    _, content = api.request("POST", "/api/v1/contents", {"title": "bench", "duration_s": args.seconds})
+    ids = [api.request("POST", "/api/v1/screenings", {"content_id": content["id"], "labels": {"n": str(i)}})[1]["id"]
            for i in range(args.screenings)]
 
     # ingest over HTTP: the first --ingest-seconds of one screening as JSON columns, of another as an Arrow
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
             part = {k: v[start:start + 5000] for k, v in cols.items()}
             body = (arrow_batch("cam1", part) if form == "arrow" else
                     {"camera": "cam1", "columns": {k: v.tolist() for k, v in part.items()}})
-            status, payload = _request(base, "POST", f"/api/v1/screenings/{sid}/stats", body)
+            status, payload = api.request("POST", f"/api/v1/screenings/{sid}/stats", body)
             assert status == 200 and payload["inserted"] == len(part["n"]), payload
         ingest_s[form] = time.perf_counter() - t0
 
@@ -129,7 +130,7 @@ def main(argv=None) -> int:
         {"metrics": "p_happiness,valence,smile,attention", "bucket": 1}))
     def timed_query() -> float:
         t0 = time.perf_counter()
-        status, payload = _request(base, "GET", query)
+        status, payload = api.request("GET", query)
         assert status == 200 and len(payload["t"]) == args.seconds, (status, len(payload.get("t", [])))
         return (time.perf_counter() - t0) * 1000
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from bench_api import free_port, start_server  # noqa: E402
-from service.publish import _request  # noqa: E402
+from service.uplink.client import ApiClient  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -42,13 +42,14 @@ def main(argv=None) -> int:
         port = free_port()
         server = start_server(f"sqlite:///{tmp}/live.db", port)
         base = f"http://127.0.0.1:{port}"
+        api = ApiClient(base)
         print(f"clip: {args.seats} seats, 1920x1080, 25 fps, {args.seconds:g} s, paced in real time; "
               f"service: SQLite on loopback; machine: 2 cores, everything on them")
         results = []
         try:
-            _, content = _request(base, "POST", "/api/v1/contents", {"title": "bench", "duration_s": args.seconds})
+            _, content = api.request("POST", "/api/v1/contents", {"title": "bench", "duration_s": args.seconds})
             for rate in [float(r) for r in args.rates.split(",")]:
-                _, screening = _request(base, "POST", "/api/v1/screenings", {"content_id": content["id"]})
+                _, screening = api.request("POST", "/api/v1/screenings", {"content_id": content["id"]})
                 t0 = time.perf_counter()
                 run = subprocess.run([sys.executable, "-m", "vision.cli", "live", "--source", str(tmp / "audience.avi"),
                                       "--realtime", "--scene", "audience", "--fps", str(rate), "--api", base,

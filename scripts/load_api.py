@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_api import free_port, start_server  # noqa: E402
-from service.publish import PublishError, _request  # noqa: E402
+from service.uplink.client import ApiClient, PublishError  # noqa: E402
 from service.stats import VALUES  # noqa: E402
 
 TRACKS, SECONDS_PER_BATCH = 10, 5
@@ -52,8 +52,9 @@ def batch(client: int, step: int) -> dict:
 
 
 def run_load(base: str, seconds: float, clients: int = 20, readers: int = 4, screenings: int = 4) -> dict:
-    _, content = _request(base, "POST", "/api/v1/contents", {"title": "load", "duration_s": 36000})
-    ids = [_request(base, "POST", "/api/v1/screenings", {"content_id": content["id"]})[1]["id"]
+    api = ApiClient(base)
+    _, content = api.request("POST", "/api/v1/contents", {"title": "load", "duration_s": 36000})
+    ids = [api.request("POST", "/api/v1/screenings", {"content_id": content["id"]})[1]["id"]
            for _ in range(screenings)]
     acknowledged: set[tuple[int, int, int]] = set()
     lock = threading.Lock()
@@ -63,7 +64,7 @@ def run_load(base: str, seconds: float, clients: int = 20, readers: int = 4, scr
     def post(sid: int, cols: dict, camera: str) -> tuple[int, dict]:
         t0 = time.perf_counter()
         try:
-            status, payload = _request(base, "POST", f"/api/v1/screenings/{sid}/stats",
+            status, payload = api.request("POST", f"/api/v1/screenings/{sid}/stats",
                                        {"camera": camera, "columns": cols})
         except PublishError:
             status, payload = 0, {}
@@ -96,7 +97,7 @@ def run_load(base: str, seconds: float, clients: int = 20, readers: int = 4, scr
     def read() -> None:
         while time.monotonic() < deadline:
             t0 = time.perf_counter()
-            status, _ = _request(base, "GET", f"/api/v1/contents/{content['id']}/curves?metrics=p_happiness,valence")
+            status, _ = api.request("GET", f"/api/v1/contents/{content['id']}/curves?metrics=p_happiness,valence")
             with lock:
                 query_ms.append((time.perf_counter() - t0) * 1000)
                 statuses[status] = statuses.get(status, 0) + 1

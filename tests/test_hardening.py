@@ -239,7 +239,7 @@ def _arrow_stream(columns: dict, compression=None, camera="c") -> bytes:
 
 
 def test_arrow_bombs_are_refused_before_decompression(keyed):
-    from service.publish import ARROW
+    from service.uplink.client import ARROW
     from service.store import ROW_KEYS, rows_to_columns
 
     c, (a, b, sid), keys, engine = keyed

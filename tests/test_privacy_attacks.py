@@ -346,16 +346,16 @@ def test_batches_are_cut_at_whole_seconds():
 
 def test_analyze_db_batches_never_split_a_camera_second(tmp_path, monkeypatch):
     """`analyze --db` (and `--api`) send 5,000-row batches: a second cut in two would be refused (409)."""
-    from service import publish
+    from service.uplink import client
 
     url = f"sqlite:///{tmp_path / 'a.db'}"
     with TestClient(create_app(create_engine(url), min_audience=K)) as c:
         cid = content(c)
         sid = screening(c, cid)
     batch = [dict(r, camera="cam") for r in rows({**CROWD, 99: TARGET}, range(10))]  # 7 tracks x 10 s
-    monkeypatch.setattr(publish, "BATCH_ROWS", 10)
-    assert publish.publish_to_db(url, sid, [("cam", batch)]) == (70, 0)
-    assert publish.publish_to_db(url, sid, [("cam", batch)]) == (0, 70)  # a replay: idempotent
+    monkeypatch.setattr(client, "BATCH_ROWS", 10)
+    assert client.DbClient(url).publish(sid, [("cam", batch)]) == (70, 0)
+    assert client.DbClient(url).publish(sid, [("cam", batch)]) == (0, 70)  # a replay: idempotent
 
 
 @pytest.mark.parametrize("k", [1, 5, 10, 12])

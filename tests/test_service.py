@@ -539,7 +539,7 @@ def test_buckets_with_fewer_faces_than_the_minimum_audience_are_suppressed(tmp_p
 
 
 def test_arrow_batches_store_what_json_batches_store(client):
-    from service.publish import ARROW, arrow_batch
+    from service.uplink.client import ARROW, arrow_batch
     from service.store import rows_to_columns
 
     cid, sid = make_screening(client)

@@ -47,8 +47,9 @@ class AnalyzeRequest:
     confirm_within_s: float = 1.0
     min_quality: float = DEFAULT_MIN_QUALITY  # curves: expressions from faces at or above this quality
     detector: str = "centerface+mtcnn"  # the audience scene's face detector (vision.detection.DETECTORS)
-    db: str | None = None  # also store the statistics here (service.publish)
+    db: str | None = None  # also store the statistics here (service.uplink.client)
     api: str | None = None  # ...or send them to this running service
+    api_key: str | None = None  # sent to --api (None: an open service)
     screening: int | None = None
     reactions: ReactionOptions = ReactionOptions()  # per-viewer smoothing and baselines (vision.reactions)
     device: str = "cpu"  # ONNX models: cpu, cuda or auto (vision.onnx)
@@ -166,10 +167,9 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
     write_report(req.out / "report.html", summary, curves, tracks.rows(), names)
 
     if req.db or req.api:
-        from service import publish
+        from service.uplink.client import connect
 
-        sent = (publish.publish_to_db(req.db, req.screening, batches) if req.db else
-                publish.publish_to_api(req.api, req.screening, batches))
+        sent = connect(req.db, req.api, req.api_key).publish(req.screening, batches)
         summary["published"] = {"to": req.db or req.api, "screening": req.screening,
                                 "inserted": sent[0], "unchanged": sent[1]}
         (req.out / "summary.json").write_text(json.dumps(summary, indent=2))

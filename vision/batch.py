@@ -219,8 +219,8 @@ def _expected(spec, fps) -> int:
 
 
 def run_batch(req: BatchRequest, quiet: bool = False, stdout=None) -> int:
-    from service import publish
     from service.stats import track_seconds
+    from service.uplink.client import DbClient
 
     stdout = stdout or sys.stdout
     started = time.perf_counter()
@@ -274,7 +274,7 @@ def run_batch(req: BatchRequest, quiet: bool = False, stdout=None) -> int:
             cols = Reactions(req.reactions).update(cols)
             _write_parquet(cols, rec, req.out / f"{rec.key}.parquet")
             sid = screening_ids[(rec.content, rec.screening)]
-            inserted, unchanged = publish.publish_to_db(req.db, sid, [(rec.camera, track_seconds(cols, rec.content_offset, DEFAULT_MIN_QUALITY))])
+            inserted, unchanged = DbClient(req.db).publish(sid, [(rec.camera, track_seconds(cols, rec.content_offset, DEFAULT_MIN_QUALITY))])
             nodes = sorted({engine.nodes[j][:8] for j in np.flatnonzero(job_recording == k)}) if engine else []
             marker = {"row": rec.row, "content": rec.content, "screening": rec.screening, "camera": rec.camera,
                       "screening_id": sid, "frames": report.frames_analysed, "faces": report.faces,
@@ -330,7 +330,7 @@ def format_table(rows: list[dict]) -> str:
 
 def _open_db(url: str):
     from service.db import make_engine, migrate
-    from service.publish import PublishError
+    from service.uplink.client import PublishError
 
     try:
         engine = make_engine(url)

@@ -367,11 +367,9 @@ def _reaction_options(args):
     return ReactionOptions(smooth_s=args.smooth, baseline_s=args.baseline)
 
 
-def _use_api_key(args) -> None:
-    if getattr(args, "api_key", None):
-        from service import publish
-
-        publish.API_KEY = args.api_key
+def _api_key(args) -> str | None:
+    """--api-key, or $AUDIENCE_API_KEY; None: an open service."""
+    return getattr(args, "api_key", None) or os.environ.get("AUDIENCE_API_KEY") or None
 
 
 def _open_db(url: str):
@@ -407,7 +405,7 @@ def _model(args) -> int:
 
     from service import reaction_store as rs
     from service.models import Content
-    from service.publish import PublishError
+    from service.uplink.client import PublishError
 
     from .errors import ModelExtraError
 
@@ -471,16 +469,18 @@ def _keys(args) -> int:
 
 
 def _live(args) -> int:
-    from .live import LiveRequest, run_live, summary_json
+    from service.live import LiveRequest, run_live, summary_json
 
-    _use_api_key(args)
+    from .pipeline import Settings
+
+    settings = Settings(fps=args.fps, classifier=args.classifier, scene=args.scene, seat_map=args.seat_map,
+                        device=_device(args))
     summary = run_live(LiveRequest(
         source=args.source, screening=args.screening, content=args.content, api=args.api, db=args.db,
-        camera=args.camera, realtime=args.realtime, spool=args.spool, fps=args.fps, classifier=args.classifier,
-        scene=args.scene, seat_map=args.seat_map, metrics_host=args.metrics_host,
-        metrics_port=None if args.metrics_port < 0 else args.metrics_port, duration_s=args.duration,
-        flush_timeout_s=args.flush_timeout, out=args.out, min_quality=args.min_quality,
-        reactions=_reaction_options(args), device=_device(args)), stderr=sys.stderr)
+        api_key=_api_key(args), camera=args.camera, realtime=args.realtime, spool=args.spool, settings=settings,
+        metrics_host=args.metrics_host, metrics_port=None if args.metrics_port < 0 else args.metrics_port,
+        duration_s=args.duration, flush_timeout_s=args.flush_timeout, out=args.out, min_quality=args.min_quality,
+        reactions=_reaction_options(args)), stderr=sys.stderr)
     print(summary_json(summary))
     return 0
 
@@ -599,7 +599,6 @@ def _demo_season(db: str) -> None:
 
 
 def _analyze(args) -> int:
-    _use_api_key(args)
     from .analyze import AnalyzeRequest, run_analyze
 
     if (args.db or args.api) and args.screening is None:
@@ -607,10 +606,9 @@ def _analyze(args) -> int:
         return 2
     offset = args.content_offset
     if args.screening is not None and (args.db or args.api):
-        from service import publish
+        from service.uplink.client import connect
 
-        found = (publish.screening_offset_from_db(args.db, args.screening, args.content) if args.db else
-                 publish.screening_offset_from_api(args.api, args.screening, args.content))
+        found = connect(args.db, args.api, _api_key(args)).screening_offset(args.screening, args.content)
         offset = found if offset is None else offset
 
     request = AnalyzeRequest(inputs=args.inputs, out=args.out, fmt=args.format, fps=args.fps,
@@ -619,7 +617,7 @@ def _analyze(args) -> int:
                              max_lost_s=args.max_lost, workers=args.workers, scene=args.scene,
                              detect_every_s=args.detect_every, detector=args.detector,
                              seat_map=str(args.seat_map) if args.seat_map else None,
-                             seat_empty_after_s=args.seat_empty_after, db=args.db, api=args.api,
+                             seat_empty_after_s=args.seat_empty_after, db=args.db, api=args.api, api_key=_api_key(args),
                              screening=args.screening, confirm_hits=args.confirm_hits,
                              confirm_within_s=args.confirm_within, min_quality=args.min_quality,
                              reactions=_reaction_options(args), device=_device(args), engine=args.engine,

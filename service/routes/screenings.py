@@ -13,7 +13,7 @@ from ..deps import SessionDep, get_or_404, save
 from ..guard import INGEST_BODY_BYTES
 from ..models import (GapIn, GapPublic, IngestResult, Screening, ScreeningCreate, ScreeningPublic, ScreeningUpdate,
                       SourceStateIn, SourceStatePublic, StatsBatch, clean_detail)
-from ..publish import ARROW
+from ..uplink.client import ARROW
 from .contents import get_content
 
 router = APIRouter(prefix="/screenings", tags=["screenings"])

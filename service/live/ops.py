@@ -62,6 +62,21 @@ class LiveMetrics:
 
         histogram.observe = both
 
+    def count(self, reader) -> None:
+        """Take the reader thread's running totals."""
+        self.read.set_total(reader.frames_read)
+        self.dropped.set_total(reader.frames_dropped)
+        self.reconnects.set_total(reader.reconnects)
+
+    def on_sent(self, kind: str, body: dict, created: float) -> None:
+        """The sender's callback: an item the service acknowledged."""
+        self.sent.inc()
+        if kind == "stats":
+            self.stored_latency.observe(max(time.time() - body.get("captured", created), 0.0))
+
+    def on_error(self, message: str) -> None:
+        self.send_errors.inc()
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -10,29 +10,22 @@ import sys
 import threading
 import time
 
-from .publish import PublishError, _request, arrow_batch
+from .client import ApiClient, DbClient, Unreachable, arrow_batch
 from .spool import Spool
 
 
-class Unreachable(Exception):
-    pass
-
-
 class Refused(Exception):
-    pass
+    """The service refused an item for good (404, 409, 422): never retried."""
 
 
 class ApiTarget:
-    def __init__(self, base: str):
-        self.base = base.rstrip("/")
+    def __init__(self, client: ApiClient):
+        self.client = client
 
     def _call(self, method: str, path: str, body: dict | bytes) -> dict:
-        try:
-            status, payload = _request(self.base, method, path, body)
-        except PublishError as exc:
-            raise Unreachable(str(exc)) from None
+        status, payload = self.client.request(method, path, body)  # Unreachable: retried
         if status >= 500 or status in (408, 429):
-            raise Unreachable(f"{self.base} answered {status}")
+            raise Unreachable(f"{self.client.base.rstrip('/')} answered {status}")
         if status >= 400:
             raise Refused(f"{status}: {payload.get('detail', '')}")
         return payload
@@ -57,7 +50,7 @@ class ApiTarget:
 
 class DbTarget:
     def __init__(self, url: str):
-        from .db import make_engine
+        from ..db import make_engine
 
         self.url = url
         self.engine = make_engine(url)
@@ -66,7 +59,7 @@ class DbTarget:
     def _session(self):
         from sqlmodel import Session
 
-        from .db import migrate
+        from ..db import migrate
 
         if not self._migrated:
             migrate(self.engine)
@@ -76,7 +69,7 @@ class DbTarget:
     def _write(self, action) -> None:
         from sqlalchemy.exc import OperationalError
 
-        from . import store
+        from .. import store
 
         try:
             with self._session() as session:
@@ -87,7 +80,7 @@ class DbTarget:
             raise Unreachable(str(exc).splitlines()[0]) from None
 
     def send(self, kind: str, body: dict) -> None:
-        from . import store
+        from .. import store
 
         sid = body["screening"]
         if kind == "stats":
@@ -98,9 +91,14 @@ class DbTarget:
             raise Refused(f"unknown item kind {kind!r}")
 
     def report(self, screening: int, camera: str, state: str, detail: dict) -> None:
-        from . import store
+        from .. import store
 
         self._write(lambda s: store.set_source_state(s, screening, camera, state, detail))
+
+
+def target_for(client: ApiClient | DbClient) -> ApiTarget | DbTarget:
+    """Where the sender delivers: the client's service, or its database written directly."""
+    return ApiTarget(client) if isinstance(client, ApiClient) else DbTarget(client.url)
 
 
 class Sender(threading.Thread):
@@ -180,3 +178,12 @@ class Sender(threading.Thread):
     def final_beat(self) -> None:
         if self.heartbeat is not None:
             self._beat()
+
+    def finish(self, timeout_s: float) -> bool:
+        """At the end: send what is spooled for up to `timeout_s` (True: everything went), report a last
+        heartbeat, stop the thread."""
+        drained = self.drain(timeout_s)
+        self.final_beat()
+        self.stop()
+        self.join(timeout=10)
+        return drained
