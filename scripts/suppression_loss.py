@@ -26,7 +26,7 @@ def atoms_from_observations(path: Path) -> np.ndarray:
     """[atoms, 2]: second, k faces of each (camera, second) with faces."""
     import pandas as pd
 
-    from service.stats import track_seconds
+    from vision.stats import track_seconds
 
     frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     rows = track_seconds({c: frame[c].to_numpy() for c in frame.columns})

@@ -42,7 +42,7 @@ def screening_offset_from_db(url: str, screening_id: int, content_id: int | None
     return screening.content_offset_s
 
 
-def publish_to_db(url: str, screening_id: int, batches: list[tuple[str, list[dict]]]) -> tuple[int, int]:
+def publish_to_db(url: str, screening_id: int, batches: list[tuple[str, dict]]) -> tuple[int, int]:
     from sqlmodel import Session
 
     from . import store
@@ -51,10 +51,10 @@ def publish_to_db(url: str, screening_id: int, batches: list[tuple[str, list[dic
     inserted = unchanged = 0
     engine = make_engine(url)
     with Session(engine) as session:
-        for camera, rows in batches:
+        for camera, columns in batches:
             try:
-                for chunk in store.second_chunks(rows, BATCH_ROWS):  # a camera-second is written once, whole
-                    i, u = store.ingest(session, screening_id, camera, store.rows_to_columns(chunk))
+                for chunk in store.second_chunks(columns, BATCH_ROWS):  # a camera-second is written once, whole
+                    i, u = store.ingest(session, screening_id, camera, chunk)
                     inserted, unchanged = inserted + i, unchanged + u
             except (store.Conflict, store.Invalid) as exc:
                 session.rollback()
@@ -120,18 +120,18 @@ def screening_offset_from_api(base: str, screening_id: int, content_id: int | No
     return float(payload.get("content_offset_s", 0.0))
 
 
-def publish_to_api(base: str, screening_id: int, batches: list[tuple[str, list[dict]]]) -> tuple[int, int]:
-    from .store import Invalid, rows_to_columns, second_chunks
+def publish_to_api(base: str, screening_id: int, batches: list[tuple[str, dict]]) -> tuple[int, int]:
+    from .store import Invalid, second_chunks
 
     inserted = unchanged = 0
-    for camera, rows in batches:
+    for camera, columns in batches:
         try:
-            chunks = second_chunks(rows, BATCH_ROWS)  # a camera-second is written once, whole
+            chunks = second_chunks(columns, BATCH_ROWS)  # a camera-second is written once, whole
         except Invalid as exc:
             raise PublishError(f"camera {camera}: {exc}") from None
         for chunk in chunks:
             status, payload = _request(base, "POST", f"/api/v1/screenings/{screening_id}/stats",
-                                       arrow_batch(camera, rows_to_columns(chunk)))
+                                       arrow_batch(camera, chunk))
             if status != 200:
                 raise PublishError(f"API {base} refused a batch ({status}): {payload.get('detail', '')}")
             inserted, unchanged = inserted + payload["inserted"], unchanged + payload["unchanged"]

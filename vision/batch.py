@@ -34,6 +34,7 @@ from .progress import Progress
 from .labels import DEFAULT_MIN_QUALITY
 from .reactions import ReactionOptions, Reactions
 from .runner import Job, default_workers, plan_jobs, run_jobs
+from .stats import track_seconds
 
 REQUIRED = ("path", "content", "screening")
 KNOWN = REQUIRED + ("camera", "content_offset", "labels")
@@ -220,7 +221,6 @@ def _expected(spec, fps) -> int:
 
 def run_batch(req: BatchRequest, quiet: bool = False, stdout=None) -> int:
     from service import publish
-    from service.stats import track_seconds
 
     stdout = stdout or sys.stdout
     started = time.perf_counter()

@@ -28,6 +28,7 @@ from .observation import Observation
 from .ops import LiveMetrics, OpsServer
 from .pipeline import FrameLoop, Settings, build_stages, model_files, resolve_scene
 from .reactions import ReactionOptions, Reactions
+from .stats import as_lists, track_seconds
 from .stream import Gap, LiveReader
 from .table import ObservationFileWriter, TableSink
 
@@ -102,8 +103,6 @@ def run_live(req: LiveRequest, stderr=None) -> dict:
     from service import publish
     from service.sender import ApiTarget, DbTarget, Sender
     from service.spool import Spool
-    from service.stats import track_seconds
-    from service.store import rows_to_columns
 
     stderr = stderr or sys.stderr
     if (req.api is None) == (req.db is None):
@@ -146,11 +145,9 @@ def run_live(req: LiveRequest, stderr=None) -> dict:
     captured_of_second: dict[int, float] = {}
 
     def emit(cols: dict, covered: list[int]) -> None:
-        rows = track_seconds(cols, offset, req.min_quality)
-        for row in rows:
-            row.pop("camera")
+        columns = as_lists(track_seconds(cols, offset, req.min_quality))  # the spool holds JSON
         captured = max((captured_of_second.pop(c, 0.0) for c in covered), default=0.0) or time.time()
-        spool.put("stats", {"screening": req.screening, "camera": camera, "columns": rows_to_columns(rows),
+        spool.put("stats", {"screening": req.screening, "camera": camera, "columns": columns,
                             "covered": covered, "captured": captured})
         if spec.kind == "stream":
             spool.set_meta(f"{key}/max_id", batcher.max_id)
