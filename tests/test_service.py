@@ -166,7 +166,8 @@ def test_curves_equal_the_analysis_curves_and_merge_across_cameras(client, bucke
         want = expected.curves()
         faces = 8
     else:  # a wider bucket pools whole atoms: its units are face-seconds (see store.curve_sums)
-        want = pooled_atoms(stat_rows(track_seconds(a), camera="cam1") + stat_rows(track_seconds(b), camera="cam2"), int(bucket), ("p_happiness", "valence", "attention"))
+        both = stat_rows(track_seconds(a), camera="cam1") + stat_rows(track_seconds(b), camera="cam2")
+        want = pooled_atoms(both, int(bucket), ("p_happiness", "valence", "attention"))
         faces = 8 * int(bucket)
     params = {"metrics": "p_happiness,valence,attention", "bucket": bucket}
     got = client.get(f"/api/v1/contents/{cid}/curves", params=params).json()

@@ -15,10 +15,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from .labels import PRESENT_COLUMNS, VALUE_COLUMNS
-from .stats import bucket_index, group_sums, mean_ci95, track_means
-
-_PRESENT = np.array([c in PRESENT_COLUMNS for c in VALUE_COLUMNS])
+from .labels import VALUE_COLUMNS
+from .stats import PRESENT, bucket_index, group_sums, mean_ci95, track_means
 
 
 class BucketStats:
@@ -86,7 +84,7 @@ class BucketStats:
                 continue
             m = np.stack(rows)
             n_present[i] = len(m)
-            n[i] = int(np.isfinite(m[:, ~_PRESENT][:, 0]).sum()) if (~_PRESENT).any() else len(m)
+            n[i] = int(np.isfinite(m[:, ~PRESENT][:, 0]).sum()) if (~PRESENT).any() else len(m)
             for j in range(m.shape[1]):
                 col = m[:, j][np.isfinite(m[:, j])]
                 k[i, j], total[i, j], squares[i, j] = len(col), col.sum(), (col * col).sum()

@@ -19,7 +19,7 @@ import numpy as np
 from .labels import PRESENT_COLUMNS, VALUE_COLUMNS
 
 VALUES = VALUE_COLUMNS  # every probability and metric
-_PRESENT = np.array([c in PRESENT_COLUMNS for c in VALUE_COLUMNS])
+PRESENT = np.array([c in PRESENT_COLUMNS for c in VALUE_COLUMNS])  # averaged over every present sample
 INT_KEYS = ("track_id", "second", "n")
 # the columns of the per-track-second batch: n samples, then the sum and the sum of squares of every value
 SECOND_KEYS = INT_KEYS + tuple(f"s_{v}" for v in VALUES) + tuple(f"q_{v}" for v in VALUES)
@@ -53,7 +53,7 @@ def group_sums(cols: dict[str, np.ndarray], bucket: float = 1.0, content_offset:
     group = group.reshape(-1)
     read = read_mask(cols, min_quality)
     values = np.nan_to_num(np.stack([np.asarray(cols[c], np.float64) for c in VALUE_COLUMNS], axis=1), nan=0.0)
-    values[~read] *= _PRESENT  # an unread row adds only to the present values
+    values[~read] *= PRESENT  # an unread row adds only to the present values
     counts = np.bincount(group, minlength=len(uniq))
     read_counts = np.bincount(group, weights=read, minlength=len(uniq)).astype(np.int64)
     sums = np.zeros((len(uniq), values.shape[1]))
@@ -66,7 +66,7 @@ def group_sums(cols: dict[str, np.ndarray], bucket: float = 1.0, content_offset:
 def track_means(counts, read_counts, sums) -> np.ndarray:
     """Per group, the mean of every value: present values over all samples, the others over the read
     samples (NaN where a group has none)."""
-    n = np.where(_PRESENT, np.asarray(counts, np.float64)[..., None], np.asarray(read_counts, np.float64)[..., None])
+    n = np.where(PRESENT, np.asarray(counts, np.float64)[..., None], np.asarray(read_counts, np.float64)[..., None])
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, sums / np.maximum(n, 1), np.nan)
 
