@@ -103,8 +103,9 @@ def t_critical_95(df) -> np.ndarray | float:
     from scipy.stats import t  # on first use: scipy.stats takes a while to import
 
     df = np.asarray(df, np.float64)
+    unique, where = np.unique(np.where(df >= 1, df, np.nan), return_inverse=True)  # a curve has few distinct df
     with np.errstate(invalid="ignore"):
-        crit = t.ppf(0.975, np.where(df >= 1, df, np.nan))
+        crit = t.ppf(0.975, unique)[where.reshape(df.shape)]
     return float(crit) if crit.ndim == 0 else crit
 
 
