@@ -9,15 +9,14 @@
 
 Callers use the names below (`from service import store; store.ingest(...)`).
 """
-from .ingest import INT_KEYS, MAX_ROWS, ROW_KEYS, Conflict, Invalid, check_columns, ingest, second_chunks
+from .ingest import INT_KEYS, MAX_ROWS, ROW_KEYS, Conflict, Invalid, ingest, second_chunks
 from .queries import compare, curve_sums, curves, screening_means, screenings_of, track_means
-from .retention import SCREENING_TABLES, delete_content, delete_screening, purge
+from .retention import delete_content, delete_screening, purge
 from .sources import add_gap, gaps, set_source_state, source_states
-from .sql import fetch_numbers, retrying, upsert
+from .sql import retrying
 from .sums import bump_revision, refresh_content, revision
 
-__all__ = ["INT_KEYS", "MAX_ROWS", "ROW_KEYS", "SCREENING_TABLES", "Conflict", "Invalid", "add_gap", "bump_revision",
-           "check_columns", "compare", "curve_sums", "curves", "delete_content", "delete_screening",
-           "fetch_numbers", "gaps", "ingest", "purge", "refresh_content", "retrying", "revision",
-           "screening_means", "screenings_of", "second_chunks", "set_source_state", "source_states",
-           "track_means", "upsert"]
+__all__ = ["INT_KEYS", "MAX_ROWS", "ROW_KEYS", "Conflict", "Invalid", "add_gap", "bump_revision", "compare",
+           "curve_sums", "curves", "delete_content", "delete_screening", "gaps", "ingest", "purge",
+           "refresh_content", "retrying", "revision", "screening_means", "screenings_of", "second_chunks",
+           "set_source_state", "source_states", "track_means"]
