@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from service.uplink.client import ApiClient, arrow_batch  # noqa: E402
-from service.stats import VALUES  # noqa: E402
+from vision.stats import VALUES  # noqa: E402
 
 
 def free_port() -> int:
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
                      **{f"mm_{v}": float(m[i, j] ** 2 / args.viewers * 1.1) for j, v in enumerate(VALUES)}}
                     for i, s in enumerate(secs)])
     with Session(engine) as session:
-        store._refresh_content(session, content["id"])
+        store.refresh_content(session, content["id"])
         session.commit()
     load_s = time.perf_counter() - t0
 
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     fresh = []
     for _ in range(args.queries):
         with Session(engine) as session:
-            store._bump_revision(session, content["id"])
+            store.bump_revision(session, content["id"])
             session.commit()
         fresh.append(timed_query())
     fresh = np.array(fresh)

@@ -27,7 +27,7 @@ def build(url: str, small: bool) -> None:
     from service import store
     from service.db import make_engine, migrate
     from service.models import Content, Screening, camera_second
-    from service.stats import VALUES
+    from vision.stats import VALUES
 
     engine = make_engine(url)
     migrate(engine)
@@ -55,7 +55,7 @@ def build(url: str, small: bool) -> None:
                      **{f"mm_{v}": float(m[i, q] ** 2 / k * 1.1) for q, v in enumerate(VALUES)}}
                     for i, x in enumerate(secs)])
     with Session(engine) as s:
-        store._refresh_content(s, cid)
+        store.refresh_content(s, cid)
         s.commit()
     print(f"built content {cid}: {len(ids)} screenings")
 

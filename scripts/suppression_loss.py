@@ -26,15 +26,15 @@ def atoms_from_observations(path: Path) -> np.ndarray:
     """[atoms, 2]: second, k faces of each (camera, second) with faces."""
     import pandas as pd
 
-    from service.stats import track_seconds
+    from vision.stats import track_seconds
 
     frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    rows = track_seconds({c: frame[c].to_numpy() for c in frame.columns})
-    keys = sorted({(r["camera"], r["second"]) for r in rows})
-    count: dict[tuple, int] = {}
-    for r in rows:
-        count[(r["camera"], r["second"])] = count.get((r["camera"], r["second"]), 0) + 1
-    return np.array([(s, count[(c, s)]) for c, s in keys], np.int64).reshape(-1, 2)
+    atoms = []
+    for _, part in frame.groupby("source", sort=True):  # per camera, in the order of its name
+        seconds, k = np.unique(track_seconds({c: part[c].to_numpy() for c in part.columns})["second"],
+                               return_counts=True)
+        atoms += zip(seconds.tolist(), k.tolist())
+    return np.array(atoms, np.int64).reshape(-1, 2)
 
 
 def atoms_from_db(url: str, screenings: list[int] | None) -> dict[int, np.ndarray]:

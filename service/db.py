@@ -75,7 +75,7 @@ def migrate(engine: Engine) -> int:
             raise RuntimeError(f"database schema version {row.version} is newer than this program's {SCHEMA_VERSION}")
         if row.version < 6:  # versions 2 and 6 added the content-wide rollups: build them from what is stored
             for content in session.exec(select(Content)).all():
-                store._refresh_content(session, content.id)
+                store.refresh_content(session, content.id)
         # version 3 added content_revision: create_all made it; a content without a row is at revision 0
         if row.version < 6:  # keys that ever existed keep the service closed (auth_state, made by create_all)
             if session.exec(select(auth.ApiKey.id)).first() is not None and not auth.keys_required(session):

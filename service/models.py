@@ -12,7 +12,7 @@ from sqlalchemy import JSON as SA_JSON
 from sqlalchemy import Column, DateTime, Float, ForeignKey, Index, Integer, String, Table
 from sqlmodel import JSON, Field, SQLModel
 
-from .stats import VALUES
+from vision.stats import VALUES
 
 SCHEMA_VERSION = 6  # 1: contents, screenings, track/camera seconds; 2: + content_second rollup; 3: + revisions;
 #                     4: + camera gaps and live source states; 5: + API keys (service.auth);

@@ -36,3 +36,11 @@ def run_cli(*args, cwd=None):
     """Run `audience` in a subprocess (so native stderr is captured too)."""
     return subprocess.run([sys.executable, "-m", "vision.cli", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd or ROOT, timeout=600)
+
+
+def stat_rows(columns: dict, **fields) -> list[dict]:
+    """A per-track-second batch (vision.stats.track_seconds: columns) in the API's row form, a list of
+    objects (each with `fields` added, e.g. camera=), for the tests of that form and of row-level tampering."""
+    names = list(columns)
+    return [{**dict(zip(names, values)), **fields}
+            for values in zip(*(np.asarray(columns[k]).tolist() for k in names))]

@@ -9,8 +9,8 @@ import httpx
 import numpy as np
 import pytest
 
-from conftest import ROOT
-from service.stats import track_seconds
+from conftest import ROOT, stat_rows
+from vision.stats import as_lists, track_seconds
 from test_service import fake_observations
 
 OUTPUT = Path(os.environ.get("AUDIENCE_TEST_OUTPUT", ROOT / "test-output"))
@@ -71,7 +71,7 @@ def post_screening(url, cid, labels, seed, seconds=60, happy_at=None):
     t = obs["t"]
     bump = np.zeros_like(t) if happy_at is None else np.exp(-((t - happy_at) ** 2) / 8)
     obs["p_happiness"] = (0.2 + 0.1 * obs["p_happiness"] + 0.6 * bump).astype(np.float32)
-    r = httpx.post(f"{url}/api/v1/screenings/{s['id']}/stats", json={"camera": "cam1", "rows": track_seconds(obs)})
+    r = httpx.post(f"{url}/api/v1/screenings/{s['id']}/stats", json={"camera": "cam1", "columns": as_lists(track_seconds(obs))})
     assert r.status_code == 200, r.text
     return s["id"]
 
@@ -136,7 +136,7 @@ def test_dashboard_draws_curves_moments_comparison_norms_and_live(browser, tmp_p
         page.select_option("#live-screening", str(live_id))
         page.check("#live")
         obs = fake_observations(n_tracks=4, seconds=10, per_second=2, seed=9)
-        rows = track_seconds(obs)
+        rows = stat_rows(track_seconds(obs))
         httpx.post(f"{srv.url}/api/v1/screenings/{live_id}/stats",
                    json={"camera": "cam1", "rows": [r for r in rows if r["second"] < 5]})
         wait_for(page, "document.body.dataset.live === '5'")

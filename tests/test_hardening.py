@@ -19,13 +19,13 @@ from sqlalchemy import func, select
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, stat_rows
 from service import auth, store
 from service.app import create_app
 from service.db import make_engine
 from service.guard import Limits
 from service.models import Content, Screening, camera_gap, live_source, track_second
-from service.stats import track_seconds
+from vision.stats import as_lists, track_seconds
 from test_service import _pg_engine, fake_observations
 
 XSS = '<img src=x onerror="window.__xss=(window.__xss||0)+1">'
@@ -58,7 +58,7 @@ def keyed(request):
         b = c.post("/api/v1/contents", json={"title": "B", "duration_s": 30}).json()["id"]
         sid = c.post("/api/v1/screenings", json={"content_id": a}).json()["id"]
         assert c.post(f"/api/v1/screenings/{sid}/stats",
-                      json={"camera": "c", "rows": track_seconds(fake_observations())}).status_code == 200
+                      json={"camera": "c", "columns": as_lists(track_seconds(fake_observations()))}).status_code == 200
         keys = _keys(engine, app, [b])
         yield c, (a, b, sid), keys, engine
     engine.dispose()
@@ -114,7 +114,7 @@ def test_malformed_requests_answer_4xx_with_a_reason_and_store_nothing(keyed):
     for start in (str(2 ** 31), "NaN", "Infinity", str(-2 ** 31)):
         refused(post_raw(f"/api/v1/screenings/{sid}/gaps", f'{{"camera": "c", "start_s": {start}, "end_s": 5}}',
                          ingest))
-    rows = track_seconds(fake_observations(seed=3))
+    rows = stat_rows(track_seconds(fake_observations(seed=3)))
     for second in (2 ** 31, -2 ** 31, 2 ** 31 - 1):
         refused(c.post(f"/api/v1/screenings/{sid}/stats",
                        json={"camera": "c2", "rows": [{**rows[0], "second": second}]}, headers=ingest), "second")
@@ -221,7 +221,7 @@ def test_bodies_are_capped_on_every_route(keyed):
     assert r.status_code == 413
     assert _counts(engine) == before
     # an ingest batch has its own, larger cap
-    rows = track_seconds(fake_observations(n_tracks=40, seconds=60, per_second=1, seed=4))
+    rows = stat_rows(track_seconds(fake_observations(n_tracks=40, seconds=60, per_second=1, seed=4)))
     body = json.dumps({"camera": "big", "rows": rows})
     assert len(body) > 2 ** 20
     assert c.post(f"/api/v1/screenings/{sid}/stats", content=body,
@@ -240,7 +240,7 @@ def _arrow_stream(columns: dict, compression=None, camera="c") -> bytes:
 
 def test_arrow_bombs_are_refused_before_decompression(keyed):
     from service.uplink.client import ARROW
-    from service.store import ROW_KEYS, rows_to_columns
+    from service.store import ROW_KEYS
 
     c, (a, b, sid), keys, engine = keyed
     url, headers = f"/api/v1/screenings/{sid}/stats", {**bearer(keys["ingester"]), "Content-Type": ARROW}
@@ -257,7 +257,7 @@ def test_arrow_bombs_are_refused_before_decompression(keyed):
     assert c.post(url, content=text, headers=headers).status_code == 422
     assert _counts(engine) == before
     # a compressed stream of a real batch is taken
-    cols = rows_to_columns(track_seconds(fake_observations(seed=6)))
+    cols = track_seconds(fake_observations(seed=6))
     good = _arrow_stream({k: np.asarray(v, np.int64 if k in ("track_id", "second", "n") else np.float64)
                           for k, v in cols.items()}, "zstd", camera="zstd-cam")
     r = c.post(url, content=good, headers=headers)
@@ -317,7 +317,7 @@ def _keyed_app(tmp_path, limits=Limits()):
     with TestClient(app) as c:
         cid = c.post("/api/v1/contents", json={"title": "A", "duration_s": 30}).json()["id"]
         sid = c.post("/api/v1/screenings", json={"content_id": cid}).json()["id"]
-        c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+        c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": as_lists(track_seconds(fake_observations()))})
     return app, engine, sid, _keys(engine, app, [cid])
 
 
@@ -461,7 +461,7 @@ def test_a_locked_sqlite_during_ingest_answers_503_with_retry_after(tmp_path):
         locker.execute("BEGIN EXCLUSIVE")
         try:
             r = c.post(f"/api/v1/screenings/{sid}/stats",
-                       json={"camera": "c", "rows": track_seconds(fake_observations())})
+                       json={"camera": "c", "columns": as_lists(track_seconds(fake_observations()))})
             assert r.status_code == 503 and r.headers["Retry-After"] == "1" and "locked" in r.json()["detail"], r.text
             r = c.post(f"/api/v1/screenings/{sid}/gaps", json={"camera": "c", "start_s": 1, "end_s": 2})
             assert r.status_code == 503
@@ -470,7 +470,7 @@ def test_a_locked_sqlite_during_ingest_answers_503_with_retry_after(tmp_path):
             locker.close()
         assert _counts(engine) == before
         assert c.post(f"/api/v1/screenings/{sid}/stats",
-                      json={"camera": "c", "rows": track_seconds(fake_observations())}).status_code == 200
+                      json={"camera": "c", "columns": as_lists(track_seconds(fake_observations()))}).status_code == 200
 
 
 def test_serve_on_a_damaged_database_file_says_one_line_and_exits_8(tmp_path):
@@ -543,7 +543,7 @@ def test_stored_payloads_never_run_in_the_dashboard(tmp_path):
         sid = httpx.post(f"{url}/api/v1/screenings", json={"content_id": cid, "venue": XSS,
                                                            "labels": {"cut": XSS, XSS[:60]: "a"}}).json()["id"]
         r = httpx.post(f"{url}/api/v1/screenings/{sid}/stats",
-                       json={"camera": "cam1", "rows": track_seconds(fake_observations(seconds=10))})
+                       json={"camera": "cam1", "columns": as_lists(track_seconds(fake_observations(seconds=10)))})
         assert r.status_code == 200
         # the request is refused now ...
         r = httpx.put(f"{url}/api/v1/screenings/{sid}/sources/cam1",

@@ -16,7 +16,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import create_engine
 
 from service.app import create_app
-from service.stats import VALUES
+from vision.stats import VALUES
 from test_service import _pg_engine
 
 K = 5
@@ -40,6 +40,11 @@ def rows(tracks: dict[int, float], seconds=SECONDS) -> list[dict]:
             out.append({"track_id": track, "second": s, "n": 2, **{f"s_{name}": 2 * x for name in VALUES},
                         **{f"q_{name}": 2 * x * x for name in VALUES}})
     return out
+
+
+def columns(made: list[dict]) -> dict[str, np.ndarray]:
+    """Rows as the batch's columns (vision.stats.track_seconds' form)."""
+    return {k: np.array([r[k] for r in made]) for k in made[0]}
 
 
 def _engine(kind, tmp_path):
@@ -335,11 +340,13 @@ def test_no_answer_depends_on_a_suppressed_viewer(client, target):
 def test_batches_are_cut_at_whole_seconds():
     from service.store import Invalid, second_chunks
 
-    batch = [dict(r, camera="cam") for r in rows({1: 0.1, 2: 0.2, 3: 0.3})]  # 3 tracks x 4 seconds
-    chunks = second_chunks(batch[::-1], 5)
-    assert [len(c) for c in chunks] == [3, 3, 3, 3]
-    assert all(len({r["second"] for r in c}) == 1 for c in chunks)
-    assert [len(c) for c in second_chunks(batch, 7)] == [6, 6]
+    batch = columns(rows({1: 0.1, 2: 0.2, 3: 0.3}))  # 3 tracks x 4 seconds
+    chunks = second_chunks({k: v[::-1] for k, v in batch.items()}, 5)
+    assert [len(c["second"]) for c in chunks] == [3, 3, 3, 3]
+    assert all(len(set(c["second"].tolist())) == 1 for c in chunks)
+    assert [len(c["n"]) for c in second_chunks(batch, 7)] == [6, 6]
+    moved = {(c["track_id"][i], c["second"][i], c["s_smile"][i]) for c in chunks for i in range(3)}
+    assert moved == set(zip(batch["track_id"], batch["second"], batch["s_smile"]))  # rows move whole
     with pytest.raises(Invalid, match="more than 2"):
         second_chunks(batch, 2)
 
@@ -352,7 +359,7 @@ def test_analyze_db_batches_never_split_a_camera_second(tmp_path, monkeypatch):
     with TestClient(create_app(create_engine(url), min_audience=K)) as c:
         cid = content(c)
         sid = screening(c, cid)
-    batch = [dict(r, camera="cam") for r in rows({**CROWD, 99: TARGET}, range(10))]  # 7 tracks x 10 s
+    batch = columns(rows({**CROWD, 99: TARGET}, range(10)))  # 7 tracks x 10 s
     monkeypatch.setattr(client, "BATCH_ROWS", 10)
     assert client.DbClient(url).publish(sid, [("cam", batch)]) == (70, 0)
     assert client.DbClient(url).publish(sid, [("cam", batch)]) == (0, 70)  # a replay: idempotent

@@ -9,11 +9,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import func, select
 
-from conftest import FIXTURES, run_cli
+from conftest import FIXTURES, run_cli, stat_rows
 from service.app import create_app
 from service.db import make_engine
 from service.models import camera_second, track_second
-from service.stats import track_seconds
+from vision.stats import as_lists, track_seconds
 from test_service import fake_observations
 
 
@@ -108,7 +108,7 @@ def app_with_data(request, tmp_path_factory):
     with TestClient(app) as c:
         cid = c.post("/api/v1/contents", json={"title": "Fuzz", "duration_s": 30}).json()["id"]
         sid = c.post("/api/v1/screenings", json={"content_id": cid, "labels": {"cut": "A"}}).json()["id"]
-        c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+        c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": as_lists(track_seconds(fake_observations()))})
     app.state.fuzz_headers = [{}]
     if request.param == "keys":
         from sqlmodel import Session
@@ -171,7 +171,8 @@ def test_oversized_and_malformed_batches_are_refused_whole(tmp_path):
         cid = c.post("/api/v1/contents", json={"title": "t", "duration_s": 30}).json()["id"]
         sid = c.post("/api/v1/screenings", json={"content_id": cid}).json()["id"]
         url = f"/api/v1/screenings/{sid}/stats"
-        good = track_seconds(fake_observations())
+        batch = track_seconds(fake_observations())
+        good = stat_rows(batch)
         c.post(url, json={"camera": "c", "rows": good})
 
         def counts():
@@ -179,9 +180,9 @@ def test_oversized_and_malformed_batches_are_refused_whole(tmp_path):
                 return tuple(conn.execute(select(func.count()).select_from(t)).scalar() for t in (track_second, camera_second))
 
         before = counts()
-        from service.store import ROW_KEYS, rows_to_columns
+        from service.store import ROW_KEYS
 
-        cols = rows_to_columns(good)
+        cols = as_lists(batch)
         many = {k: v * 2600 for k, v in cols.items()}  # 52,000 rows
         many["track_id"] = list(range(len(many["track_id"])))
         bad_batches = [

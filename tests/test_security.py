@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
-from conftest import FIXTURES, ROOT, run_cli
+from conftest import FIXTURES, ROOT, run_cli, stat_rows
 from service import auth
 from service.app import create_app
-from service.stats import track_seconds
+from vision.stats import as_lists, track_seconds
 from test_service import _pg_engine, fake_observations
 
 
@@ -36,7 +36,7 @@ def keyed(request):
         for title in ("Ad A", "Ad B"):  # while no key exists the service is open
             cid = c.post("/api/v1/contents", json={"title": title, "duration_s": 30}).json()["id"]
             sid = c.post("/api/v1/screenings", json={"content_id": cid}).json()["id"]
-            c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+            c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": as_lists(track_seconds(fake_observations()))})
             ids.append((cid, sid))
         with Session(engine) as s:
             keys = {name: auth.create_key(s, name, scopes, contents)[1] for name, scopes, contents in (
@@ -58,7 +58,7 @@ def test_scopes_and_content_limits(keyed):
     assert c.get(curve, headers=bearer(keys["reader"])).status_code == 200
     assert c.get(curve, headers={"X-API-Key": keys["reader"]}).status_code == 200
     assert c.get(curve, params={"access_token": keys["reader"]}).status_code == 401  # only the event stream
-    rows = track_seconds(fake_observations(seed=5, source="cam2"))
+    rows = stat_rows(track_seconds(fake_observations(seed=5, source="cam2")))
     stats = f"/api/v1/screenings/{sa}/stats"
     assert c.post(stats, json={"camera": "cam2", "rows": rows}, headers=bearer(keys["reader"])).status_code == 403
     assert c.post(stats, json={"camera": "cam2", "rows": rows}, headers=bearer(keys["ingester"])).status_code == 200
@@ -155,7 +155,7 @@ def test_purge_deletes_old_screenings_and_everything_derived(tmp_path):
         mixed_old = c.post("/api/v1/screenings", json={"content_id": new_c, "started_at": long_ago}).json()["id"]
         fresh = c.post("/api/v1/screenings", json={"content_id": new_c}).json()["id"]
         for sid in (old_s, mixed_old, fresh):
-            c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+            c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": as_lists(track_seconds(fake_observations()))})
         with Session(engine) as s:
             for content in s.exec(model_select(Content)).all():
                 content.created_at = datetime.now(timezone.utc) - timedelta(days=100)
@@ -186,7 +186,7 @@ def test_content_limited_keys_cannot_reach_other_contents_through_odd_ids(keyed)
     with Session(engine) as s:
         limited = {name: bearer(auth.create_key(s, name, scopes, [b])[1]) for name, scopes in (
             ("admin-b", ["admin"]), ("ingest-b", ["ingest"]), ("read-b", ["read"]))}
-    rows = track_seconds(fake_observations(seed=9, source="evil"))
+    rows = stat_rows(track_seconds(fake_observations(seed=9, source="evil")))
     for form in NON_CANONICAL:
         s_id, c_id = form.format(sa), form.format(a)
         attempts = [
@@ -295,7 +295,7 @@ def test_deleted_ids_are_never_reused_so_no_cache_or_key_sees_a_successor(tmp_pa
     with TestClient(create_app(engine, min_audience=1)) as c:
         cid = c.post("/api/v1/contents", json={"title": "old", "duration_s": 30}).json()["id"]
         sid = c.post("/api/v1/screenings", json={"content_id": cid}).json()["id"]
-        c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+        c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": as_lists(track_seconds(fake_observations()))})
         old_curve = c.get(f"/api/v1/contents/{cid}/curves").json()  # cached now
         assert old_curve["n"][0] > 0
         with Session(engine) as s:

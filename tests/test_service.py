@@ -11,9 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel, create_engine
 
-from conftest import FIXTURES, run_cli
+from conftest import FIXTURES, run_cli, stat_rows
 from service.app import create_app
-from service.stats import VALUES, track_seconds
+from vision.stats import VALUES, as_lists, track_seconds
 from vision.curves import BucketStats
 from vision.table import COLUMNS
 
@@ -37,7 +37,7 @@ def second_aggregates(track_rows: list[dict]) -> list[dict]:
 def pooled_atoms(track_rows: list[dict], bucket: int, metrics) -> dict[str, np.ndarray]:
     """Reference for a bucket wider than 1 s: the face-seconds of its atoms pooled (n = sum of k, mean =
     sum of face-second means / n, CI from their sum of squares)."""
-    from service.stats import curve_points
+    from vision.stats import mean_ci95
 
     agg = second_aggregates(track_rows)
     b = np.array([r["second"] // bucket for r in agg])
@@ -47,7 +47,7 @@ def pooled_atoms(track_rows: list[dict], bucket: int, metrics) -> dict[str, np.n
     for m in metrics:
         total = np.array([sum(r[f"m_{m}"] for r, x in zip(agg, b) if x == key) for key in keys])
         squares = np.array([sum(r[f"mm_{m}"] for r, x in zip(agg, b) if x == key) for key in keys])
-        out[m], out[f"{m}_ci95"] = curve_points(k, total, squares)
+        out[m], out[f"{m}_ci95"] = mean_ci95(k, total, squares)
     return out
 
 
@@ -132,7 +132,7 @@ def test_crud_and_errors(client):
 
 def test_ingest_is_idempotent_and_conflicts_write_nothing(client):
     cid, sid = make_screening(client)
-    rows = track_seconds(fake_observations())
+    rows = stat_rows(track_seconds(fake_observations()))
     batch = {"camera": "cam1", "rows": rows}
     first = client.post(f"/api/v1/screenings/{sid}/stats", json=batch)
     assert first.json() == {"inserted": len(rows), "unchanged": 0}
@@ -157,7 +157,7 @@ def test_curves_equal_the_analysis_curves_and_merge_across_cameras(client, bucke
     a, b = fake_observations(seed=1, source="cam1"), fake_observations(n_tracks=3, seed=2, source="cam2")
     for cols in (a, b):
         camera = cols["source"][0]
-        r = client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": camera, "rows": track_seconds(cols)})
+        r = client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": camera, "columns": as_lists(track_seconds(cols))})
         assert r.status_code == 200, r.text
     if bucket == 1.0:  # at 1 s a bucket is one atom per camera: faces are the units, as in the analysis
         expected = BucketStats(bucket=bucket)
@@ -166,7 +166,8 @@ def test_curves_equal_the_analysis_curves_and_merge_across_cameras(client, bucke
         want = expected.curves()
         faces = 8
     else:  # a wider bucket pools whole atoms: its units are face-seconds (see store.curve_sums)
-        want = pooled_atoms(track_seconds(a) + track_seconds(b), int(bucket), ("p_happiness", "valence", "attention"))
+        both = stat_rows(track_seconds(a), camera="cam1") + stat_rows(track_seconds(b), camera="cam2")
+        want = pooled_atoms(both, int(bucket), ("p_happiness", "valence", "attention"))
         faces = 8 * int(bucket)
     params = {"metrics": "p_happiness,valence,attention", "bucket": bucket}
     got = client.get(f"/api/v1/contents/{cid}/curves", params=params).json()
@@ -184,7 +185,7 @@ def test_screening_and_segment_filters(client):
     cid, s1 = make_screening(client, {"cut": "A"})
     s2 = client.post("/api/v1/screenings", json={"content_id": cid, "labels": {"cut": "B"}}).json()["id"]
     for sid, seed in ((s1, 1), (s2, 2)):
-        client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations(seed=seed))})
+        client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": as_lists(track_seconds(fake_observations(seed=seed)))})
     all_ = client.get(f"/api/v1/contents/{cid}/curves").json()
     only_b = client.get(f"/api/v1/contents/{cid}/curves", params={"segment": "cut=B"}).json()
     by_id = client.get(f"/api/v1/contents/{cid}/curves", params={"screenings": str(s2)}).json()
@@ -195,7 +196,7 @@ def test_screening_and_segment_filters(client):
 
 
 def test_second_aggregates_are_sums_of_track_means(client):
-    rows = track_seconds(fake_observations(n_tracks=2, seconds=1, per_second=2))
+    rows = stat_rows(track_seconds(fake_observations(n_tracks=2, seconds=1, per_second=2)), camera="c")
     agg = second_aggregates(rows)
     assert len(agg) == 1 and agg[0]["k"] == 2
     means = [r["s_smile"] / r["n"] for r in rows]
@@ -214,14 +215,12 @@ def test_second_aggregates_are_sums_of_track_means(client):
 
 
 def test_columnar_batches_equal_row_batches(client):
-    from service.store import rows_to_columns
-
     cid, sid = make_screening(client)
-    rows = track_seconds(fake_observations())
-    r = client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": rows_to_columns(rows)})
+    cols = as_lists(track_seconds(fake_observations()))
+    rows = stat_rows(cols)
+    r = client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": cols})
     assert r.json() == {"inserted": len(rows), "unchanged": 0}
     assert client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": rows}).json()["unchanged"] == len(rows)
-    cols = rows_to_columns(rows)
     for bad, reason in ((dict(cols, n=[0] * len(rows)), "n"), (dict(cols, second=[0.5] * len(rows)), "whole"),
                         ({k: v for k, v in cols.items() if k != "s_smile"}, "missing"),
                         (dict(cols, track_id=cols["track_id"][:-1]), "same length")):
@@ -273,7 +272,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_curves(tmp_path):
     engine = make_engine(db)
     with TestClient(create_app(engine, min_audience=1)) as c:
         cid, sid = make_screening(c)
-        c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+        c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": as_lists(track_seconds(fake_observations()))})
         want = c.get(f"/api/v1/contents/{cid}/curves").json()
     with engine.begin() as conn:  # make it look like a version-1 database
         conn.execute(text("UPDATE schemaversion SET version = 1"))
@@ -294,7 +293,7 @@ def test_compare_two_cuts(client):
     obs_a, obs_b = fake_observations(seed=1), fake_observations(n_tracks=4, seed=2)
     obs_a["p_happiness"] = obs_a["p_happiness"] * 0.5 + 0.5  # cut A lands better
     for sid, cols in ((s_a, obs_a), (s_b, obs_b)):
-        client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(cols)})
+        client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": as_lists(track_seconds(cols))})
     r = client.get(f"/api/v1/contents/{cid}/compare",
                    params={"metrics": "p_happiness", "a_segment": "cut=A", "b_segment": "cut=B"}).json()
     assert r["a_screenings"] == [s_a] and r["b_screenings"] == [s_b] and r["n_a"] == [5] * 4 and r["n_b"] == [4] * 4
@@ -313,7 +312,7 @@ def test_curve_export_as_csv_and_parquet(client):
     import io
 
     cid, sid = make_screening(client)
-    client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+    client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": as_lists(track_seconds(fake_observations()))})
     params = {"metrics": "p_happiness,smile"}
     want = client.get(f"/api/v1/contents/{cid}/curves", params=params).json()
     r = client.get(f"/api/v1/contents/{cid}/curves", params={**params, "format": "csv"})
@@ -328,7 +327,7 @@ def test_curve_export_as_csv_and_parquet(client):
 
 
 def test_find_moments_by_prominence_and_extent():
-    from service.stats import find_moments
+    from vision.stats import find_moments
 
     t = np.arange(20.0)
     y = np.array([0, 0, 1, 5, 1, 0, 0, 2, 2.5, 2, 0, 0, 0, 3, 3, 3, 0, 0, np.nan, 0])
@@ -346,7 +345,7 @@ def test_moments_and_norms_endpoints(client):
         cols = fake_observations(seconds=10, seed=k)
         if k == 0:  # the first screening laughs at second 6
             cols["p_happiness"] = np.where(np.floor(cols["t"]) == 6, 0.99, 0.2).astype(np.float32)
-        client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(cols)})
+        client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": as_lists(track_seconds(cols))})
     m = client.get(f"/api/v1/contents/{cid}/moments", params={"metric": "p_happiness", "screenings": str(s1)}).json()
     assert m["moments"][0]["t"] == 6.0 and m["moments"][0]["duration_s"] == 1.0
     z = client.get(f"/api/v1/contents/{cid}/norms", params={"screening": s1, "metric": "p_happiness"}).json()
@@ -371,12 +370,10 @@ def test_concurrent_replays_of_one_batch_store_it_once(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     from service.db import make_engine
-    from service.store import rows_to_columns
-
     engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
     with TestClient(create_app(engine, min_audience=1)) as c:
         cid, sid = make_screening(c)
-        batch = {"camera": "c", "columns": rows_to_columns(track_seconds(fake_observations(n_tracks=20, seconds=20)))}
+        batch = {"camera": "c", "columns": as_lists(track_seconds(fake_observations(n_tracks=20, seconds=20)))}
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(lambda _: c.post(f"/api/v1/screenings/{sid}/stats", json=batch), range(8)))
         assert all(r.status_code == 200 for r in results), [r.text for r in results if r.status_code != 200]
@@ -404,12 +401,12 @@ def test_cached_curves_follow_writes_made_outside_this_server(client):
     from service import store
 
     cid, sid = make_screening(client)
-    client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+    client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": as_lists(track_seconds(fake_observations()))})
     first = client.get(f"/api/v1/contents/{cid}/curves").json()
     assert client.get(f"/api/v1/contents/{cid}/curves").json() == first
     assert client.app.state.answers.hits >= 1
     with Session(client.app.state.engine) as session:
-        store.ingest(session, sid, "other-camera", store.rows_to_columns(track_seconds(fake_observations(n_tracks=3, seed=7))))
+        store.ingest(session, sid, "other-camera", track_seconds(fake_observations(n_tracks=3, seed=7)))
     second = client.get(f"/api/v1/contents/{cid}/curves").json()
     assert second["n"] == [n + 3 for n in first["n"]]
     client.delete(f"/api/v1/screenings/{sid}")
@@ -418,14 +415,14 @@ def test_cached_curves_follow_writes_made_outside_this_server(client):
 
 def test_covered_seconds_without_faces_count_zero_and_gaps_are_missing(client):
     cid, sid = make_screening(client)
-    rows = track_seconds(fake_observations(seconds=4))  # faces in seconds 0-3
+    rows = stat_rows(track_seconds(fake_observations(seconds=4)))  # faces in seconds 0-3
     r = client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "cam1", "rows": rows, "covered": list(range(7))})
     assert r.status_code == 200
     gap = {"camera": "cam1", "start_s": 7.0, "end_s": 9.5, "reason": "camera reconnecting"}
     assert client.post(f"/api/v1/screenings/{sid}/gaps", json=gap).status_code == 201
     assert client.post(f"/api/v1/screenings/{sid}/gaps", json={**gap, "end_s": 10.0}).status_code == 201  # replay, grown
     assert client.post(f"/api/v1/screenings/{sid}/gaps", json={**gap, "end_s": 8.0}).status_code == 201  # late replay
-    later = track_seconds(fake_observations(seconds=2, seed=3))
+    later = stat_rows(track_seconds(fake_observations(seconds=2, seed=3)))
     for row in later:
         row["second"] += 10
     client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "cam1", "rows": later, "covered": [10, 11]})
@@ -452,7 +449,7 @@ def test_live_source_states_and_metrics(client):
     assert [(s["camera"], s["state"]) for s in states] == [("cam1", "reconnecting")]
     assert client.put(f"/api/v1/screenings/{sid}/sources/cam1", json={"state": "on fire"}).status_code == 422
     assert client.put("/api/v1/screenings/999/sources/cam1", json={"state": "running"}).status_code == 404
-    client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "rows": track_seconds(fake_observations())})
+    client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "c", "columns": as_lists(track_seconds(fake_observations()))})
     text_ = client.get("/metrics").text
     assert 'audience_live_sources{state="reconnecting"} 1.0' in text_
     assert 'audience_ingest_rows_total{result="inserted"} 20.0' in text_
@@ -481,7 +478,7 @@ def test_a_running_screening_can_be_followed_as_server_sent_events(tmp_path):
     try:
         with httpx.Client(base_url=base, timeout=10) as c:
             cid, sid = make_screening(c)
-            rows = track_seconds(fake_observations(seconds=2))
+            rows = stat_rows(track_seconds(fake_observations(seconds=2)))
             c.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "cam1", "rows": rows})
             events = []
             with c.stream("GET", f"/api/v1/screenings/{sid}/live", params={"interval": 0.5,
@@ -494,7 +491,7 @@ def test_a_running_screening_can_be_followed_as_server_sent_events(tmp_path):
                     elif line.startswith("data: ") and name == "points":
                         events.append(json.loads(line[6:]))
                         if len(events) == 1:  # the stored seconds; now the screening grows by two
-                            later = track_seconds(fake_observations(seconds=4))[len(rows):]
+                            later = stat_rows(track_seconds(fake_observations(seconds=4)))[len(rows):]
                             httpx.post(f"{base}/api/v1/screenings/{sid}/stats", json={"camera": "cam1", "rows": later})
                         else:
                             break
@@ -513,8 +510,8 @@ def test_buckets_with_fewer_faces_than_the_minimum_audience_are_suppressed(tmp_p
     with TestClient(create_app(engine)) as c:  # the default: 5
         cid, s_big = make_screening(c, {"cut": "A"})
         s_one = c.post("/api/v1/screenings", json={"content_id": cid, "labels": {"cut": "B"}}).json()["id"]
-        c.post(f"/api/v1/screenings/{s_big}/stats", json={"camera": "c", "rows": track_seconds(fake_observations(6))})
-        c.post(f"/api/v1/screenings/{s_one}/stats", json={"camera": "c", "rows": track_seconds(fake_observations(1))})
+        c.post(f"/api/v1/screenings/{s_big}/stats", json={"camera": "c", "columns": as_lists(track_seconds(fake_observations(6)))})
+        c.post(f"/api/v1/screenings/{s_one}/stats", json={"camera": "c", "columns": as_lists(track_seconds(fake_observations(1)))})
         whole = c.get(f"/api/v1/contents/{cid}/curves").json()
         # the one-face screening's atoms are left out of every answer, the whole content's too (they used
         # to count there: n = 7, which a difference with cut=A (6) turned into that one face's values)
@@ -540,18 +537,17 @@ def test_buckets_with_fewer_faces_than_the_minimum_audience_are_suppressed(tmp_p
 
 def test_arrow_batches_store_what_json_batches_store(client):
     from service.uplink.client import ARROW, arrow_batch
-    from service.store import rows_to_columns
 
     cid, sid = make_screening(client)
-    rows = track_seconds(fake_observations())
+    rows = stat_rows(track_seconds(fake_observations()))
     url = f"/api/v1/screenings/{sid}/stats"
-    body = arrow_batch("cam1", rows_to_columns(rows), covered=[0, 1, 2, 3, 4, 5])
+    body = arrow_batch("cam1", track_seconds(fake_observations()), covered=[0, 1, 2, 3, 4, 5])
     r = client.post(url, content=body, headers={"Content-Type": ARROW})
     assert r.json() == {"inserted": len(rows), "unchanged": 0}, r.text
     assert client.post(url, json={"camera": "cam1", "rows": rows}).json() == {"inserted": 0, "unchanged": len(rows)}
     curve = client.get(f"/api/v1/contents/{cid}/curves").json()
     assert curve["t"] == [0, 1, 2, 3, 4, 5] and curve["n"] == [5, 5, 5, 5, 0, 0]
-    for bad, reason in ((b"not arrow at all", "Arrow IPC"), (arrow_batch("", rows_to_columns(rows)), "camera"),
+    for bad, reason in ((b"not arrow at all", "Arrow IPC"), (arrow_batch("", track_seconds(fake_observations())), "camera"),
                         (body[: len(body) // 2], "Arrow IPC")):
         r = client.post(url, content=bad, headers={"Content-Type": ARROW})
         assert r.status_code == 422 and reason in r.text, (r.status_code, r.text[:200])
@@ -561,7 +557,7 @@ def test_only_the_faces_read_reach_the_service(client):
     """Unreadable or low-quality samples are not sent: the service keeps one count per track-second, so
     its curve's n and expression means are the analysis's faces read (curves.csv's n_faces) and their
     means; faces present but unread are counted in curves.csv only (n_present)."""
-    from vision.curves import read_mask
+    from vision.stats import read_mask
 
     cid, sid = make_screening(client)
     cols = fake_observations(n_tracks=4, seconds=4, seed=3)
@@ -573,7 +569,7 @@ def test_only_the_faces_read_reach_the_service(client):
             cols[v] = np.where(unreadable, np.nan, cols[v]).astype(np.float32)
     cols["attention"] = np.where(unreadable, 0.0, cols["attention"]).astype(np.float32)
     cols["quality"] = quality
-    rows = track_seconds(cols, 0.0, 0.4)
+    rows = stat_rows(track_seconds(cols, 0.0, 0.4))
     assert sum(r["n"] for r in rows) == int(read_mask(cols, 0.4).sum()) < len(cols["t"])
     assert all(r["track_id"] != 4 for r in rows)
     r = client.post(f"/api/v1/screenings/{sid}/stats", json={"camera": "cam1", "rows": rows})

@@ -21,6 +21,7 @@ from .reactions import ReactionOptions, Reactions
 from .report import TrackSummary, write_report
 from .seats import SeatMap
 from .runner import default_workers, plan_jobs, run_jobs
+from .stats import track_seconds
 from .table import ObservationFileWriter
 
 
@@ -113,8 +114,6 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
                     stats.add_rows(cols)
                     tracks.add_rows(cols)
                     if req.db or req.api:
-                        from service.stats import track_seconds
-
                         batches.append((report.source, track_seconds(cols, req.content_offset, req.min_quality)))
                     stats.add_frames(np.asarray(report.analysed_t, np.float64))
                     reports.append(report)

@@ -34,6 +34,7 @@ from .progress import Progress
 from .labels import DEFAULT_MIN_QUALITY
 from .reactions import ReactionOptions, Reactions
 from .runner import Job, default_workers, plan_jobs, run_jobs
+from .stats import track_seconds
 
 REQUIRED = ("path", "content", "screening")
 KNOWN = REQUIRED + ("camera", "content_offset", "labels")
@@ -219,7 +220,6 @@ def _expected(spec, fps) -> int:
 
 
 def run_batch(req: BatchRequest, quiet: bool = False, stdout=None) -> int:
-    from service.stats import track_seconds
     from service.uplink.client import DbClient
 
     stdout = stdout or sys.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .curves import find_moments, read_mask
+from .stats import find_moments, read_mask
 from .labels import EMOTIONS
 from .plot import plot_curves
 

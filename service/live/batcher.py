@@ -11,11 +11,10 @@ import time
 
 from vision.observation import Observation
 from vision.reactions import Reactions
+from vision.stats import as_lists, track_seconds
 from vision.stream import Gap
 from vision.table import TableSink
 
-from ..stats import track_seconds
-from ..store import rows_to_columns
 from ..uplink.spool import Spool
 
 
@@ -96,7 +95,7 @@ class Outbox:
         self.ids_key, self.writer = ids_key, writer
 
     def stats(self, cols: dict, covered: list[int], max_id: int) -> None:
-        columns = rows_to_columns(track_seconds(cols, self.offset, self.min_quality))
+        columns = as_lists(track_seconds(cols, self.offset, self.min_quality))  # the spool holds JSON
         self.spool.put("stats", {"screening": self.screening, "camera": self.camera, "columns": columns,
                                  "covered": covered, "captured": self.timing.read_at(covered)})
         if self.ids_key is not None:

@@ -5,10 +5,11 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
+from vision.stats import VALUES, find_moments, z_scores
+
 from .. import store
 from ..deps import AnswersDep, MinAudienceDep, SessionDep
 from ..models import Comparison, Curves, Moments, Norms
-from ..stats import VALUES, find_moments
 from .contents import get_content
 
 router = APIRouter(tags=["curves"])
@@ -169,18 +170,6 @@ def norms(content_id: int, session: SessionDep, k: MinAudienceDep, screening: in
     if screening not in ids:
         raise HTTPException(404, f"screening {screening} is not a screening of content {content_id}")
     means = store.screening_means(session, ids, name, k)
-    own = means.get(screening, {})
     others = [s for s in ids if s != screening]
-    out = {"t": [], "value": [], "norm_mean": [], "norm_sd": [], "z": []}
-    for second in sorted(own):
-        values = [means[s][second] for s in others if second in means.get(s, {})]
-        if not values:
-            continue
-        mu = sum(values) / len(values)
-        sd = (sum((v - mu) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else None
-        out["t"].append(float(second))
-        out["value"].append(own[second])
-        out["norm_mean"].append(mu)
-        out["norm_sd"].append(sd)
-        out["z"].append((own[second] - mu) / sd if sd else None)
+    out = z_scores(means.get(screening, {}), [means.get(s, {}) for s in others])
     return Norms(content_id=content_id, screening_id=screening, metric=name, others=others, min_audience=k, **out)

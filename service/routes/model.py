@@ -10,9 +10,10 @@ import numpy as np
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request
 from sqlmodel import Field, Session, SQLModel
 
+from vision.stats import find_moments
+
 from .. import reaction_store as rs
 from ..deps import MinAudienceDep, SessionDep
-from ..stats import find_moments
 from .contents import get_content
 
 router = APIRouter(tags=["model"])

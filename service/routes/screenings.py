@@ -203,6 +203,21 @@ STATS_BODY = {"requestBody": {"required": True, "content": {
                                       "sums), with 'camera' and 'covered' (JSON) in the schema metadata"}}}}}
 
 
+def _rows_as_columns(rows: list[dict]) -> dict[str, list]:
+    """The API's row form of a batch (a list of objects: kept for clients that send it) -> its columns,
+    the one form the store ingests."""
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise store.Invalid(f"row {i}: must be an object")
+        missing = [k for k in store.ROW_KEYS if k not in row]
+        if missing:
+            raise store.Invalid(f"row {i}: missing {', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}")
+        extra = set(row) - set(store.ROW_KEYS) - {"camera"}
+        if extra:
+            raise store.Invalid(f"row {i}: unknown fields {', '.join(sorted(extra)[:5])}")
+    return {k: [row[k] for row in rows] for k in store.ROW_KEYS}
+
+
 @router.post("/{screening_id}/stats", response_model=IngestResult, openapi_extra=STATS_BODY)
 def ingest_stats(screening_id: int, body: Annotated[StatsBatch, Depends(stats_batch)], session: SessionDep,
                  request: Request):
@@ -212,7 +227,7 @@ def ingest_stats(screening_id: int, body: Annotated[StatsBatch, Depends(stats_ba
     try:
         if (body.columns is None) == (body.rows is None):
             raise store.Invalid("give exactly one of columns and rows")
-        columns = body.columns if body.columns is not None else store.rows_to_columns(body.rows)
+        columns = body.columns if body.columns is not None else _rows_as_columns(body.rows)
         inserted, unchanged = store.retrying(
             session, lambda: store.ingest(session, screening_id, body.camera, columns, body.covered))
     except store.Invalid as exc:

@@ -91,19 +91,20 @@ class ApiClient:
                                f"not {content_id}")
         return float(payload.get("content_offset_s", 0.0))
 
-    def publish(self, screening_id: int, batches: list[tuple[str, list[dict]]]) -> tuple[int, int]:
-        """(camera, per-track-second rows) batches -> (rows inserted, rows already stored)."""
-        from ..store import Invalid, rows_to_columns, second_chunks
+    def publish(self, screening_id: int, batches: list[tuple[str, dict]]) -> tuple[int, int]:
+        """(camera, per-track-second columns: vision.stats.track_seconds) batches -> (rows inserted, rows
+        already stored)."""
+        from ..store import Invalid, second_chunks
 
         inserted = unchanged = 0
-        for camera, rows in batches:
+        for camera, columns in batches:
             try:
-                chunks = second_chunks(rows, BATCH_ROWS)  # a camera-second is written once, whole
+                chunks = second_chunks(columns, BATCH_ROWS)  # a camera-second is written once, whole
             except Invalid as exc:
                 raise PublishError(f"camera {camera}: {exc}") from None
             for chunk in chunks:
                 status, payload = self.request("POST", f"/api/v1/screenings/{screening_id}/stats",
-                                               arrow_batch(camera, rows_to_columns(chunk)))
+                                               arrow_batch(camera, chunk))
                 if status != 200:
                     raise PublishError(f"API {self.base} refused a batch ({status}): {payload.get('detail', '')}")
                 inserted, unchanged = inserted + payload["inserted"], unchanged + payload["unchanged"]
@@ -136,8 +137,9 @@ class DbClient:
             raise PublishError(f"screening {screening_id} belongs to content {screening.content_id}, not {content_id}")
         return screening.content_offset_s
 
-    def publish(self, screening_id: int, batches: list[tuple[str, list[dict]]]) -> tuple[int, int]:
-        """(camera, per-track-second rows) batches -> (rows inserted, rows already stored)."""
+    def publish(self, screening_id: int, batches: list[tuple[str, dict]]) -> tuple[int, int]:
+        """(camera, per-track-second columns: vision.stats.track_seconds) batches -> (rows inserted, rows
+        already stored)."""
         from sqlmodel import Session
 
         from .. import store
@@ -146,10 +148,10 @@ class DbClient:
         inserted = unchanged = 0
         engine = make_engine(self.url)
         with Session(engine) as session:
-            for camera, rows in batches:
+            for camera, columns in batches:
                 try:
-                    for chunk in store.second_chunks(rows, BATCH_ROWS):  # a camera-second is written once, whole
-                        i, u = store.ingest(session, screening_id, camera, store.rows_to_columns(chunk))
+                    for chunk in store.second_chunks(columns, BATCH_ROWS):  # a camera-second is written once, whole
+                        i, u = store.ingest(session, screening_id, camera, chunk)
                         inserted, unchanged = inserted + i, unchanged + u
                 except (store.Conflict, store.Invalid) as exc:
                     session.rollback()
