@@ -9,16 +9,12 @@ import json
 import os
 from urllib.parse import urlsplit
 
-from vision.errors import AudienceError
+from vision.errors import PublishError
 
 BATCH_ROWS = 5000
 
 # the API key sent with every request (`--api-key`, or AUDIENCE_API_KEY); None: an open service
 API_KEY: str | None = os.environ.get("AUDIENCE_API_KEY") or None
-
-
-class PublishError(AudienceError):
-    exit_code = 8
 
 
 def screening_offset_from_db(url: str, screening_id: int, content_id: int | None) -> float:

@@ -9,6 +9,7 @@ whatever is still spooled is sent by the next start with the same spool.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -23,11 +24,11 @@ import numpy as np
 
 from .capture import resolve_inputs
 from .errors import AudienceError, UnsupportedInput
-from .labels import DEFAULT_MIN_QUALITY
 from .observation import Observation
 from .ops import LiveMetrics, OpsServer
-from .pipeline import FrameLoop, Settings, build_stages, model_files, resolve_scene
-from .reactions import ReactionOptions, Reactions
+from .pipeline import FrameLoop, build_stages, model_files, resolve_scene
+from .reactions import Reactions
+from .settings import Settings
 from .stream import Gap, LiveReader
 from .table import ObservationFileWriter, TableSink
 
@@ -36,24 +37,18 @@ from .table import ObservationFileWriter, TableSink
 class LiveRequest:
     source: str
     screening: int
+    settings: Settings  # the analysis (`audience live` analyses at a fixed rate: settings.fps is never None)
     content: int | None = None
     api: str | None = None
     db: str | None = None
     camera: str | None = None  # the name the service keeps this camera's data under (default: from source)
     realtime: bool = False
     spool: Path | None = None
-    fps: float = 2.0
-    classifier: str = "fusion"
-    scene: str = "auto"
-    seat_map: str | None = None
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = 9108  # None: no /metrics server
     duration_s: float | None = None
     flush_timeout_s: float = 10.0
     out: Path | None = None  # also write the analysed observations (numbers only) here
-    min_quality: float = DEFAULT_MIN_QUALITY  # expressions count from faces at or above this quality
-    reactions: ReactionOptions = ReactionOptions()  # per-viewer smoothing and baselines, built as it goes
-    device: str = "cpu"  # ONNX models: cpu, cuda or auto (vision.onnx)
 
 
 def camera_name(source: str) -> str:
@@ -134,9 +129,7 @@ def run_live(req: LiveRequest, stderr=None) -> dict:
         spool.set_meta(f"{key}/origin", origin)
         id_base = int(spool.meta(f"{key}/max_id", 0))
 
-    settings = Settings(fps=req.fps, classifier=req.classifier, scene=req.scene, seat_map=req.seat_map,
-                        batch_frames=1, device=req.device)
-    settings, scene_reason = resolve_scene(specs, settings)
+    settings, scene_reason = resolve_scene(specs, dataclasses.replace(req.settings, batch_frames=1))
     stages = build_stages(settings, "video", model_files(settings))
 
     metrics = LiveMetrics(spool)
@@ -146,7 +139,7 @@ def run_live(req: LiveRequest, stderr=None) -> dict:
     captured_of_second: dict[int, float] = {}
 
     def emit(cols: dict, covered: list[int]) -> None:
-        rows = track_seconds(cols, offset, req.min_quality)
+        rows = track_seconds(cols, offset, settings.min_quality)
         for row in rows:
             row.pop("camera")
         captured = max((captured_of_second.pop(c, 0.0) for c in covered), default=0.0) or time.time()
@@ -165,7 +158,7 @@ def run_live(req: LiveRequest, stderr=None) -> dict:
         metrics.gap_seconds.inc(gap.end - gap.start)
         sender.wake()
 
-    reader = LiveReader(spec, req.fps, realtime=req.realtime, origin=origin)
+    reader = LiveReader(spec, settings.fps, realtime=req.realtime, origin=origin)
 
     def heartbeat():
         return req.screening, camera, reader.state, metrics.detail(reader)
@@ -177,7 +170,7 @@ def run_live(req: LiveRequest, stderr=None) -> dict:
 
     target = ApiTarget(req.api) if req.api else DbTarget(req.db)
     sender = Sender(spool, target, heartbeat, on_sent=on_sent, on_error=lambda m: metrics.send_errors.inc())
-    batcher = SecondBatcher(offset, emit, id_base, Reactions(req.reactions))
+    batcher = SecondBatcher(offset, emit, id_base, Reactions(settings.reactions))
 
     class Timing:
         def write(self, obs: Observation) -> None:
@@ -195,7 +188,7 @@ def run_live(req: LiveRequest, stderr=None) -> dict:
     sender.start()
     reader.start()
     print(f"audience live: {spec.name} as camera {camera!r} -> screening {req.screening} at "
-          f"{req.api or req.db} (scene {settings.scene}, {req.fps:g} frames/s analysed"
+          f"{req.api or req.db} (scene {settings.scene}, {settings.fps:g} frames/s analysed"
           f"{', metrics at ' + ops.url if ops and ops.url else ''}; Ctrl-C stops)", file=stderr)
     try:
         while not stop.is_set():
