@@ -132,7 +132,7 @@ def epilog() -> str:
     """The exit-code table of every subcommand's --help."""
     lines = ["exit codes:"]
     for code, meaning in exit_codes().items():
-        lines += textwrap.wrap(meaning, 108, initial_indent=f"  {code:<3} ", subsequent_indent=" " * 6)
+        lines += textwrap.wrap(meaning, 100, initial_indent=f"  {code:<3} ", subsequent_indent=" " * 6)
     return "\n".join(lines)
 
 
