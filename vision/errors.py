@@ -12,6 +12,7 @@ Hierarchy::
     ├── StorageError              (exit 8)  the database or the API refused or could not be reached
     │   ├── DatabaseUnusable                the database cannot be opened or is not one of ours
     │   └── PublishError                    statistics or a screening refused, or the API unreachable
+    │       └── ApiUnreachable              the API could not be reached (worth retrying later)
     ├── ModelExtraError           (exit 9)  the audience model's extra is missing, or too little data to fit
     ├── DeviceUnavailable         (exit 10) --device cuda without a usable CUDA provider
     └── RayUnavailable            (exit 11) --engine ray without ray or its cluster
@@ -89,6 +90,10 @@ class DatabaseUnusable(StorageError):
 
 class PublishError(StorageError):
     """The database or the API refused statistics or a screening, or the API could not be reached."""
+
+
+class ApiUnreachable(PublishError):
+    """The API could not be reached (a network error, not an answer): worth retrying later, unlike a refusal."""
 
 
 class ModelExtraError(AudienceError):
