@@ -20,7 +20,8 @@ from vision import errors
 from vision.reactions import ReactionOptions
 from vision.settings import Settings
 
-MINIMAL = {"analyze": ["analyze", "x.mp4", "--out", "o"], "batch": ["batch", "m.csv", "--db", "sqlite://", "--out", "o"],
+MINIMAL = {"analyze": ["analyze", "x.mp4", "--out", "o"],
+           "batch": ["batch", "m.csv", "--db", "sqlite://", "--out", "o"],
            "live": ["live", "--source", "0", "--screening", "1", "--db", "sqlite://"]}
 
 
@@ -77,7 +78,8 @@ def test_one_row_per_exit_code_from_the_classes():
     for cls in (errors.ManifestError, errors.DatabaseUnusable, errors.PublishError, errors.DeviceUnavailable,
                 errors.RayUnavailable, errors.ModelExtraError, errors.InputNotFound):
         assert issubclass(cls, errors.AudienceError) and cls.exit_code in table
-    assert errors.ManifestError.exit_code == 2 and errors.PublishError.exit_code == errors.DatabaseUnusable.exit_code == 8
+    assert errors.ManifestError.exit_code == 2
+    assert errors.PublishError.exit_code == errors.DatabaseUnusable.exit_code == errors.ApiUnreachable.exit_code == 8
     # the modules that raise them use the one class
     from service import publish
     from vision import onnx, ray_engine

@@ -24,7 +24,8 @@ def add_parser(sub, name: str) -> None:
     a.add_argument("--format", choices=("parquet", "csv"), default=options.default_of(AnalyzeRequest, "fmt"),
                    help="observations file format")
     bucket = options.default_of(AnalyzeRequest, "bucket")
-    a.add_argument("--bucket", type=positive(float), default=bucket, help=f"curve bucket in seconds (default {bucket:g})")
+    a.add_argument("--bucket", type=positive(float), default=bucket,
+                   help=f"curve bucket in seconds (default {bucket:g})")
     a.add_argument("--content-offset", type=options.number, default=None,
                    help="seconds between recording start and content start (curves use content time; "
                         "default: the screening's offset with --db/--api, else 0)")
