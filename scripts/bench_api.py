@@ -40,7 +40,7 @@ def free_port() -> int:
 
 def start_server(db: str, port: int) -> subprocess.Popen:
     """`audience serve` in its own process, as in production (the client does not share its GIL)."""
-    proc = subprocess.Popen([sys.executable, "-m", "vision.cli", "serve", "--db", db, "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--db", db, "--port", str(port)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:

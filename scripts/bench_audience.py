@@ -36,7 +36,7 @@ def generate(labelled: Path, out: Path, seats: int, seconds: float) -> None:
 
 def analyse(folder: Path, fps: float, workers: int, extra=()) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "vision.cli", "analyze", str(folder / "audience.avi"), "--scene", "audience",
+    subprocess.run([sys.executable, "-m", "service.cli", "analyze", str(folder / "audience.avi"), "--scene", "audience",
                     "--fps", str(fps), "--out", str(folder / "out"), "--quiet", "--workers", str(workers), *extra],
                    check=True)
     return time.perf_counter() - t0, json.loads((folder / "out" / "summary.json").read_text())

@@ -37,7 +37,7 @@ def pinned(cores: set[int]):
 
 def batch(manifest: Path, out: Path, fps: float | None, *extra: str) -> tuple[float, int, float, float]:
     """(seconds, frames analysed, worker peak RSS MB from the summary line or None, seconds inside jobs)."""
-    args = [sys.executable, "-m", "vision.cli", "batch", str(manifest), "--db", f"sqlite:///{out}.db", "--out",
+    args = [sys.executable, "-m", "service.cli", "batch", str(manifest), "--db", f"sqlite:///{out}.db", "--out",
             str(out), *extra, *(["--fps", str(fps)] if fps else [])]
     t0 = time.perf_counter()
     r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **ENV},

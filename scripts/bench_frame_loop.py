@@ -161,7 +161,7 @@ def whole_command(video: str, folder: Path, classifier: str) -> float:
 
     out = folder / "out"
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "vision.cli", "analyze", video, "--workers", "1", "--quiet", "--out",
+    subprocess.run([sys.executable, "-m", "service.cli", "analyze", video, "--workers", "1", "--quiet", "--out",
                     str(out), "--classifier", classifier], check=True, cwd=ROOT)
     elapsed = time.perf_counter() - t0
     return json.loads((out / "summary.json").read_text())["frames_analysed"] / elapsed

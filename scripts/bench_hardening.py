@@ -40,11 +40,11 @@ def measure(root: Path, mb: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(root)}
     with tempfile.TemporaryDirectory() as tmp:
         db = f"sqlite:///{tmp}/bench.db"
-        key = subprocess.run([sys.executable, "-m", "vision.cli", "keys", "--db", db, "create", "--name", "ops",
+        key = subprocess.run([sys.executable, "-m", "service.cli", "keys", "--db", db, "create", "--name", "ops",
                               "--scope", "admin"], cwd=root, env=env, capture_output=True, text=True, check=True)
         assert key.stdout.startswith("aud_")
         port = _free_port()
-        server = subprocess.Popen([sys.executable, "-m", "vision.cli", "serve", "--db", db, "--port", str(port)],
+        server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--db", db, "--port", str(port)],
                                   cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             for _ in range(600):

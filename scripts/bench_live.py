@@ -51,7 +51,7 @@ def main(argv=None) -> int:
             for rate in [float(r) for r in args.rates.split(",")]:
                 _, screening = api.request("POST", "/api/v1/screenings", {"content_id": content["id"]})
                 t0 = time.perf_counter()
-                run = subprocess.run([sys.executable, "-m", "vision.cli", "live", "--source", str(tmp / "audience.avi"),
+                run = subprocess.run([sys.executable, "-m", "service.cli", "live", "--source", str(tmp / "audience.avi"),
                                       "--realtime", "--scene", "audience", "--fps", str(rate), "--api", base,
                                       "--screening", str(screening["id"]), "--spool", str(tmp / f"s{rate}.db"),
                                       "--metrics-port", "-1", "--flush-timeout", "60"],

@@ -43,7 +43,7 @@ def lengthen(video: str, times: int, folder: Path) -> str:
 
 def run(inputs, out: Path, workers: int, extra) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "vision.cli", "analyze", *inputs, "--out", str(out), "--quiet",
+    subprocess.run([sys.executable, "-m", "service.cli", "analyze", *inputs, "--out", str(out), "--quiet",
                     "--workers", str(workers), *extra], check=True)
     return time.perf_counter() - t0, json.loads((out / "summary.json").read_text())
 

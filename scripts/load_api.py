@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_api import free_port, start_server  # noqa: E402
-from service.uplink.client import ApiClient, PublishError  # noqa: E402
+from service.uplink.client import ApiClient  # noqa: E402
+from vision.errors import PublishError  # noqa: E402
 from vision.stats import VALUES  # noqa: E402
 
 TRACKS, SECONDS_PER_BATCH = 10, 5

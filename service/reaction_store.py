@@ -23,6 +23,7 @@ from sqlalchemy import (JSON, Column, DateTime, Float, ForeignKey, Integer, Larg
                         insert, select, update)
 from sqlmodel import Session, SQLModel
 
+from vision.errors import NoData
 from vision.reaction_model.tensor import MODEL_METRICS
 
 from .models import Content, Screening, track_second
@@ -54,10 +55,6 @@ model_viewer = Table(
     Column("seconds_seen", Integer, nullable=False),
     Column("latent", JSON, nullable=False),
 )
-
-
-class NoData(Exception):
-    """The content has nothing to fit a model on (one line for the user)."""
 
 
 @dataclass(frozen=True)

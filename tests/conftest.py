@@ -34,7 +34,7 @@ def make_observation(n=1, t=0.0, boxes=None, frame=0, source="s", width=640, hei
 
 def run_cli(*args, cwd=None):
     """Run `audience` in a subprocess (so native stderr is captured too)."""
-    return subprocess.run([sys.executable, "-m", "vision.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "service.cli", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd or ROOT, timeout=600)
 
 

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from conftest import FIXTURES, run_cli
-from vision.batch import ManifestError, read_manifest
-from vision.errors import InputNotFound
+from vision.errors import InputNotFound, ManifestError
+from vision.manifest import read_manifest
 from vision.table import COLUMNS
 
 

@@ -397,7 +397,7 @@ def _free_port():
 
 
 def _start_serve(db, port, *extra):
-    return subprocess.Popen([sys.executable, "-m", "vision.cli", "serve", "--db", db, "--port", str(port), *extra],
+    return subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--db", db, "--port", str(port), *extra],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -521,7 +521,7 @@ def test_analyze_refuses_an_image_claiming_too_many_pixels_before_decoding_it(tm
 def test_analyze_refuses_a_fifo_without_hanging(tmp_path):
     fifo = tmp_path / "clip.mp4"
     os.mkfifo(fifo)
-    r = subprocess.run([sys.executable, "-m", "vision.cli", "analyze", str(fifo), "--out", str(tmp_path / "o")],
+    r = subprocess.run([sys.executable, "-m", "service.cli", "analyze", str(fifo), "--out", str(tmp_path / "o")],
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 4 and "not a regular file" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1

@@ -37,7 +37,7 @@ class Api:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "Api":
-        self.proc = subprocess.Popen([sys.executable, "-m", "vision.cli", "serve", "--db", self.db, "--port",
+        self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--db", self.db, "--port",
                                       str(self.port), "--min-audience", "1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -65,7 +65,7 @@ class Live:
     """`audience live` as a subprocess; its stderr lines are collected as they come."""
 
     def __init__(self, *args):
-        self.proc = subprocess.Popen([sys.executable, "-m", "vision.cli", "live", *map(str, args)], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "live", *map(str, args)], cwd=ROOT,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)

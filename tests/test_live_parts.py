@@ -15,11 +15,13 @@ from service.live.loop import LiveAnalysis, pump, stop_on_signals
 from service.live.ops import LiveMetrics
 from service.live.run import LiveRequest, screening_offset
 from service.store import ROW_KEYS
-from service.uplink.client import ApiClient, PublishError, Unreachable
+from service.uplink.client import ApiClient
 from service.uplink.sender import Sender
 from service.uplink.spool import Spool
 from vision.capture import Frame
+from vision.errors import PublishError, Unreachable
 from vision.observation import Observation
+from vision.settings import Settings
 from vision.stream import Gap
 
 
@@ -241,7 +243,7 @@ def test_live_composition_with_fakes_spools_and_sends_every_second_and_gap(tmp_p
 
 def test_screening_offset_falls_back_to_the_spool_only_when_unreachable(tmp_path, capsys):
     spool = Spool(tmp_path / "s.db")
-    req = LiveRequest(source="x.mp4", screening=3, api="http://127.0.0.1:9")
+    req = LiveRequest(source="x.mp4", screening=3, settings=Settings(fps=2.0), api="http://127.0.0.1:9")
 
     class Client:
         def __init__(self, answer):

@@ -338,7 +338,8 @@ def test_no_answer_depends_on_a_suppressed_viewer(client, target):
 
 
 def test_batches_are_cut_at_whole_seconds():
-    from service.store import Invalid, second_chunks
+    from service.store import second_chunks
+    from vision.errors import Invalid
 
     batch = columns(rows({1: 0.1, 2: 0.2, 3: 0.3}))  # 3 tracks x 4 seconds
     chunks = second_chunks({k: v[::-1] for k, v in batch.items()}, 5)

@@ -102,7 +102,7 @@ def busy_workers(c) -> list[int]:
 
 
 def start_batch(c, manifest, out, db):
-    return subprocess.Popen([sys.executable, "-m", "vision.cli", "batch", str(manifest), "--db", db, "--out",
+    return subprocess.Popen([sys.executable, "-m", "service.cli", "batch", str(manifest), "--db", db, "--out",
                              str(out), "--engine", "ray", "--address", c.address], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **ENV})
 
@@ -188,7 +188,7 @@ def test_analyze_engine_ray_equals_local(cluster, season, tmp_path):
     inputs = [folder / "rec0.mp4", folder / "rec3.mp4"]
     local = run_cli("analyze", *inputs, "--out", tmp_path / "local", "--workers", "1", "--quiet")
     assert local.returncode == 0, local.stderr
-    r = subprocess.run([sys.executable, "-m", "vision.cli", "analyze", *map(str, inputs), "--out",
+    r = subprocess.run([sys.executable, "-m", "service.cli", "analyze", *map(str, inputs), "--out",
                         str(tmp_path / "ray"), "--engine", "ray", "--address", cluster.address, "--quiet"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, **ENV})
     assert r.returncode == 0, r.stderr

@@ -107,7 +107,7 @@ def test_serve_refuses_other_addresses_without_keys_and_clients_send_keys(tmp_pa
     from test_live import free_port
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "vision.cli", "serve", "--db", db, "--host", "0.0.0.0",
+    server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--db", db, "--host", "0.0.0.0",
                                "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -1,59 +1,51 @@
-"""`audience analyze`: inputs -> observations file, curves.csv, curves.png, summary.json."""
+"""`audience analyze`'s engine: inputs -> observations file, curves.csv, curves.png, summary.json, report.html.
+
+The command line (service.cli.analyze) builds the request and, with --db / --api, a `Publisher`."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from .capture import probe_video, resolve_inputs
 from .curves import BucketStats, write_curves_csv
 from .errors import EXIT_OK, EXIT_PARTIAL, AudienceError, UnsupportedInput
-from .labels import DEFAULT_MIN_QUALITY, EMOTIONS
-from .pipeline import Settings, model_files, resolve_scene
+from .labels import EMOTIONS
+from .pipeline import model_files, resolve_scene
 from .plot import plot_curves
 from .progress import Progress
-from .reactions import ReactionOptions, Reactions
+from .reactions import Reactions
 from .report import TrackSummary, write_report
 from .seats import SeatMap
 from .runner import default_workers, plan_jobs, run_jobs
-from .stats import track_seconds
+from .settings import Settings
 from .table import ObservationFileWriter
 
 
-AUDIENCE_DEFAULT_FPS = 2.0
+class Publisher(Protocol):
+    """Where the statistics of a run go besides its files (service.cli.analyze: --db / --api)."""
+
+    def add(self, source: str, cols: dict) -> None:
+        """Each source's observations, once its viewers' reactions are computed, in input order."""
+
+    def publish(self) -> tuple[dict, str]:
+        """After the outputs are written: (what summary.json records under "published", a line to print)."""
 
 
 @dataclass(frozen=True)
 class AnalyzeRequest:
     inputs: list[str]
     out: Path
+    settings: Settings
     fmt: str = "parquet"
-    fps: float | None = None
-    classifier: str = "fusion"
-    bucket: float = 1.0
-    content_offset: float = 0.0
-    max_faces: int | None = None
-    max_lost_s: float = 1.0
+    bucket: float = 1.0  # curve bucket, seconds
+    content_offset: float = 0.0  # seconds between recording start and content start
     workers: int | None = None
-    scene: str = "auto"
-    detect_every_s: float = 2.0
-    seat_map: str | None = None
-    seat_empty_after_s: float = 10.0
-    confirm_hits: int = 2
-    confirm_within_s: float = 1.0
-    min_quality: float = DEFAULT_MIN_QUALITY  # curves: expressions from faces at or above this quality
-    detector: str = "centerface+mtcnn"  # the audience scene's face detector (vision.detection.DETECTORS)
-    db: str | None = None  # also store the statistics here (service.uplink.client)
-    api: str | None = None  # ...or send them to this running service
-    api_key: str | None = None  # sent to --api (None: an open service)
-    screening: int | None = None
-    reactions: ReactionOptions = ReactionOptions()  # per-viewer smoothing and baselines (vision.reactions)
-    device: str = "cpu"  # ONNX models: cpu, cuda or auto (vision.onnx)
     engine: str = "local"  # local: this machine's processes; ray: a Ray cluster (vision.ray_engine)
     address: str | None = None  # the Ray cluster (None: start one here)
 
@@ -73,19 +65,16 @@ def _expected_frames(specs, fps) -> int | None:
     return total
 
 
-def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
+def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None, publisher: Publisher | None = None) -> int:
+    """Analyse the inputs into req.out; `publisher` also gets each source's observations. Returns the exit code."""
     stdout = stdout or sys.stdout
     started = time.perf_counter()
     specs = resolve_inputs(req.inputs)
-    settings = Settings(fps=req.fps, classifier=req.classifier, max_faces=req.max_faces, max_lost_s=req.max_lost_s,
-                        scene=req.scene, detect_every_s=req.detect_every_s, seat_map=req.seat_map,
-                        seat_empty_after_s=req.seat_empty_after_s, confirm_hits=req.confirm_hits,
-                        confirm_within_s=req.confirm_within_s, detector=req.detector, device=req.device)
-    if req.seat_map:
-        SeatMap.load(req.seat_map)  # a bad map fails here, before any work
-    settings, scene_reason = resolve_scene(specs, settings)
-    if settings.scene == "audience" and req.fps is None:  # every frame of 100 faces is not needed for curves
-        settings = dataclasses.replace(settings, fps=AUDIENCE_DEFAULT_FPS)
+    asked = req.settings
+    if asked.seat_map:
+        SeatMap.load(asked.seat_map)  # a bad map fails here, before any work
+    settings, scene_reason = resolve_scene(specs, asked)
+    settings = settings.with_audience_rate()
     models = model_files(settings)  # fail on a bad model before any work
     try:
         req.out.mkdir(parents=True, exist_ok=True)
@@ -98,23 +87,23 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
 
         engine = RayEngine(req.address, req.workers)
         workers = req.workers or max(1, engine.connect())
-    jobs = plan_jobs(specs, workers, overlap_s=req.max_lost_s + 1.0)
+    jobs = plan_jobs(specs, workers, overlap_s=settings.max_lost_s + 1.0)
     workers = min(workers, len(jobs))
     progress = Progress(_expected_frames(specs, settings.fps), enabled=False if quiet else None)
-    stats = BucketStats(req.bucket, req.content_offset, req.min_quality)
-    tracks = TrackSummary(req.min_quality)
+    stats = BucketStats(req.bucket, req.content_offset, settings.min_quality)
+    tracks = TrackSummary(settings.min_quality)
     obs_path = req.out / f"observations.{req.fmt}"
-    reports, batches = [], []
+    reports = []
     with ObservationFileWriter(obs_path, req.fmt) as writer:
         try:
             for results in run_jobs(jobs, settings, workers, progress.advance, engine):
                 for cols, report in results:
-                    cols = Reactions(req.reactions).update(cols)  # each source's viewers, in time order
+                    cols = Reactions(settings.reactions).update(cols)  # each source's viewers, in time order
                     writer.write_columns(cols)
                     stats.add_rows(cols)
                     tracks.add_rows(cols)
-                    if req.db or req.api:
-                        batches.append((report.source, track_seconds(cols, req.content_offset, req.min_quality)))
+                    if publisher is not None:
+                        publisher.add(report.source, cols)
                     stats.add_frames(np.asarray(report.analysed_t, np.float64))
                     reports.append(report)
         finally:
@@ -147,15 +136,16 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
         "elapsed_s": elapsed,
         "workers": workers,
         "engine": req.engine,
-        "settings": {"fps": settings.fps, "classifier": req.classifier, "bucket_s": req.bucket,
-                     "content_offset_s": req.content_offset, "max_faces": settings.max_faces or (500 if settings.scene == "audience" else 8),
-                     "max_lost_s": req.max_lost_s, "format": req.fmt, "scene": settings.scene,
+        "settings": {"fps": settings.fps, "classifier": settings.classifier, "bucket_s": req.bucket,
+                     "content_offset_s": req.content_offset,
+                     "max_faces": settings.max_faces or (500 if settings.scene == "audience" else 8),
+                     "max_lost_s": settings.max_lost_s, "format": req.fmt, "scene": settings.scene,
                      "scene_reason": scene_reason,
-                     "detect_every_s": req.detect_every_s, "seat_map": req.seat_map,
-                     "seat_empty_after_s": req.seat_empty_after_s, "confirm_hits": req.confirm_hits,
-                     "confirm_within_s": req.confirm_within_s, "min_quality": req.min_quality,
-                     "smooth_s": req.reactions.smooth_s, "baseline_s": req.reactions.baseline_s,
-                     "detector": req.detector,
+                     "detect_every_s": settings.detect_every_s, "seat_map": settings.seat_map,
+                     "seat_empty_after_s": settings.seat_empty_after_s, "confirm_hits": settings.confirm_hits,
+                     "confirm_within_s": settings.confirm_within_s, "min_quality": settings.min_quality,
+                     "smooth_s": settings.reactions.smooth_s, "baseline_s": settings.reactions.baseline_s,
+                     "detector": settings.detector,
                      "device": settings.device},
         "labels": list(EMOTIONS),
         "models": {n: {"file": m.path.name, "sha256": m.sha256} for n, m in models.items()},
@@ -165,16 +155,11 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None) -> int:
     (req.out / "summary.json").write_text(json.dumps(summary, indent=2))
     write_report(req.out / "report.html", summary, curves, tracks.rows(), names)
 
-    if req.db or req.api:
-        from service.uplink.client import connect
-
-        sent = connect(req.db, req.api, req.api_key).publish(req.screening, batches)
-        summary["published"] = {"to": req.db or req.api, "screening": req.screening,
-                                "inserted": sent[0], "unchanged": sent[1]}
+    if publisher is not None:
+        summary["published"], line = publisher.publish()
         (req.out / "summary.json").write_text(json.dumps(summary, indent=2))
         if not quiet:
-            print(f"stored {sent[0]} track-seconds in screening {req.screening} ({sent[1]} already there)",
-                  file=stdout)
+            print(line, file=stdout)
 
     code = EXIT_OK
     for r in failed:

@@ -17,17 +17,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import AudienceError
+from .errors import DeviceUnavailable
 
 DEVICES = ("cpu", "cuda", "auto")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-
-
-class DeviceUnavailable(AudienceError):
-    """--device cuda without a CUDA execution provider."""
-
-    exit_code = 10
 
 
 def available_providers() -> list[str]:

@@ -15,67 +15,20 @@ from typing import Iterable
 
 import numpy as np
 
-from .audience import PRESENCE_MIN, AudienceLandmarker, AudienceOptions, box_roi
+from .audience import AudienceLandmarker, AudienceOptions, box_roi
 from .capture import Frame, SourceSpec, open_source
 from .classifier import CnnClassifier, FaceApiClassifier, Fusion2Classifier, FusionClassifier
 from .describe import describe_window
-from .detection import DETECTORS
-from .labels import CLASSIFIERS
 from .landmarker import Landmarker, LandmarkerOptions, to_observations
 from .models import model_file
 from .observation import Observation
 from .table import TableSink
 from .seats import SeatMap, SeatTracker, mask_excluded
+from .settings import Settings
 from .tracker import FaceTracker
 
-SCENES = ("single", "audience", "auto")
 CLASSIFIER_MODELS = {"fusion": ["cnn", "faceapi", "fusion"], "fusion-v1": ["cnn", "fusion_v1"], "cnn": ["cnn"],
                      "faceapi": ["faceapi"]}
-
-
-@dataclass(frozen=True)
-class Settings:
-    fps: float | None = None  # analysis rate; None = every frame (files)
-    classifier: str = "fusion"
-    max_faces: int | None = None  # faces per frame at most; None: 8 (single scene), 500 (audience)
-    max_lost_s: float = 1.0  # a face unseen this long ends its track
-    threads: int = 1  # ONNX Runtime threads per process
-    batch_frames: int = 8  # frames whose faces are classified in one call (streams always use 1)
-    scene: str = "single"  # "single": MediaPipe's own detector (faces near the camera);
-    #                        "audience": a detector every detect_every_s + face mesh per face crop (wide shots);
-    #                        "auto": resolved to one of them before analysis (see resolve_scene)
-    detect_every_s: float = 2.0
-    seat_map: str | None = None  # JSON seat map (seats and opt-out regions); see vision.seats
-    seat_empty_after_s: float = 10.0  # audience scene: a seat empty this long gives its next face a new id
-    confirm_hits: int = 2  # a new track (or learned seat) is confirmed once seen in this many analysed frames
-    confirm_within_s: float = 1.0  # ...within this many seconds; before that its faces are not emitted
-    detector: str = "centerface+mtcnn"  # the audience scene's face detector, one of vision.detection.DETECTORS
-    device: str = "cpu"  # ONNX models: cpu, cuda or auto (vision.onnx; resolve_device once per run)
-    presence_min: float = PRESENCE_MIN  # audience scene: a face is read from this landmark presence score up
-
-    def __post_init__(self):
-        from .onnx import DEVICES
-
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}")
-        if self.classifier not in CLASSIFIERS:
-            raise ValueError(f"classifier must be one of {', '.join(CLASSIFIERS)}")
-        if self.fps is not None and not self.fps > 0:
-            raise ValueError("fps must be > 0")
-        if self.batch_frames < 1:
-            raise ValueError("batch_frames must be >= 1")
-        if self.scene not in SCENES:
-            raise ValueError(f"scene must be one of {', '.join(SCENES)}")
-        if self.detect_every_s < 0:
-            raise ValueError("detect_every_s must be >= 0")
-        if self.confirm_hits < 1:
-            raise ValueError("confirm_hits must be >= 1")
-        if self.confirm_within_s < 0:
-            raise ValueError("confirm_within_s must be >= 0")
-        if self.detector not in DETECTORS:
-            raise ValueError(f"detector must be one of {', '.join(DETECTORS)}")
-        if not 0 <= self.presence_min <= 1:
-            raise ValueError("presence_min must be within 0..1")
 
 
 @dataclass

@@ -22,16 +22,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .errors import AudienceError
+from .errors import RayUnavailable
 from .pipeline import SourceReport, Stages, analyze_job, build_stages, job_mode, model_files
 
 GROW_CHECK_S = 1.0  # how often the driver looks for new CPUs while it waits for results
-
-
-class RayUnavailable(AudienceError):
-    """--engine ray without the `ray` package, or a cluster that cannot be reached (exit 11)."""
-
-    exit_code = 11
 
 
 def _ray():

@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from vision.capture import SourceSpec, resolve_inputs
-from vision.errors import AudienceError, UnsupportedInput
-from vision.labels import DEFAULT_MIN_QUALITY
-from vision.pipeline import FrameLoop, Settings, build_stages, model_files, resolve_scene
-from vision.reactions import ReactionOptions, Reactions
+from vision.errors import AudienceError, Unreachable, UnsupportedInput
+from vision.pipeline import FrameLoop, build_stages, model_files, resolve_scene
+from vision.reactions import Reactions
+from vision.settings import Settings
 from vision.stream import LiveReader
 from vision.table import ObservationFileWriter
 
-from ..uplink.client import ApiClient, DbClient, Unreachable, connect
+from ..uplink.client import ApiClient, DbClient, connect
 from ..uplink.sender import Sender, target_for
 from ..uplink.spool import Spool
 from .batcher import Outbox, SecondBatcher, Timing
@@ -40,6 +40,7 @@ from .ops import LiveMetrics, OpsServer
 class LiveRequest:
     source: str
     screening: int
+    settings: Settings  # the analysis (live analyses at a fixed rate: settings.fps is set; one frame per window)
     content: int | None = None
     api: str | None = None
     db: str | None = None
@@ -47,14 +48,11 @@ class LiveRequest:
     camera: str | None = None  # the name the service keeps this camera's data under (default: from source)
     realtime: bool = False
     spool: Path | None = None
-    settings: Settings = Settings(fps=2.0, scene="auto")  # the analysis (always one frame per window here)
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = 9108  # None: no /metrics server
     duration_s: float | None = None
     flush_timeout_s: float = 10.0
     out: Path | None = None  # also write the analysed observations (numbers only) here
-    min_quality: float = DEFAULT_MIN_QUALITY  # expressions count from faces at or above this quality
-    reactions: ReactionOptions = ReactionOptions()  # per-viewer smoothing and baselines, built as it goes
 
 
 def run_live(req: LiveRequest, stderr=None) -> dict:
@@ -79,9 +77,9 @@ def run_live(req: LiveRequest, stderr=None) -> dict:
         req.out.mkdir(parents=True, exist_ok=True)
     writer = ObservationFileWriter(req.out / "observations.parquet") if req.out else None
     timing = Timing(offset, metrics)
-    outbox = Outbox(spool, req.screening, camera, offset, req.min_quality, timing, metrics, sender.wake,
+    outbox = Outbox(spool, req.screening, camera, offset, settings.min_quality, timing, metrics, sender.wake,
                     ids_key=f"{key}/max_id" if spec.kind == "stream" else None, writer=writer)
-    batcher = SecondBatcher(offset, outbox, id_base, Reactions(req.reactions))
+    batcher = SecondBatcher(offset, outbox, id_base, Reactions(settings.reactions))
     analysis = LiveAnalysis(FrameLoop(stages, [batcher, timing], batch_frames=1), stages.tracker, batcher, timing)
     ops = None if req.metrics_port is None else OpsServer(metrics, reader, req.metrics_host, req.metrics_port, stderr)
 

@@ -8,6 +8,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlmodel import select
 
+from vision.errors import Conflict, Invalid
+
 from .. import store
 from ..deps import SessionDep, get_or_404, save
 from ..guard import INGEST_BODY_BYTES
@@ -208,13 +210,13 @@ def _rows_as_columns(rows: list[dict]) -> dict[str, list]:
     the one form the store ingests."""
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
-            raise store.Invalid(f"row {i}: must be an object")
+            raise Invalid(f"row {i}: must be an object")
         missing = [k for k in store.ROW_KEYS if k not in row]
         if missing:
-            raise store.Invalid(f"row {i}: missing {', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}")
+            raise Invalid(f"row {i}: missing {', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}")
         extra = set(row) - set(store.ROW_KEYS) - {"camera"}
         if extra:
-            raise store.Invalid(f"row {i}: unknown fields {', '.join(sorted(extra)[:5])}")
+            raise Invalid(f"row {i}: unknown fields {', '.join(sorted(extra)[:5])}")
     return {k: [row[k] for row in rows] for k in store.ROW_KEYS}
 
 
@@ -226,14 +228,14 @@ def ingest_stats(screening_id: int, body: Annotated[StatsBatch, Depends(stats_ba
     get_screening(session, screening_id)
     try:
         if (body.columns is None) == (body.rows is None):
-            raise store.Invalid("give exactly one of columns and rows")
+            raise Invalid("give exactly one of columns and rows")
         columns = body.columns if body.columns is not None else _rows_as_columns(body.rows)
         inserted, unchanged = store.retrying(
             session, lambda: store.ingest(session, screening_id, body.camera, columns, body.covered))
-    except store.Invalid as exc:
+    except Invalid as exc:
         session.rollback()
         raise HTTPException(422, str(exc)) from None
-    except store.Conflict as exc:
+    except Conflict as exc:
         session.rollback()
         raise HTTPException(409, str(exc)) from None
     counter = request.app.state.metrics.ingested
@@ -251,7 +253,7 @@ def add_gap(screening_id: int, body: GapIn, session: SessionDep):
     try:
         store.retrying(session, lambda: store.add_gap(session, screening_id, body.camera, body.start_s, body.end_s,
                                                       body.reason))
-    except store.Invalid as exc:
+    except Invalid as exc:
         session.rollback()
         raise HTTPException(422, str(exc)) from None
     return GapPublic(screening_id=screening_id, **body.model_dump())

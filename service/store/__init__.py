@@ -9,14 +9,14 @@
 
 Callers use the names below (`from service import store; store.ingest(...)`).
 """
-from .ingest import INT_KEYS, MAX_ROWS, ROW_KEYS, Conflict, Invalid, ingest, second_chunks
+from .ingest import INT_KEYS, MAX_ROWS, ROW_KEYS, ingest, second_chunks
 from .queries import compare, curve_sums, curves, screening_means, screenings_of, track_means
 from .retention import delete_content, delete_screening, purge
 from .sources import add_gap, gaps, set_source_state, source_states
 from .sql import retrying
 from .sums import bump_revision, refresh_content, revision
 
-__all__ = ["INT_KEYS", "MAX_ROWS", "ROW_KEYS", "Conflict", "Invalid", "add_gap", "bump_revision", "compare",
+__all__ = ["INT_KEYS", "MAX_ROWS", "ROW_KEYS", "add_gap", "bump_revision", "compare",
            "curve_sums", "curves", "delete_content", "delete_screening", "gaps", "ingest", "purge",
            "refresh_content", "retrying", "revision", "screening_means", "screenings_of", "second_chunks",
            "set_source_state", "source_states", "track_means"]

@@ -7,6 +7,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from vision.errors import Conflict, Invalid
 from vision.stats import INT_KEYS, SECOND_KEYS
 
 from ..models import MAX_SECONDS, Screening, camera_second, track_second
@@ -16,14 +17,6 @@ from .sums import add_to_seconds
 ROW_KEYS = SECOND_KEYS  # the per-track-second batch (vision.stats.track_seconds), stored as is
 
 MAX_ROWS = 50_000  # per batch: bigger ones are refused (422), so one request cannot hold the database long
-
-
-class Conflict(Exception):
-    """A batch disagrees with what is already stored for the same keys."""
-
-
-class Invalid(Exception):
-    """A batch row is malformed."""
 
 
 def check_columns(columns: dict[str, list]) -> dict[str, np.ndarray]:

@@ -5,7 +5,7 @@ from sqlalchemy import case, select
 from sqlmodel import Session
 
 from ..models import camera_gap, live_source
-from .ingest import Invalid
+from vision.errors import Invalid
 from .sql import upsert
 
 

@@ -12,18 +12,10 @@ import http.client
 import json
 from urllib.parse import urlsplit
 
-from vision.errors import AudienceError
+from vision.errors import Conflict, Invalid, PublishError, Unreachable
 
 BATCH_ROWS = 5000
 ARROW = "application/vnd.apache.arrow.stream"
-
-
-class PublishError(AudienceError):
-    exit_code = 8
-
-
-class Unreachable(PublishError):
-    """No answer at all: connection refused, timed out, name not resolved."""
 
 
 def arrow_batch(camera: str, columns: dict, covered: list[int] | None = None) -> bytes:
@@ -52,6 +44,7 @@ class ApiClient:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise PublishError(f"--api must be an http(s) URL, got {base!r}")
         self.base, self.api_key, self.timeout_s = base, api_key, timeout_s
+        self.target = base  # where the statistics go, as the user named it
         self._parts = parts
 
     def request(self, method: str, path: str, body: dict | bytes | None = None) -> tuple[int, dict]:
@@ -94,7 +87,7 @@ class ApiClient:
     def publish(self, screening_id: int, batches: list[tuple[str, dict]]) -> tuple[int, int]:
         """(camera, per-track-second columns: vision.stats.track_seconds) batches -> (rows inserted, rows
         already stored)."""
-        from ..store import Invalid, second_chunks
+        from ..store import second_chunks
 
         inserted = unchanged = 0
         for camera, columns in batches:
@@ -115,7 +108,7 @@ class DbClient:
     """A database the service uses (sqlite:///file.db, postgresql://...), written directly."""
 
     def __init__(self, url: str):
-        self.url = url
+        self.url = self.target = url
 
     def screening_offset(self, screening_id: int, content_id: int | None) -> float:
         """Check the screening exists (and belongs to the content); its offset to the content timeline."""
@@ -153,7 +146,7 @@ class DbClient:
                     for chunk in store.second_chunks(columns, BATCH_ROWS):  # a camera-second is written once, whole
                         i, u = store.ingest(session, screening_id, camera, chunk)
                         inserted, unchanged = inserted + i, unchanged + u
-                except (store.Conflict, store.Invalid) as exc:
+                except (Conflict, Invalid) as exc:
                     session.rollback()
                     raise PublishError(f"database {self.url}: {exc}") from None
         return inserted, unchanged

@@ -10,12 +10,10 @@ import sys
 import threading
 import time
 
-from .client import ApiClient, DbClient, Unreachable, arrow_batch
+from vision.errors import Conflict, Invalid, Refused, Unreachable
+
+from .client import ApiClient, DbClient, arrow_batch
 from .spool import Spool
-
-
-class Refused(Exception):
-    """The service refused an item for good (404, 409, 422): never retried."""
 
 
 class ApiTarget:
@@ -74,7 +72,7 @@ class DbTarget:
         try:
             with self._session() as session:
                 store.retrying(session, lambda: action(session))
-        except (store.Conflict, store.Invalid) as exc:
+        except (Conflict, Invalid) as exc:
             raise Refused(str(exc)) from None
         except OperationalError as exc:
             raise Unreachable(str(exc).splitlines()[0]) from None
