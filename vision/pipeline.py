@@ -22,7 +22,7 @@ from .describe import describe_window
 from .detection import DETECTORS
 from .labels import CLASSIFIERS
 from .landmarker import Landmarker, LandmarkerOptions, to_observations
-from .models import model_file
+from .registry import model_file
 from .observation import Observation
 from .table import TableSink
 from .seats import SeatMap, SeatTracker, mask_excluded
