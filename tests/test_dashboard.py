@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT
 from service.stats import track_seconds
-from test_service import fake_observations
+from builders import fake_observations
 
 OUTPUT = Path(os.environ.get("AUDIENCE_TEST_OUTPUT", ROOT / "test-output"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

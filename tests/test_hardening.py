@@ -26,7 +26,7 @@ from service.db import make_engine
 from service.guard import Limits
 from service.models import Content, Screening, camera_gap, live_source, track_second
 from service.stats import track_seconds
-from test_service import _pg_engine, fake_observations
+from builders import fake_observations, pg_engine
 
 XSS = '<img src=x onerror="window.__xss=(window.__xss||0)+1">'
 
@@ -51,7 +51,7 @@ def keyed(request):
         engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
         cleanup = None
     else:
-        engine, cleanup = _pg_engine()
+        engine, cleanup = pg_engine()
     app = create_app(engine, min_audience=1)
     with TestClient(app) as c:
         a = c.post("/api/v1/contents", json={"title": "A", "duration_s": 30}).json()["id"]

@@ -17,7 +17,7 @@ from sqlmodel import create_engine
 
 from service.app import create_app
 from service.stats import VALUES
-from test_service import _pg_engine
+from builders import pg_engine
 
 K = 5
 TOL = 0.01
@@ -45,7 +45,7 @@ def rows(tracks: dict[int, float], seconds=SECONDS) -> list[dict]:
 def _engine(kind, tmp_path):
     if kind == "sqlite":
         return create_engine(f"sqlite:///{tmp_path / 'attacks.db'}", connect_args={"check_same_thread": False}), None
-    return _pg_engine()
+    return pg_engine()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

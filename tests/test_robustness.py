@@ -14,7 +14,7 @@ from service.app import create_app
 from service.db import make_engine
 from service.models import camera_second, track_second
 from service.stats import track_seconds
-from test_service import fake_observations
+from builders import fake_observations
 
 
 def _frames(path=FIXTURES / "two_faces.mp4"):

@@ -15,7 +15,7 @@ from conftest import FIXTURES, ROOT, run_cli
 from service import auth
 from service.app import create_app
 from service.stats import track_seconds
-from test_service import _pg_engine, fake_observations
+from builders import fake_observations, pg_engine
 
 
 def bearer(key):
@@ -29,7 +29,7 @@ def keyed(request):
     if request.param == "sqlite":
         engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
     else:
-        engine, cleanup = _pg_engine()
+        engine, cleanup = pg_engine()
     app = create_app(engine, min_audience=1)
     with TestClient(app) as c:
         ids = []
