@@ -7,6 +7,7 @@ tests/conftest.py puts it there for the tests.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -23,6 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 AUDIENCE = [sys.executable, "-m", "vision.cli"]  # `audience ...`, run by this interpreter on this checkout
+
+
+def parser(doc: str, **defaults) -> argparse.ArgumentParser:
+    """The script's parser, described by its docstring's first line, with an option `--name VALUE` for each
+    default given (underscores written as dashes; typed as the default, str where the default is None)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, default in defaults.items():
+        ap.add_argument(f"--{name.replace('_', '-')}", type=str if default is None else type(default), default=default)
+    return ap
 
 
 def cores() -> int:
@@ -53,11 +64,13 @@ class Stopwatch:
 
 
 def analyze(inputs, out: Path, *options: str) -> tuple[float, dict]:
-    """`audience analyze INPUTS --out OUT --quiet OPTIONS` as a user runs it: (wall seconds, its summary.json)."""
+    """`audience analyze INPUTS --out OUT --quiet OPTIONS` as a user runs it: (wall seconds, its summary.json).
+    Paths are taken from this process's working folder (the command runs in the project's)."""
+    inputs = [os.path.abspath(i) if os.path.exists(i) else str(i) for i in inputs]
+    out = Path(out).resolve()
     with Stopwatch() as sw:
-        subprocess.run([*AUDIENCE, "analyze", *map(str, inputs), "--out", str(out), "--quiet", *options],
-                       check=True, cwd=ROOT)
-    return sw.s, json.loads((Path(out) / "summary.json").read_text())
+        subprocess.run([*AUDIENCE, "analyze", *inputs, "--out", str(out), "--quiet", *options], check=True, cwd=ROOT)
+    return sw.s, json.loads((out / "summary.json").read_text())
 
 
 def read_frames(video) -> tuple[list, float]:
@@ -119,22 +132,32 @@ def _healthy(base: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Server:
+    port: int  # on 127.0.0.1
+    pid: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
 @contextlib.contextmanager
-def serving(db: str) -> Iterator[str]:
-    """`audience serve --db DB` in its own process (the client does not share its GIL), as in production, on a
-    free loopback port; yields its base URL once /healthz answers and stops it afterwards."""
+def serving(db: str, root: Path = ROOT, start_timeout_s: float = 30.0) -> Iterator[Server]:
+    """`audience serve --db DB` of the checkout `root` in its own process (the client does not share its GIL),
+    as in production, on a free loopback port; yields it once /healthz answers and stops it afterwards."""
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([*AUDIENCE, "serve", "--db", db, "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([*AUDIENCE, "serve", "--db", db, "--port", str(port)], cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
-        for _ in range(200):
-            if _healthy(base):
-                break
+        deadline = time.monotonic() + start_timeout_s
+        while not _healthy(url):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("server did not start")
             time.sleep(0.05)
-        else:
-            raise SystemExit("server did not start")
-        yield base
+        yield Server(port, proc.pid)
     finally:
         proc.terminate()
         try:

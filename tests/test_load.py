@@ -3,9 +3,9 @@ and PostgreSQL for a bounded time; then every acknowledged sample must be stored
 
 import pytest
 
+from _bench import serving
 from builders import pg_database
 from load_api import run_load, verify
-from bench_api import free_port, start_server
 
 
 def _databases():
@@ -19,13 +19,8 @@ def test_concurrent_ingest_and_queries_store_every_acknowledged_sample_once(kind
         db, cleanup = f"sqlite:///{tmp_path / 'load.db'}", None
     else:
         db, cleanup = pg_database("load")  # a throwaway schema, named in the URL the server gets
-    port = free_port()
-    server = start_server(db, port)
-    try:
-        result = run_load(f"http://127.0.0.1:{port}", seconds=6, clients=20, readers=4)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with serving(db) as server:
+        result = run_load(server.url, seconds=6, clients=20, readers=4)
     try:
         check = verify(db, result)
     finally:
