@@ -104,7 +104,7 @@ def test_serve_refuses_other_addresses_without_keys_and_clients_send_keys(tmp_pa
     assert refused.returncode == 2 and "refusing" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     admin = run_cli("keys", "--db", db, "create", "--name", "ops", "--scope", "admin").stdout.strip()
     ingest = run_cli("keys", "--db", db, "create", "--name", "box", "--scope", "ingest").stdout.strip()
-    from test_live import free_port
+    from _bench import free_port
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "vision.cli", "serve", "--db", db, "--host", "0.0.0.0",
