@@ -55,9 +55,9 @@ def test_v2_head_takes_both_cnns_and_sharpness(frames, models):
 
     clf = build_classifier("fusion", models)
     assert isinstance(clf, Fusion2Classifier)
-    from vision.onnx import session
+    from vision.onnx import registered_session
 
-    n_in = session(models["fusion"].path).get_inputs()[0].shape[1]
+    n_in = registered_session("fusion").get_inputs()[0].shape[1]
     assert n_in == 52 + 104 + 7 + 7 + 256 + 1
 
 

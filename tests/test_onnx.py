@@ -98,14 +98,19 @@ def test_cli_device_auto_falls_back(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["settings"]["device"] == "cpu"
 
 
+# scripts/train_fusion_head.py was being rewritten beside this change (issue 13); its two sessions of the
+# head it has just trained join the factory when that lands, and this exemption goes
+NOT_YET = {"scripts/train_fusion_head.py"}
+
+
 def test_only_the_factory_opens_onnx_runtime_sessions():
-    """No module of the engine (nor a test) builds an InferenceSession or SessionOptions of its own."""
+    """No module of the engine, script or test builds an InferenceSession or SessionOptions of its own."""
     from conftest import ROOT
 
-    own = [f"{p.relative_to(ROOT)}:{n}" for folder in ("vision", "tests") for p in sorted((ROOT / folder).rglob("*.py"))
-           for n, line in enumerate(p.read_text().splitlines(), 1)
-           if ("InferenceSession(" in line or "SessionOptions(" in line) and p.name != "test_onnx.py"
-           and p != ROOT / "vision" / "onnx.py"]
+    own = [f"{p.relative_to(ROOT)}:{n}" for folder in ("vision", "scripts", "tests")
+           for p in sorted((ROOT / folder).rglob("*.py")) for n, line in enumerate(p.read_text().splitlines(), 1)
+           if ("InferenceSession(" in line or "SessionOptions(" in line)
+           and str(p.relative_to(ROOT)) not in {"vision/onnx.py", "tests/test_onnx.py", *NOT_YET}]
     assert own == []
 
 

@@ -73,7 +73,7 @@ def session_options(threads: int = 1):
 def session(path: Path | str | bytes, threads: int = 1, device: str = "cpu"):
     """An `onnxruntime.InferenceSession` for a model file (or serialized model bytes) on `device`.
 
-    The only `InferenceSession(` in the project (tests/test_onnx.py checks it)."""
+    The only `InferenceSession(` in vision/, scripts/ and tests/ (tests/test_onnx.py checks it)."""
     import onnxruntime as ort
 
     model = path if isinstance(path, bytes) else str(path)
