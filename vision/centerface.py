@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .detector import nms
 from . import onnx
+from .detector import nms
 
 STRIDE = 4
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import onnx
 from .features import crop_transforms, geometry_features
 from .observation import Observation
-from . import onnx
 
 CROP_SIZE = 64
 FACEAPI_SIZE = 112
