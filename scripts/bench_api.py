@@ -13,44 +13,15 @@ free loopback port.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 import urllib.parse
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from service.uplink.client import ApiClient, arrow_batch  # noqa: E402
-from vision.stats import VALUES  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(db: str, port: int) -> subprocess.Popen:
-    """`audience serve` in its own process, as in production (the client does not share its GIL)."""
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--db", db, "--port", str(port)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            if ApiClient(f"http://127.0.0.1:{port}").request("GET", "/healthz")[0] == 200:
-                return proc
-        except Exception:  # noqa: BLE001 - not up yet
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("server did not start")
+from _bench import Stopwatch, parser, serving  # first: the project on the import path
+from service.uplink.client import ApiClient, arrow_batch
+from vision.stats import VALUES
 
 
 def track_columns(rng, viewers: int, seconds: range) -> dict[str, np.ndarray]:
@@ -65,21 +36,8 @@ def track_columns(rng, viewers: int, seconds: range) -> dict[str, np.ndarray]:
     return cols
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--db", default=None)
-    ap.add_argument("--screenings", type=int, default=50)
-    ap.add_argument("--viewers", type=int, default=200)
-    ap.add_argument("--seconds", type=int, default=7200)
-    ap.add_argument("--ingest-seconds", type=int, default=300)
-    ap.add_argument("--queries", type=int, default=30)
-    args = ap.parse_args(argv)
-    tmp = tempfile.TemporaryDirectory()
-    db = args.db or f"sqlite:///{tmp.name}/bench.db"
-    port = free_port()
-    server = start_server(db, port)
-    base = f"http://127.0.0.1:{port}"
-    api = ApiClient(base)
+def measure(base: str, db: str, args) -> dict:
+    """Ingest over HTTP, the rest of the content straight into the database, then the curve queries."""
     rng = np.random.default_rng(0)
     _, content = api.request("POST", "/api/v1/contents", {"title": "bench", "duration_s": args.seconds})
     ids = [api.request("POST", "/api/v1/screenings", {"content_id": content["id"], "labels": {"n": str(i)}})[1]["id"]
@@ -91,14 +49,14 @@ def main(argv=None) -> int:
     total = len(cols["n"])
     ingest_s = {}
     for form, sid in (("json", ids[0]), ("arrow", ids[1])):
-        t0 = time.perf_counter()
-        for start in range(0, total, 5000):
-            part = {k: v[start:start + 5000] for k, v in cols.items()}
-            body = (arrow_batch("cam1", part) if form == "arrow" else
-                    {"camera": "cam1", "columns": {k: v.tolist() for k, v in part.items()}})
-            status, payload = api.request("POST", f"/api/v1/screenings/{sid}/stats", body)
-            assert status == 200 and payload["inserted"] == len(part["n"]), payload
-        ingest_s[form] = time.perf_counter() - t0
+        with Stopwatch() as sw:
+            for start in range(0, total, 5000):
+                part = {k: v[start:start + 5000] for k, v in cols.items()}
+                body = (arrow_batch("cam1", part) if form == "arrow" else
+                        {"camera": "cam1", "columns": {k: v.tolist() for k, v in part.items()}})
+                status, payload = ApiClient(base).request("POST", f"/api/v1/screenings/{sid}/stats", body)
+                assert status == 200 and payload["inserted"] == len(part["n"]), payload
+        ingest_s[form] = sw.s
 
     # the rest of the content, as per-second aggregates, straight into the database, then the
     # content-wide sums recomputed as ingest would keep them
@@ -109,30 +67,30 @@ def main(argv=None) -> int:
     from service.models import camera_second
 
     engine = make_engine(db)
-    t0 = time.perf_counter()
-    with engine.begin() as conn:
-        for sid in ids:
-            first = args.ingest_seconds if sid in ids[:2] else 0
-            for start in range(first, args.seconds, 1800):
-                secs = np.arange(start, min(start + 1800, args.seconds))
-                m = rng.uniform(0.3, 0.7, (len(secs), len(VALUES))) * args.viewers
-                conn.execute(camera_second.insert(), [
-                    {"screening_id": sid, "camera": "cam1", "second": int(s), "k": args.viewers,
-                     **{f"m_{v}": float(m[i, j]) for j, v in enumerate(VALUES)},
-                     **{f"mm_{v}": float(m[i, j] ** 2 / args.viewers * 1.1) for j, v in enumerate(VALUES)}}
-                    for i, s in enumerate(secs)])
-    with Session(engine) as session:
-        store.refresh_content(session, content["id"])
-        session.commit()
-    load_s = time.perf_counter() - t0
+    with Stopwatch() as load:
+        with engine.begin() as conn:
+            for sid in ids:
+                first = args.ingest_seconds if sid in ids[:2] else 0
+                for start in range(first, args.seconds, 1800):
+                    secs = np.arange(start, min(start + 1800, args.seconds))
+                    m = rng.uniform(0.3, 0.7, (len(secs), len(VALUES))) * args.viewers
+                    conn.execute(camera_second.insert(), [
+                        {"screening_id": sid, "camera": "cam1", "second": int(s), "k": args.viewers,
+                         **{f"m_{v}": float(m[i, j]) for j, v in enumerate(VALUES)},
+                         **{f"mm_{v}": float(m[i, j] ** 2 / args.viewers * 1.1) for j, v in enumerate(VALUES)}}
+                        for i, s in enumerate(secs)])
+        with Session(engine) as session:
+            store._refresh_content(session, content["id"])
+            session.commit()
 
     query = "/api/v1/contents/{}/curves?{}".format(content["id"], urllib.parse.urlencode(
         {"metrics": "p_happiness,valence,smile,attention", "bucket": 1}))
+
     def timed_query() -> float:
-        t0 = time.perf_counter()
-        status, payload = api.request("GET", query)
+        with Stopwatch() as sw:
+            status, payload = ApiClient(base).request("GET", query)
         assert status == 200 and len(payload["t"]) == args.seconds, (status, len(payload.get("t", [])))
-        return (time.perf_counter() - t0) * 1000
+        return sw.ms
 
     first_ms = timed_query()  # the first query after loading: reported apart (cold caches)
     # repeated queries: answered from the server's cache (what a dashboard that polls sees)
@@ -144,32 +102,39 @@ def main(argv=None) -> int:
             store.bump_revision(session, content["id"])
             session.commit()
         fresh.append(timed_query())
-    fresh = np.array(fresh)
-    server.terminate()
-    server.wait(timeout=10)
-    face_seconds = total
+    engine.dispose()
+    return {"cols": cols, "face_seconds": total, "ingest_s": ingest_s, "load_s": load.s, "first_ms": first_ms,
+            "repeated": repeated, "fresh": np.array(fresh)}
+
+
+def main(argv=None) -> int:
+    args = parser(__doc__, db=None, screenings=50, viewers=200, seconds=7200, ingest_seconds=300,
+                  queries=30).parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = args.db or f"sqlite:///{tmp}/bench.db"
+        with serving(db) as server:
+            r = measure(server.url, db, args)
+    face_seconds, ingest_s, repeated, fresh = r["face_seconds"], r["ingest_s"], r["repeated"], r["fresh"]
     # a yardstick of this machine's speed at the time of the run (noisy shared hosts vary by 1.7x)
-    t0 = time.perf_counter()
-    json.dumps({"camera": "cam1", "columns": {k: v[:5000].tolist() for k, v in cols.items()}})
-    yardstick_ms = (time.perf_counter() - t0) * 1000
+    with Stopwatch() as yardstick:
+        json.dumps({"camera": "cam1", "columns": {k: v[:5000].tolist() for k, v in r["cols"].items()}})
     print(f"database: {db.split('@')[-1]}; machine yardstick: JSON-encoding one 5,000-row batch took "
-          f"{yardstick_ms:.0f} ms (72 ms on a quiet run of this machine)")
+          f"{yardstick.ms:.0f} ms (72 ms on a quiet run of this machine)")
     for form, label in (("json", "JSON columns"), ("arrow", "Arrow IPC stream (what analyze/live send)")):
         print(f"ingest over HTTP, {label}: {face_seconds} face-seconds in {ingest_s[form]:.2f} s = "
               f"{face_seconds / ingest_s[form]:,.0f} face-seconds/s   target >= 20,000")
-    print(f"loaded {args.screenings} screenings x {args.seconds} s of per-second aggregates in {load_s:.1f} s")
+    print(f"loaded {args.screenings} screenings x {args.seconds} s of per-second aggregates in {r['load_s']:.1f} s")
     print(f"curve of the whole content across all {args.screenings} screenings ({args.seconds} points, 4 metrics), "
           f"{args.queries} queries each, target p95 <= 100 ms:")
     for name, lat in (("repeated (cached)", repeated), ("after each change (computed)", fresh)):
         print(f"  {name:30s} p50 {np.percentile(lat, 50):4.0f} ms   p95 {np.percentile(lat, 95):4.0f} ms")
-    print(f"  the first, cold: {first_ms:.0f} ms")
+    print(f"  the first, cold: {r['first_ms']:.0f} ms")
     print(json.dumps({"ingest_json_face_seconds_per_s": face_seconds / ingest_s["json"],
                       "ingest_arrow_face_seconds_per_s": face_seconds / ingest_s["arrow"],
                       "curve_cached_p50_ms": float(np.percentile(repeated, 50)),
                       "curve_cached_p95_ms": float(np.percentile(repeated, 95)),
                       "curve_computed_p50_ms": float(np.percentile(fresh, 50)),
-                      "curve_computed_p95_ms": float(np.percentile(fresh, 95)), "yardstick_ms": yardstick_ms}))
-    tmp.cleanup()
+                      "curve_computed_p95_ms": float(np.percentile(fresh, 95)), "yardstick_ms": yardstick.ms}))
     return 0
 
 

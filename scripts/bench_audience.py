@@ -106,7 +106,7 @@ def tiles_recall(folder: Path, grid: int, frames: int = 5, overlap: float = 0.2)
     from vision.capture import Frame
     from vision.detector import nms
     from vision.landmarker import Landmarker, LandmarkerOptions, boxes_from_landmarks
-    from vision.models import model_file
+    from vision.registry import model_file
     from vision.quiet import native_stderr_to_devnull
 
     truth = pd.read_csv(folder / "truth.csv")

@@ -20,12 +20,11 @@ import os
 import re
 import resource
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _bench import AUDIENCE, ROOT, Stopwatch, peak_rss_mb
+
 ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
        "PYTHONPATH": str(ROOT)}
 NODE = dict(num_cpus=1, node_ip_address="127.0.0.1", object_store_memory=100 * 2 ** 20)
@@ -37,12 +36,12 @@ def pinned(cores: set[int]):
 
 def batch(manifest: Path, out: Path, fps: float | None, *extra: str) -> tuple[float, int, float, float]:
     """(seconds, frames analysed, worker peak RSS MB from the summary line or None, seconds inside jobs)."""
-    args = [sys.executable, "-m", "service.cli", "batch", str(manifest), "--db", f"sqlite:///{out}.db", "--out",
+    args = [*AUDIENCE, "batch", str(manifest), "--db", f"sqlite:///{out}.db", "--out",
             str(out), *extra, *(["--fps", str(fps)] if fps else [])]
-    t0 = time.perf_counter()
-    r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **ENV},
-                       preexec_fn=pinned({0}))
-    seconds = time.perf_counter() - t0
+    with Stopwatch() as wall:
+        r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **ENV},
+                           preexec_fn=pinned({0}))
+    seconds = wall.s
     if r.returncode != 0:
         raise SystemExit(f"batch failed ({r.returncode}): {r.stderr.strip()[-500:]}")
     with open(out / "_summary.csv", newline="") as f:
@@ -80,7 +79,7 @@ def main(argv=None) -> int:
         manifest.write_text("\n".join(rows) + "\n")
         results = {}
         t, frames, _, in_jobs = batch(manifest, tmp / "local", args.fps, "--engine", "local", "--workers", "1")
-        results["local, 1 core"] = (t, frames, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, in_jobs)
+        results["local, 1 core"] = (t, frames, peak_rss_mb(resource.RUSAGE_CHILDREN), in_jobs)
         everything = os.sched_getaffinity(0)
         cluster = None
         try:

@@ -36,7 +36,7 @@ from crowds_eval import BANDS, Score, read_annotations  # noqa: E402
 from make_dim_crowds import dim  # noqa: E402
 
 from vision.detector import nms  # noqa: E402
-from vision.models import model_file  # noqa: E402
+from vision.registry import model_file  # noqa: E402
 
 Boxes = Callable[[np.ndarray], np.ndarray]  # BGR image -> [N,4] x1,y1,x2,y2 pixels
 

@@ -12,21 +12,16 @@ timing starts. MediaPipe runs on the CPU on every device; only the ONNX models m
 from __future__ import annotations
 
 import argparse
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from vision.capture import SourceSpec, open_source  # noqa: E402
-from vision.onnx import CUDA, available_providers  # noqa: E402
-from vision.pipeline import FrameLoop, Settings, build_stages, model_files  # noqa: E402
-from vision.quiet import native_stderr_to_devnull  # noqa: E402
+from _bench import Count, Stopwatch, make_audience, peak_rss_mb  # first: the project on the import path
+from vision.capture import SourceSpec, open_source
+from vision.onnx import CUDA, available_providers
+from vision.pipeline import FrameLoop, Settings, build_stages, model_files
+from vision.quiet import native_stderr_to_devnull
 
 
 class Timed:
@@ -44,15 +39,6 @@ class Timed:
         setattr(obj, method, call)
 
 
-class Count:
-    def __init__(self):
-        self.frames = self.faces = 0
-
-    def write(self, obs):
-        self.frames += 1
-        self.faces += len(obs)
-
-
 def run(video: Path, device: str, fps: float) -> dict:
     settings = Settings(scene="audience", fps=fps, device=device)
     stages = build_stages(settings, "video", model_files(settings))
@@ -63,9 +49,9 @@ def run(video: Path, device: str, fps: float) -> dict:
     count = Count()
     try:
         with open_source(SourceSpec(video.name, "video", str(video)), fps) as source:
-            t0 = time.perf_counter()
-            FrameLoop(stages, [count], settings.batch_frames).run(source)
-            elapsed = time.perf_counter() - t0
+            with Stopwatch() as loop:
+                FrameLoop(stages, [count], settings.batch_frames).run(source)
+        elapsed = loop.s
     finally:
         stages.close()
     per_frame = {k: 1000 * v / max(count.frames, 1) for k, v in totals.items()}
@@ -83,18 +69,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     devices = ["cpu"] + (["cuda"] if CUDA in available_providers() else [])
     with tempfile.TemporaryDirectory() as tmp, native_stderr_to_devnull():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_audience.py"), str(args.labelled_dir),
-                        "--out", tmp, "--seats", str(args.seats), "--seconds", str(args.seconds)], check=True,
-                       stdout=subprocess.DEVNULL)
-        video = Path(tmp) / "audience.avi"
+        video = make_audience(args.labelled_dir, Path(tmp), args.seats, args.seconds)
         print(f"synthetic audience: {args.seats} seats, {args.seconds:g} s, analysed at {args.fps:g} fps; "
               f"providers: {', '.join(available_providers())}")
         for device in devices:
             r = run(video, device, args.fps)
             stages = ", ".join(f"{k} {v:.1f}" for k, v in r["ms"].items())
             print(f"{device}: {r['faces_s']:.1f} faces/s ({r['faces']} faces in {r['frames']} frames); "
-                  f"ms per frame: {stages}; peak RSS so far "
-                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+                  f"ms per frame: {stages}; peak RSS so far {peak_rss_mb():.0f} MB")
     return 0
 
 

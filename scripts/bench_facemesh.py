@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from vision.facemesh import (BLENDSHAPE_LANDMARKS, CROP_SIZE, FaceMesh, FaceMeshOptions, _LiteRT,  # noqa: E402
                              crop_matrices, regions_from_boxes)
 from vision.landmarker import Landmarker, LandmarkerOptions  # noqa: E402
-from vision.models import model_file  # noqa: E402
+from vision.registry import model_file  # noqa: E402
 
 
 def faces_in(paths: list[Path], landmarker_path: Path) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -19,29 +19,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import cv2
 
-import cv2  # noqa: E402
-
-from vision.capture import SourceSpec, open_source  # noqa: E402
-from vision.landmarker import Landmarker, LandmarkerOptions  # noqa: E402
-from vision.labels import CLASSIFIERS  # noqa: E402
-from vision.pipeline import FrameLoop, Settings, build_stages, model_files  # noqa: E402
-from vision.quiet import native_stderr_to_devnull  # noqa: E402
-
-
-class Count:
-    def __init__(self):
-        self.frames = self.faces = 0
-
-    def write(self, obs):
-        self.frames += 1
-        self.faces += len(obs)
+from _bench import Count, analyze, cores, read_frames, write_video  # first: the project on the import path
+from vision.capture import SourceSpec, open_source
+from vision.landmarker import Landmarker, LandmarkerOptions
+from vision.labels import CLASSIFIERS
+from vision.pipeline import FrameLoop, Settings, build_stages, model_files
+from vision.quiet import native_stderr_to_devnull
 
 
 class DecodeOnly:
@@ -136,35 +124,14 @@ def paired(spec, raw, full) -> tuple[float, float, float, int]:
 
 def repeated(video: str, times: int, folder: Path) -> str:
     """VIDEO played `times` times, re-encoded (mp4v) into folder."""
-    cap = cv2.VideoCapture(video)
-    fps, frames = cap.get(cv2.CAP_PROP_FPS), []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    path = folder / f"repeated{times}.mp4"
-    h, w = frames[0].shape[:2]
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    for _ in range(times):
-        for frame in frames:
-            out.write(frame)
-    out.release()
-    return str(path)
+    frames, fps = read_frames(video)
+    return write_video(folder / f"repeated{times}.mp4", frames * times, fps)
 
 
 def whole_command(video: str, folder: Path, classifier: str) -> float:
     """fps of `audience analyze VIDEO --workers 1` over its wall time, as a user runs it (this process's cores)."""
-    import json
-    import subprocess
-
-    out = folder / "out"
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "service.cli", "analyze", video, "--workers", "1", "--quiet", "--out",
-                    str(out), "--classifier", classifier], check=True, cwd=ROOT)
-    elapsed = time.perf_counter() - t0
-    return json.loads((out / "summary.json").read_text())["frames_analysed"] / elapsed
+    elapsed, summary = analyze([video], folder / "out", "--workers", "1", "--classifier", classifier)
+    return summary["frames_analysed"] / elapsed
 
 
 def main_whole(args) -> int:
@@ -179,8 +146,7 @@ def main_whole(args) -> int:
             with native_stderr_to_devnull():
                 lm = max(lm, separate(spec, MediaPipeOnly(models)))
             whole = max(whole, whole_command(video, Path(tmp), args.classifier))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"video: {args.video} x{args.repeat}  cores: {cores}  classifier: {args.classifier}  "
+    print(f"video: {args.video} x{args.repeat}  cores: {cores()}  classifier: {args.classifier}  "
           f"(best of {args.rounds}, interleaved)")
     print(f"  decode+landmarker  {lm:8.1f} fps")
     print(f"  whole command      {whole:8.1f} fps  (audience analyze --workers 1, wall time)")
@@ -214,8 +180,7 @@ def main(argv=None) -> int:
                 best[name] = max(best[name], separate(spec, make()))
         full = Full(settings, models)
         decode_s, raw_s, full_s, n = paired(spec, MediaPipeOnly(models), full)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"video: {args.video}  cores: {cores}  classifier: {args.classifier}  batch: {args.batch_frames} frames  "
+    print(f"video: {args.video}  cores: {cores()}  classifier: {args.classifier}  batch: {args.batch_frames} frames  "
           f"faces: {full.count.faces} in {n} frames")
     print(f"separate runs (best of {args.rounds}):")
     for name, fps in best.items():

@@ -13,20 +13,11 @@ import argparse
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from _bench import AUDIENCE, ROOT, serving
 
 
 def _hwm_mb(pid: int) -> float:
@@ -40,19 +31,10 @@ def measure(root: Path, mb: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(root)}
     with tempfile.TemporaryDirectory() as tmp:
         db = f"sqlite:///{tmp}/bench.db"
-        key = subprocess.run([sys.executable, "-m", "service.cli", "keys", "--db", db, "create", "--name", "ops",
-                              "--scope", "admin"], cwd=root, env=env, capture_output=True, text=True, check=True)
+        key = subprocess.run([*AUDIENCE, "keys", "--db", db, "create", "--name", "ops", "--scope", "admin"],
+                             cwd=root, env=env, capture_output=True, text=True, check=True)
         assert key.stdout.startswith("aud_")
-        port = _free_port()
-        server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--db", db, "--port", str(port)],
-                                  cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            for _ in range(600):
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+        with serving(db, root, start_timeout_s=60) as server:
             before = _hwm_mb(server.pid)
             # valid JSON, as the was: a list of ~60 million zeros, then a title and duration
             head, tail = b'{"pad": [0', b'], "title": "t", "duration_s": 1}'
@@ -60,7 +42,7 @@ def measure(root: Path, mb: int) -> dict:
             size -= (size - len(head) - len(tail)) % 2  # whole ",0" pairs between head and tail
             started = time.perf_counter()
             sent, answer = 0, b""
-            with socket.create_connection(("127.0.0.1", port)) as sock:
+            with socket.create_connection(("127.0.0.1", server.port)) as sock:
                 sock.sendall(b"POST /api/v1/contents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                              b"Content-Length: " + str(size).encode() + b"\r\n\r\n")
                 body_mb = b",0" * 2 ** 19
@@ -85,9 +67,6 @@ def measure(root: Path, mb: int) -> dict:
             return {"status": answer.split(b"\r\n")[0].decode(errors="replace") or "(connection closed)",
                     "sent_mb": sent / 2 ** 20, "hwm_before_mb": before, "hwm_after_mb": _hwm_mb(server.pid),
                     "seconds": elapsed}
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 def main() -> None:

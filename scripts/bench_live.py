@@ -14,17 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-sys.path.insert(0, str(ROOT / "scripts"))
-from bench_api import free_port, start_server  # noqa: E402
-from service.uplink.client import ApiClient  # noqa: E402
+from _bench import AUDIENCE, ROOT, Stopwatch, make_audience, serving  # first: the project on the import path
+from service.uplink.client import ApiClient
 
 
 def main(argv=None) -> int:
@@ -36,30 +30,25 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_audience.py"), str(args.labelled_dir),
-                        "--out", str(tmp), "--seats", str(args.seats), "--seconds", str(args.seconds),
-                        "--fps", "25"], check=True, stdout=subprocess.DEVNULL)
-        port = free_port()
-        server = start_server(f"sqlite:///{tmp}/live.db", port)
-        base = f"http://127.0.0.1:{port}"
-        api = ApiClient(base)
+        clip = make_audience(args.labelled_dir, tmp, args.seats, args.seconds, "--fps", "25")
         print(f"clip: {args.seats} seats, 1920x1080, 25 fps, {args.seconds:g} s, paced in real time; "
               f"service: SQLite on loopback; machine: 2 cores, everything on them")
         results = []
-        try:
-            _, content = api.request("POST", "/api/v1/contents", {"title": "bench", "duration_s": args.seconds})
+        with serving(f"sqlite:///{tmp}/live.db") as server:
+            base = server.url
+            _, content = ApiClient(base).request("POST", "/api/v1/contents", {"title": "bench", "duration_s": args.seconds})
             for rate in [float(r) for r in args.rates.split(",")]:
-                _, screening = api.request("POST", "/api/v1/screenings", {"content_id": content["id"]})
-                t0 = time.perf_counter()
-                run = subprocess.run([sys.executable, "-m", "service.cli", "live", "--source", str(tmp / "audience.avi"),
-                                      "--realtime", "--scene", "audience", "--fps", str(rate), "--api", base,
-                                      "--screening", str(screening["id"]), "--spool", str(tmp / f"s{rate}.db"),
-                                      "--metrics-port", "-1", "--flush-timeout", "60"],
-                                     cwd=ROOT, capture_output=True, text=True)
+                _, screening = ApiClient(base).request("POST", "/api/v1/screenings", {"content_id": content["id"]})
+                with Stopwatch() as wall:
+                    run = subprocess.run([*AUDIENCE, "live", "--source", str(clip), "--realtime", "--scene",
+                                          "audience", "--fps", str(rate), "--api", base, "--screening",
+                                          str(screening["id"]), "--spool", str(tmp / f"s{rate}.db"),
+                                          "--metrics-port", "-1", "--flush-timeout", "60"],
+                                         cwd=ROOT, capture_output=True, text=True)
                 if run.returncode != 0:
                     raise SystemExit(run.stderr)
                 s = json.loads(run.stdout.strip().splitlines()[-1])
-                s["wall_s"] = time.perf_counter() - t0
+                s["wall_s"] = wall.s
                 results.append((rate, s))
                 print(f"requested {rate:g} frames/s: achieved {s['analysis_fps']:.2f} frames/s "
                       f"({s['frames_analysed']} analysed of {s['frames_read']} offered, "
@@ -68,9 +57,6 @@ def main(argv=None) -> int:
                       f"p95 {s['latency_analysed_p95_s'] * 1000:.0f} ms; read->stored p50 "
                       f"{s['latency_stored_p50_s']:.2f} s, p95 {s['latency_stored_p95_s']:.2f} s; "
                       f"spool left {s['spool_left']}")
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
     print(json.dumps({f"rate_{r:g}": {k: s[k] for k in ("analysis_fps", "drop_rate", "latency_analysed_p50_s",
                                                          "latency_analysed_p95_s", "latency_stored_p50_s",
                                                          "latency_stored_p95_s", "faces")} for r, s in results}))

@@ -10,42 +10,17 @@ and checks that both runs wrote the same frames and track ids.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import cv2
+from _bench import analyze, cores, read_frames, write_video
 
 
 def lengthen(video: str, times: int, folder: Path) -> str:
-    cap = cv2.VideoCapture(video)
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
-    out = folder / "long.avi"
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    for k in range(times):
-        for f in (frames if k % 2 == 0 else frames[::-1]):
-            writer.write(f)
-    writer.release()
-    return str(out)
-
-
-def run(inputs, out: Path, workers: int, extra) -> tuple[float, dict]:
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "service.cli", "analyze", *inputs, "--out", str(out), "--quiet",
-                    "--workers", str(workers), *extra], check=True)
-    return time.perf_counter() - t0, json.loads((out / "summary.json").read_text())
+    """VIDEO played forwards and backwards, `times` passes in all, into folder (MJPG)."""
+    frames, fps = read_frames(video)
+    passes = [frames if k % 2 == 0 else frames[::-1] for k in range(times)]
+    return write_video(folder / "long.avi", [f for p in passes for f in p], fps or 25, "MJPG")
 
 
 def main(argv=None) -> int:
@@ -55,14 +30,14 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat-video", type=int, default=4)
     args = ap.parse_args(argv)
     extra = ["--fps", str(args.fps)] if args.fps else []
-    cores = len(os.sched_getaffinity(0))
+    n_cores = cores()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         inputs = args.inputs
         if len(inputs) == 1 and Path(inputs[0]).is_file() and args.repeat_video > 1:
             inputs = [lengthen(inputs[0], args.repeat_video, tmp)]
-        t1, s1 = run(inputs, tmp / "one", 1, extra)
-        tn, sn = run(inputs, tmp / "all", cores, extra)
+        t1, s1 = analyze(inputs, tmp / "one", "--workers", "1", *extra)
+        tn, sn = analyze(inputs, tmp / "all", "--workers", str(n_cores), *extra)
         import pandas as pd
 
         a = pd.read_parquet(tmp / "one" / "observations.parquet")
@@ -71,7 +46,7 @@ def main(argv=None) -> int:
     frames = s1["frames_analysed"]
     print(f"{frames} frames analysed, {s1['faces']} face observations")
     print(f"  1 process : {frames / t1:7.1f} fps end to end ({t1:.1f} s)")
-    print(f"  {cores} processes: {frames / tn:7.1f} fps end to end ({tn:.1f} s, {sn['workers']} workers used)")
+    print(f"  {n_cores} processes: {frames / tn:7.1f} fps end to end ({tn:.1f} s, {sn['workers']} workers used)")
     print(f"speed-up {t1 / tn:.2f}x; same frames and track ids: {same}")
     return 0
 

@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from _bench import write_checked  # first: it puts the project on the import path
+from vision.onnx import session
+
 OUTPUT_CHANNELS = {"537": 1, "538": 2, "539": 2, "540": 10}
 
 
@@ -49,12 +52,7 @@ def convert(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def check(original: bytes, converted: bytes) -> float:
     """Max abs difference of the outputs on the original's own input shape; raises if the converted one fails."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    a = ort.InferenceSession(original, so, providers=["CPUExecutionProvider"])
-    b = ort.InferenceSession(converted, so, providers=["CPUExecutionProvider"])
+    a, b = session(original), session(converted)
     x = np.random.default_rng(0).uniform(0, 255, (10, 3, 32, 32)).astype(np.float32)
     names = list(OUTPUT_CHANNELS)
     diff = max(float(np.abs(p - q).max()) for p, q in zip(a.run(names, {"input.1": x}), b.run(names, {"input.1": x})))
@@ -72,12 +70,7 @@ def main(argv=None) -> int:
     original = args.source.read_bytes()
     converted = convert(onnx.load_from_string(original)).SerializeToString()
     diff = check(original, converted)
-    if diff > 1e-4:
-        print(f"converted model differs from the original by {diff:g}: not written", file=sys.stderr)
-        return 1
-    args.target.write_bytes(converted)
-    print(f"{args.target}: {len(converted):,} bytes, max difference to the original {diff:g}")
-    return 0
+    return write_checked(args.target, converted, diff, 1e-4)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from _bench import ROOT  # first: it puts the project on the import path
+from vision.onnx import session
+
 PAIRS = {"face_landmarks_detector": 1e-2, "face_blendshapes": 1e-4}
 
 
@@ -51,9 +53,7 @@ def reference(tflite: Path, x: np.ndarray) -> list[np.ndarray]:
 
 
 def check(tflite: Path, onnx_path: Path, inputs: list[np.ndarray], tolerance: float) -> float:
-    import onnxruntime as ort
-
-    s = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    s = session(onnx_path)
     name = s.get_inputs()[0].name
     worst = 0.0
     for x in inputs:

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
+
+from _bench import write_checked  # first: it puts the project on the import path
+from vision.onnx import session
 
 MEAN_RGB = (122.782, 117.001, 104.298)
 FACEAPI_LABELS = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
@@ -171,9 +173,7 @@ def to_onnx(weights: dict[str, np.ndarray]):
 
 def max_difference(weights: dict[str, np.ndarray], model_bytes: bytes, batch_rgb: np.ndarray) -> float:
     """Largest |ONNX - NumPy| over probabilities and pooled features for an NHWC RGB batch."""
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    sess = session(model_bytes)
     probs, feats = sess.run(None, {"input": np.transpose(batch_rgb, (0, 3, 1, 2)).astype(np.float32)})
     ref_probs, ref_feats = numpy_forward(weights, batch_rgb)
     return float(max(np.abs(probs - ref_probs[:, list(ORDER)]).max(), np.abs(feats - ref_feats).max()))
@@ -188,12 +188,7 @@ def main(argv=None) -> int:
     blob = to_onnx(weights).SerializeToString()
     batch = np.random.default_rng(0).uniform(0, 255, (4, 112, 112, 3))
     diff = max_difference(weights, blob, batch)
-    if not diff <= TOLERANCE:
-        print(f"ONNX and NumPy differ by {diff:.2e} (> {TOLERANCE}); nothing written", file=sys.stderr)
-        return 1
-    args.out.write_bytes(blob)
-    print(f"wrote {args.out} ({len(blob):,} bytes); ONNX vs NumPy max difference {diff:.1e}")
-    return 0
+    return write_checked(args.out, blob, diff, TOLERANCE)
 
 
 if __name__ == "__main__":

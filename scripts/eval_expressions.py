@@ -69,7 +69,7 @@ def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
     from vision.capture import Frame, read_image
     from vision.classifier import CnnClassifier, FaceApiClassifier, Fusion2Classifier
     from vision.landmarker import Landmarker, LandmarkerOptions
-    from vision.models import model_file
+    from vision.registry import model_file
 
     image = read_image(str(ed.ROOT / "fixtures" / "images" / "astronaut.jpg"))
     with native_stderr_to_devnull():

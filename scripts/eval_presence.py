@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from vision.detector import MtcnnDetector, MtcnnOptions  # noqa: E402
 from vision.facemesh import FaceMesh, FaceMeshOptions, regions_from_landmarks  # noqa: E402
-from vision.models import model_file  # noqa: E402
+from vision.registry import model_file  # noqa: E402
 
 THRESHOLDS = (0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
 

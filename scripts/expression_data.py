@@ -24,7 +24,7 @@ from vision.classifier import (CnnClassifier, FaceApiClassifier, face_crops, fac
 from vision.features import FACE_OVAL, geometry_features  # noqa: E402
 from vision.labels import EMOTIONS  # noqa: E402
 from vision.landmarker import Landmarker, LandmarkerOptions  # noqa: E402
-from vision.models import model_file  # noqa: E402
+from vision.registry import model_file  # noqa: E402
 from vision.quiet import native_stderr_to_devnull  # noqa: E402
 
 #: The five classes with enough photos for a stable figure (fear has 11 photos, disgust is mostly movie crops).

@@ -15,25 +15,18 @@ them once.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from bench_api import free_port, start_server  # noqa: E402
-from service.uplink.client import ApiClient  # noqa: E402
-from vision.errors import PublishError  # noqa: E402
-from vision.stats import VALUES  # noqa: E402
+from _bench import parser, serving  # first: the project on the import path
+from service.uplink.client import ApiClient
+from vision.errors import PublishError
+from vision.stats import VALUES
 
 TRACKS, SECONDS_PER_BATCH = 10, 5
 
@@ -159,21 +152,11 @@ def verify(db: str, result: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--db", default=None)
-    ap.add_argument("--clients", type=int, default=20)
-    ap.add_argument("--readers", type=int, default=4)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    args = ap.parse_args(argv)
+    args = parser(__doc__, db=None, clients=20, readers=4, seconds=20.0).parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or f"sqlite:///{tmp}/load.db"
-        port = free_port()
-        server = start_server(db, port)
-        try:
-            result = run_load(f"http://127.0.0.1:{port}", args.seconds, args.clients, args.readers)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+        with serving(db) as server:
+            result = run_load(server.url, args.seconds, args.clients, args.readers)
         check = verify(db, result)
     print(f"database: {db.split('@')[-1]}; {args.clients} ingest clients + {args.readers} curve readers, "
           f"{result['elapsed_s']:.1f} s, {result['requests']} requests, statuses {result['statuses']}"

@@ -12,7 +12,6 @@ committed.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -24,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import expression_data as ed  # noqa: E402
+from _bench import parser  # noqa: E402
 
 
 def pick_people(folder: Path, n: int, rng) -> list[tuple[Path, Path]]:
@@ -65,15 +65,9 @@ def layout(seats: int, width: int, height: int) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, seats=32, seconds=20.0, fps=10.0, width=1920, height=1080, seed=0)
     ap.add_argument("labelled_dir", type=Path)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--seats", type=int, default=32)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--fps", type=float, default=10.0)
-    ap.add_argument("--width", type=int, default=1920)
-    ap.add_argument("--height", type=int, default=1080)
-    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -170,6 +170,13 @@ camera_second = Table(  # an atom of every released statistic: one camera of a s
 )
 
 
+Ids = list[int]  # screening ids
+Times = list[float]  # bucket starts, seconds from the content's start
+Counts = list[int | None]  # per bucket; null where suppressed
+Values = list[float | None]  # per bucket; null where there is no figure
+PerMetric = dict[str, Values]
+
+
 class Curves(SQLModel):
     """Columnar: t[i], n[i], mean[metric][i], ci95[metric][i] describe bucket i (null: no data, or a
     single face for a CI). Every figure is summed from whole atoms (one camera of one screening in one
@@ -178,13 +185,13 @@ class Curves(SQLModel):
 
     content_id: int
     bucket_s: float
-    screenings: list[int]
+    screenings: Ids
     metrics: list[str]
-    t: list[float]
-    n: list[int | None] = Field(description="face-seconds of the released atoms (at 1 s: faces); null where "
-                                            "suppressed: fewer than min_audience")
-    mean: dict[str, list[float | None]]
-    ci95: dict[str, list[float | None]]
+    t: Times
+    n: Counts = Field(description="face-seconds of the released atoms (at 1 s: faces); null where "
+                                  "suppressed: fewer than min_audience")
+    mean: PerMetric
+    ci95: PerMetric
     suppressed: list[bool] = Field(default_factory=list, description="bucket i had faces, but only in atoms of "
                                                                      "fewer than min_audience: n, mean and CI are null")
     min_audience: int = Field(1, description="atoms (a camera of a screening in one second) with fewer faces "
@@ -196,14 +203,14 @@ class Comparison(SQLModel):
 
     content_id: int
     bucket_s: float
-    a_screenings: list[int]
-    b_screenings: list[int]
+    a_screenings: Ids
+    b_screenings: Ids
     metrics: list[str]
-    t: list[float]
-    n_a: list[int | None]
-    n_b: list[int | None]
-    diff: dict[str, list[float | None]]
-    ci95: dict[str, list[float | None]]
+    t: Times
+    n_a: Counts
+    n_b: Counts
+    diff: PerMetric
+    ci95: PerMetric
     suppressed: list[bool] = Field(default_factory=list, description="either side of bucket i has faces only in "
                                                                      "atoms of fewer than min_audience: diff and CI "
                                                                      "are null (and that side's n)")
@@ -223,7 +230,7 @@ class Moments(SQLModel):
     content_id: int
     metric: str
     bucket_s: float
-    screenings: list[int]
+    screenings: Ids
     moments: list[Moment]
 
 
@@ -233,12 +240,12 @@ class Norms(SQLModel):
     content_id: int
     screening_id: int
     metric: str
-    others: list[int]
-    t: list[float]
+    others: Ids
+    t: Times
     value: list[float]
     norm_mean: list[float]
-    norm_sd: list[float | None]
-    z: list[float | None]
+    norm_sd: Values
+    z: Values
     min_audience: int = Field(1, description="a camera's second with fewer faces is left out of every value")
 
 

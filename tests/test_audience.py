@@ -12,7 +12,7 @@ from conftest import FIXTURES, ROOT, SHARED, run_cli
 from vision.audience import square_regions
 from vision.facemesh import crop_to_frame, regions_from_boxes
 from vision.detector import MtcnnDetector, MtcnnOptions, nms
-from vision.models import model_file
+from vision.registry import model_file
 
 MESH = (model_file("face_landmarks").path, model_file("face_blendshapes").path)
 

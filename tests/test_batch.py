@@ -1,14 +1,13 @@
 """`audience batch`: manifest checks, a season into the database and Parquet, resumable, nothing counted twice.
 Runs on SQLite, and on PostgreSQL when AUDIENCE_TEST_PG names a server."""
 import json
-import os
 import shutil
-import uuid
 
 import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
+from builders import pg_database
 from conftest import FIXTURES, run_cli
 from vision.errors import InputNotFound, ManifestError
 from vision.manifest import read_manifest
@@ -36,19 +35,9 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'season.db'}"
         return
-    url = os.environ.get("AUDIENCE_TEST_PG")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide PostgreSQL (AUDIENCE_TEST_PG)")
-        pytest.skip("no PostgreSQL server (set AUDIENCE_TEST_PG)")
-    schema = f"b_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    yield f"{url}?options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    url, cleanup = pg_database("b")
+    yield url
+    cleanup()
 
 
 def stored(db_url):

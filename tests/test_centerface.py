@@ -7,7 +7,7 @@ import pytest
 
 from conftest import FIXTURES, ROOT, SHARED
 from vision.centerface import CenterFaceDetector, CenterFaceOptions, decode
-from vision.models import model_file, sha256_of
+from vision.registry import model_file, sha256_of
 
 
 @pytest.fixture(scope="module")

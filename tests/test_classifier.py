@@ -10,7 +10,7 @@ from vision.labels import CLASSIFIERS, EMOTIONS
 @pytest.fixture(scope="module")
 def frames():
     from vision.landmarker import Landmarker, LandmarkerOptions
-    from vision.models import model_file
+    from vision.registry import model_file
 
     out = []
     lm = Landmarker(LandmarkerOptions(model_file("face_landmarker").path, mode="image"))
@@ -26,7 +26,7 @@ def frames():
 
 @pytest.fixture(scope="module")
 def models():
-    from vision.models import model_file
+    from vision.registry import model_file
     from vision.pipeline import CLASSIFIER_MODELS
 
     return {n: model_file(n) for names in CLASSIFIER_MODELS.values() for n in names}
@@ -55,9 +55,9 @@ def test_v2_head_takes_both_cnns_and_sharpness(frames, models):
 
     clf = build_classifier("fusion", models)
     assert isinstance(clf, Fusion2Classifier)
-    import onnxruntime as ort
+    from vision.onnx import registered_session
 
-    n_in = ort.InferenceSession(str(models["fusion"].path)).get_inputs()[0].shape[1]
+    n_in = registered_session("fusion").get_inputs()[0].shape[1]
     assert n_in == 52 + 104 + 7 + 7 + 256 + 1
 
 

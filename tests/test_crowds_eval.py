@@ -97,7 +97,7 @@ def test_bench_crowds_prints_one_table_for_a_tiny_crowd(tmp_path, capsys):
     shutil.copy(FIXTURES / "images" / "astronaut.jpg", tmp_path / "images" / "a.jpg")
     img = cv2.imread(str(FIXTURES / "images" / "astronaut.jpg"))
     from vision.centerface import CenterFaceDetector, CenterFaceOptions
-    from vision.models import model_file
+    from vision.registry import model_file
 
     x1, y1, x2, y2 = CenterFaceDetector(CenterFaceOptions(model_file("centerface").path)).detect(img)[0][0]
     (tmp_path / "wider_face_bbx_gt.txt").write_text(

@@ -9,9 +9,9 @@ import httpx
 import numpy as np
 import pytest
 
+from builders import fake_observations
 from conftest import ROOT, stat_rows
 from vision.stats import as_lists, track_seconds
-from test_service import fake_observations
 
 OUTPUT = Path(os.environ.get("AUDIENCE_TEST_OUTPUT", ROOT / "test-output"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

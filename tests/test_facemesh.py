@@ -22,7 +22,7 @@ from vision.facemesh import (BLENDSHAPE_LANDMARKS, CROP_SIZE, FaceMesh, FaceMesh
 from vision.features import head_pose as pose_from_matrices
 from vision.headpose import CANONICAL_POINTS, PNP_LANDMARKS, camera_matrix, head_pose
 from vision.landmarker import result_to_arrays
-from vision.models import model_file, models_dir, sha256_of
+from vision.registry import model_file, models_dir, sha256_of
 
 LANDMARK_TOLERANCE_PX = 1.0  # at 256 px
 BLENDSHAPE_TOLERANCE = 0.02

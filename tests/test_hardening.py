@@ -25,8 +25,9 @@ from service.app import create_app
 from service.db import make_engine
 from service.guard import Limits
 from service.models import Content, Screening, camera_gap, live_source, track_second
+from _bench import free_port
+from builders import fake_observations, pg_engine
 from vision.stats import as_lists, track_seconds
-from test_service import _pg_engine, fake_observations
 
 XSS = '<img src=x onerror="window.__xss=(window.__xss||0)+1">'
 
@@ -51,7 +52,7 @@ def keyed(request):
         engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
         cleanup = None
     else:
-        engine, cleanup = _pg_engine()
+        engine, cleanup = pg_engine()
     app = create_app(engine, min_audience=1)
     with TestClient(app) as c:
         a = c.post("/api/v1/contents", json={"title": "A", "duration_s": 30}).json()["id"]
@@ -390,12 +391,6 @@ def _vm_hwm_kb(pid):
     raise AssertionError("no VmHWM")
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_serve(db, port, *extra):
     return subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--db", db, "--port", str(port), *extra],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -419,7 +414,7 @@ def test_an_unauthenticated_120_mb_body_is_refused_on_its_headers(tmp_path):
     memory does not grow with the body (main parsed all 120 MB first: 856 MB)."""
     db = f"sqlite:///{tmp_path / 'm.db'}"
     assert run_cli("keys", "--db", db, "create", "--name", "ops", "--scope", "admin").returncode == 0
-    port = _free_port()
+    port = free_port()
     server = _start_serve(db, port)
     try:
         assert _wait_up(f"http://127.0.0.1:{port}", server)
@@ -481,7 +476,7 @@ def test_serve_on_a_damaged_database_file_says_one_line_and_exits_8(tmp_path):
     engine.dispose()
     for name, data in (("truncated.db", good.read_bytes()[:1500]), ("text.db", b"not a database at all\n" * 100)):
         (tmp_path / name).write_bytes(data)
-        r = run_cli("serve", "--db", f"sqlite:///{tmp_path / name}", "--port", _free_port())
+        r = run_cli("serve", "--db", f"sqlite:///{tmp_path / name}", "--port", free_port())
         assert r.returncode == 8, (r.returncode, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 and "database" in r.stderr, r.stderr
 
@@ -489,7 +484,7 @@ def test_serve_on_a_damaged_database_file_says_one_line_and_exits_8(tmp_path):
 def test_two_serves_started_together_on_a_new_sqlite_file_both_come_up(tmp_path):
     for attempt in range(2):
         db = f"sqlite:///{tmp_path / f'new{attempt}.db'}"
-        ports = [_free_port(), _free_port()]
+        ports = [free_port(), free_port()]
         servers = [_start_serve(db, port) for port in ports]
         try:
             up = [_wait_up(f"http://127.0.0.1:{port}", s) for port, s in zip(ports, servers)]

@@ -1,13 +1,11 @@
 """20 concurrent ingest clients and curve readers against `audience serve` (its own process) on SQLite
 and PostgreSQL for a bounded time; then every acknowledged sample must be stored exactly once."""
-import os
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
 
+from _bench import serving
+from builders import pg_database
 from load_api import run_load, verify
-from bench_api import free_port, start_server
 
 
 def _databases():
@@ -20,28 +18,9 @@ def test_concurrent_ingest_and_queries_store_every_acknowledged_sample_once(kind
     if kind == "sqlite":
         db, cleanup = f"sqlite:///{tmp_path / 'load.db'}", None
     else:
-        url = os.environ.get("AUDIENCE_TEST_PG")
-        if not url:
-            if os.environ.get("CI"):
-                pytest.fail("CI must provide PostgreSQL (AUDIENCE_TEST_PG)")
-            pytest.skip("no PostgreSQL server (set AUDIENCE_TEST_PG)")
-        schema = f"load_{uuid.uuid4().hex[:8]}"  # a throwaway schema, named in the URL the server gets
-        admin = create_engine(url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        db = f"{url}?options=-csearch_path%3D{schema}"
-
-        def cleanup():
-            with admin.connect() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            admin.dispose()
-    port = free_port()
-    server = start_server(db, port)
-    try:
-        result = run_load(f"http://127.0.0.1:{port}", seconds=6, clients=20, readers=4)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+        db, cleanup = pg_database("load")  # a throwaway schema, named in the URL the server gets
+    with serving(db) as server:
+        result = run_load(server.url, seconds=6, clients=20, readers=4)
     try:
         check = verify(db, result)
     finally:

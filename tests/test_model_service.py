@@ -9,7 +9,7 @@ from sqlmodel import Session, create_engine
 from conftest import run_cli
 from service.app import create_app
 from service.auth import create_key
-from test_service import _pg_engine
+from builders import pg_engine
 from vision.reaction_model.simulate import screening_batches, simulate
 
 pytest.importorskip("jax")
@@ -19,7 +19,7 @@ SETTINGS = {"max_epochs": 4, "latent": 4, "hidden": 16, "seed": 0}
 def _engine(kind):
     if kind == "sqlite":
         return create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool), None
-    return _pg_engine()
+    return pg_engine()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -16,8 +16,8 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import create_engine
 
 from service.app import create_app
+from builders import pg_engine
 from vision.stats import VALUES
-from test_service import _pg_engine
 
 K = 5
 TOL = 0.01
@@ -50,7 +50,7 @@ def columns(made: list[dict]) -> dict[str, np.ndarray]:
 def _engine(kind, tmp_path):
     if kind == "sqlite":
         return create_engine(f"sqlite:///{tmp_path / 'attacks.db'}", connect_args={"check_same_thread": False}), None
-    return _pg_engine()
+    return pg_engine()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
+from _bench import read_frames, write_video
 from conftest import FIXTURES, ROOT, run_cli
 
 ray = pytest.importorskip("ray")
@@ -30,23 +31,11 @@ NODE = dict(num_cpus=1, node_ip_address="127.0.0.1", object_store_memory=80 * 2 
 
 def variants(folder: Path) -> Path:
     """Four different recordings from the fixture (as is, mirrored, reversed, both) and their manifest."""
-    cap = cv2.VideoCapture(str(FIXTURES / "two_faces.mp4"))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
+    frames, fps = read_frames(FIXTURES / "two_faces.mp4")
     rows = []
     for k, (flip, rev) in enumerate([(False, False), (True, False), (False, True), (True, True)]):
         path = folder / f"rec{k}.mp4"
-        h, w = frames[0].shape[:2]
-        out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-        for f in (frames[::-1] if rev else frames):
-            out.write(cv2.flip(f, 1) if flip else f)
-        out.release()
+        write_video(path, [cv2.flip(f, 1) if flip else f for f in (frames[::-1] if rev else frames)], fps)
         rows.append({"path": path.name, "content": "Film", "screening": f"night {k // 2}", "camera": f"cam{k % 2}"})
     pd.DataFrame(rows).to_csv(folder / "season.csv", index=False)
     return folder / "season.csv"

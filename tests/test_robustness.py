@@ -13,8 +13,8 @@ from conftest import FIXTURES, run_cli, stat_rows
 from service.app import create_app
 from service.db import make_engine
 from service.models import camera_second, track_second
+from builders import fake_observations
 from vision.stats import as_lists, track_seconds
-from test_service import fake_observations
 
 
 def _frames(path=FIXTURES / "two_faces.mp4"):

@@ -14,8 +14,8 @@ from sqlmodel import Session, create_engine
 from conftest import FIXTURES, ROOT, run_cli, stat_rows
 from service import auth
 from service.app import create_app
+from builders import fake_observations, pg_engine
 from vision.stats import as_lists, track_seconds
-from test_service import _pg_engine, fake_observations
 
 
 def bearer(key):
@@ -29,7 +29,7 @@ def keyed(request):
     if request.param == "sqlite":
         engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
     else:
-        engine, cleanup = _pg_engine()
+        engine, cleanup = pg_engine()
     app = create_app(engine, min_audience=1)
     with TestClient(app) as c:
         ids = []
@@ -104,7 +104,7 @@ def test_serve_refuses_other_addresses_without_keys_and_clients_send_keys(tmp_pa
     assert refused.returncode == 2 and "refusing" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     admin = run_cli("keys", "--db", db, "create", "--name", "ops", "--scope", "admin").stdout.strip()
     ingest = run_cli("keys", "--db", db, "create", "--name", "box", "--scope", "ingest").stdout.strip()
-    from test_live import free_port
+    from _bench import free_port
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--db", db, "--host", "0.0.0.0",

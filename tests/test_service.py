@@ -1,7 +1,5 @@
 """The HTTP API against real databases: SQLite always, PostgreSQL when AUDIENCE_TEST_PG names a server
 (.ci/run starts one; outside CI the PostgreSQL cases are skipped when none is reachable)."""
-import os
-import uuid
 
 import numpy as np
 import pandas as pd
@@ -11,11 +9,11 @@ from sqlalchemy import text
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel, create_engine
 
+from builders import fake_observations, pg_engine
 from conftest import FIXTURES, run_cli, stat_rows
 from service.app import create_app
 from vision.stats import VALUES, as_lists, track_seconds
 from vision.curves import BucketStats
-from vision.table import COLUMNS
 
 
 def second_aggregates(track_rows: list[dict]) -> list[dict]:
@@ -51,59 +49,19 @@ def pooled_atoms(track_rows: list[dict], bucket: int, metrics) -> dict[str, np.n
     return out
 
 
-def _pg_engine():
-    url = os.environ.get("AUDIENCE_TEST_PG")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide PostgreSQL (AUDIENCE_TEST_PG)")
-        pytest.skip("no PostgreSQL server (set AUDIENCE_TEST_PG)")
-    schema = f"t_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable: {exc.__class__.__name__}")
-    engine = create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    return engine, lambda: _drop(admin, schema)
-
-
-def _drop(admin, schema):
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def client(request):
     if request.param == "sqlite":
         engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
         cleanup = None
     else:
-        engine, cleanup = _pg_engine()
+        engine, cleanup = pg_engine()
     with TestClient(create_app(engine, min_audience=1)) as c:  # the numbers; suppression has its own test
         yield c
     engine.dispose()
     SQLModel.metadata  # noqa: B018 - tables live in the throwaway schema / memory database
     if cleanup:
         cleanup()
-
-
-def fake_observations(n_tracks=5, seconds=4, per_second=3, seed=0, source="cam1"):
-    rng = np.random.default_rng(seed)
-    rows = n_tracks * seconds * per_second
-    cols = {c: np.zeros(rows, np.float32) for c in COLUMNS}
-    cols["source"] = np.array([source] * rows, object)
-    cols["seat"] = np.array([""] * rows, object)
-    cols["emotion"] = np.array(["neutral"] * rows, object)
-    cols["track_id"] = np.repeat(np.arange(1, n_tracks + 1), seconds * per_second)
-    cols["t"] = np.tile(np.arange(seconds * per_second) / per_second, n_tracks).astype(np.float64)
-    cols["frame"] = (cols["t"] * per_second).astype(np.int64)
-    for v in VALUES:
-        cols[v] = rng.uniform(0, 1, rows).astype(np.float32)
-    return cols
 
 
 def make_screening(client, labels=None, offset=0.0):

@@ -117,7 +117,8 @@ class AudienceLandmarker:
         self.options = options
         self._detector = build_detector(options.detector, centerface=options.centerface, mtcnn=options.mtcnn,
                                         min_face=options.min_face, threads=options.threads, device=options.device)
-        mesh = FaceMeshOptions(*options.face_mesh, box_scale=options.box_scale, box_shift=options.box_shift)
+        mesh = FaceMeshOptions(*options.face_mesh, box_scale=options.box_scale, box_shift=options.box_shift,
+                               device=options.device)
         self._meshes = [FaceMesh(mesh) for _ in range(options.threads)]  # one per thread
         self._pool = ThreadPoolExecutor(options.threads) if options.threads > 1 else None
         self.reset()

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import onnx
 from .detector import nms
 
 STRIDE = 4
@@ -62,10 +63,8 @@ def decode(heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, threshold:
 
 class CenterFaceDetector:
     def __init__(self, options: CenterFaceOptions):
-        from .onnx import session
-
         self.options = options
-        self._session = session(options.model, options.threads, options.device)
+        self._session = onnx.session(options.model, options.threads, options.device)
         self._input = self._session.get_inputs()[0].name
         self._outputs = [o.name for o in self._session.get_outputs()][:3]  # heatmap, size, offset
 

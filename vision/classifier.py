@@ -23,17 +23,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import onnx
 from .features import crop_transforms, geometry_features
 from .observation import Observation
 
 CROP_SIZE = 64
 FACEAPI_SIZE = 112
-
-
-def _session(path: Path, threads: int, device: str = "cpu"):
-    from .onnx import session
-
-    return session(path, threads, device)
 
 
 def _warped(images: list[np.ndarray], observations: list[Observation], size: int, gray: bool) -> np.ndarray:
@@ -104,7 +99,7 @@ class CnnClassifier(_Classifier):
 
     def __init__(self, model_path: Path, threads: int = 1, device: str = "cpu"):
         self.model_path = Path(model_path)
-        self._session = _session(self.model_path, threads, device)
+        self._session = onnx.session(self.model_path, threads, device)
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         """[N,1,64,64] crops -> [N,7] softmax, in one call."""
@@ -125,7 +120,7 @@ class FaceApiClassifier(_Classifier):
 
     def __init__(self, model_path: Path, threads: int = 1, device: str = "cpu"):
         self.model_path = Path(model_path)
-        self._session = _session(self.model_path, threads, device)
+        self._session = onnx.session(self.model_path, threads, device)
 
     def outputs(self, crops_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N,3,112,112] RGB crops -> ([N,7] softmax, [N,256] pooled features), in one call."""
@@ -162,7 +157,7 @@ class FusionClassifier(_Classifier):
     def __init__(self, model_path: Path, cnn: CnnClassifier, threads: int = 1, device: str = "cpu"):
         self.model_path = Path(model_path)
         self.cnn = cnn
-        self._session = _session(self.model_path, threads, device)
+        self._session = onnx.session(self.model_path, threads, device)
 
     def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
         faces = [o for o in observations if len(o)]
@@ -188,7 +183,7 @@ class Fusion2Classifier(_Classifier):
                  device: str = "cpu"):
         self.model_path = Path(model_path)
         self.cnn, self.faceapi = cnn, faceapi
-        self._session = _session(self.model_path, threads, device)
+        self._session = onnx.session(self.model_path, threads, device)
 
     def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
         faces = [o for o in observations if len(o)]

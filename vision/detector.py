@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import onnx
+
 
 @dataclass(frozen=True)
 class MtcnnOptions:
@@ -90,14 +92,9 @@ def _crops(rgb: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
 
 class MtcnnDetector:
     def __init__(self, options: MtcnnOptions):
-        from .onnx import session as onnx_session
-
         self.options = options
-
-        def session(path):
-            return onnx_session(path, options.threads, options.device)
-
-        self._pnet, self._rnet, self._onet = session(options.pnet), session(options.rnet), session(options.onet)
+        self._pnet, self._rnet, self._onet = (onnx.session(path, options.threads, options.device)
+                                              for path in (options.pnet, options.rnet, options.onet))
 
     def _scales(self, h: int, w: int) -> list[float]:
         m = 12.0 / self.options.min_face

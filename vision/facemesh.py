@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import onnx
 from .observation import N_BLENDSHAPES, N_LANDMARKS
 
 CROP_SIZE = 256  # the landmark model's input side
@@ -53,7 +54,7 @@ class FaceMeshOptions:
     landmarks_path: Path
     blendshapes_path: Path
     runtime: str = "litert"  # "litert" (.tflite, CPU) or "onnx" (the ONNX copies, ONNX Runtime)
-    providers: tuple[str, ...] = ("CPUExecutionProvider",)  # ONNX Runtime providers, runtime "onnx" only
+    device: str = "cpu"  # ONNX Runtime device (vision.onnx: cpu, cuda, auto), runtime "onnx" only
     box_scale: float = 1.5  # ROI side as a multiple of the detector box's larger side (MTCNN: see the model card)
     box_shift: float = 0.07  # ROI centre moved down by this fraction of the box height (negative: up)
     refine: bool = False  # a second pass on MediaPipe's ROI from the first pass's landmarks (2x the cost)
@@ -171,13 +172,8 @@ class _LiteRT:
 
 
 class _Onnx:
-    def __init__(self, path: Path, threads: int, providers: tuple[str, ...]):
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        self._s = ort.InferenceSession(str(path), so, providers=list(providers))
+    def __init__(self, path: Path, threads: int, device: str):
+        self._s = onnx.session(path, threads, device)
         self._input = self._s.get_inputs()[0].name
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
@@ -198,8 +194,8 @@ class FaceMesh:
             self._landmarks = _LiteRT(options.landmarks_path, options.threads)
             self._blendshapes = _LiteRT(options.blendshapes_path, options.threads)
         else:
-            self._landmarks = _Onnx(options.landmarks_path, options.threads, options.providers)
-            self._blendshapes = _Onnx(options.blendshapes_path, options.threads, options.providers)
+            self._landmarks = _Onnx(options.landmarks_path, options.threads, options.device)
+            self._blendshapes = _Onnx(options.blendshapes_path, options.threads, options.device)
         self._border = cv2.BORDER_CONSTANT if options.border == "zero" else cv2.BORDER_REPLICATE
 
     def read(self, image_bgr: np.ndarray, boxes_px: np.ndarray) -> FaceMeshReadings:

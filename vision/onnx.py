@@ -1,4 +1,6 @@
-"""ONNX Runtime, wrapped once: every ONNX model (classifiers, MTCNN) gets its session from `session()`.
+"""ONNX Runtime, wrapped once: every ONNX session (classifiers, MTCNN, CenterFace, FaceMesh's ONNX copies, the
+scripts that check a conversion) comes from `session()`, the one place for threads, providers and graph
+options; `registered_session()` is the path from a registry name (sha256 checked by `vision.registry`) to one.
 
 `device` is "cpu", "cuda" or "auto". `resolve_device` turns it into a concrete device once per run (the
 command line prints its notice), so workers never decide on their own:
@@ -63,7 +65,9 @@ def session_options(threads: int = 1):
 
 
 def session(path: Path | str | bytes, threads: int = 1, device: str = "cpu"):
-    """An `onnxruntime.InferenceSession` for a model file (or serialized model bytes) on `device`."""
+    """An `onnxruntime.InferenceSession` for a model file (or serialized model bytes) on `device`.
+
+    The only `InferenceSession(` in vision/, scripts/ and tests/ (tests/test_onnx.py checks it)."""
     import onnxruntime as ort
 
     model = path if isinstance(path, bytes) else str(path)
@@ -72,3 +76,10 @@ def session(path: Path | str | bytes, threads: int = 1, device: str = "cpu"):
         raise DeviceUnavailable("--device cuda: ONNX Runtime could not start its CUDA provider (no usable "
                                 "GPU or CUDA libraries); use --device cpu or auto")
     return sess
+
+
+def registered_session(name: str, threads: int = 1, device: str = "cpu", directory: Path | None = None):
+    """A session for a model of `models/models.json` by its registry name, its sha256 checked (ModelError)."""
+    from .registry import model_file
+
+    return session(model_file(name, directory).path, threads, device)

@@ -20,7 +20,7 @@ from .capture import Frame, SourceSpec, open_source
 from .classifier import CnnClassifier, FaceApiClassifier, Fusion2Classifier, FusionClassifier
 from .describe import describe_window
 from .landmarker import Landmarker, LandmarkerOptions, to_observations
-from .models import model_file
+from .registry import model_file
 from .observation import Observation
 from .table import TableSink
 from .seats import SeatMap, SeatTracker, mask_excluded

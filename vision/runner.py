@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 from .capture import SourceSpec, probe_video
 from .pipeline import Settings, analyze_job
-from .segments import merge_segments, split_video
+from .splits import merge_splits, split_video
 
 IMAGES_PER_JOB = 64
 
@@ -26,14 +26,14 @@ _progress_queue = None  # set in worker processes only, by _init_worker
 @dataclass(frozen=True)
 class Job:
     specs: list[SourceSpec]
-    boundary: int = -1  # for a segment of a video: its first frame of its own (earlier frames overlap)
+    boundary: int = -1  # for a split of a video: its first frame of its own (earlier frames overlap)
     settings: Settings | None = None  # this job's own settings (a batch's recordings differ), else the run's
 
 
 def plan_jobs(specs: list[SourceSpec], workers: int = 1, overlap_s: float = 2.0,
               images_per_job: int = IMAGES_PER_JOB) -> list[Job]:
     """Runs of still images in jobs of up to `images_per_job`; each video one job, or, when there are
-    fewer videos than workers, long videos (>= 2 x 30 s) split into overlapping segments."""
+    fewer videos than workers, long videos (>= 2 x 30 s) split into overlapping parts."""
     jobs: list[Job] = []
     videos = sum(1 for s in specs if s.kind == "video")
     for spec in specs:
@@ -67,7 +67,7 @@ def _worker(specs: list[SourceSpec], settings: Settings):
 
 def run_jobs(jobs: list[Job], settings: Settings, workers: int,
              on_frame: Callable[[int, int], None] | None = None, engine=None) -> Iterator[list]:
-    """Yield, in input order, each job's [(columns, report)] per source; segments of one video come back
+    """Yield, in input order, each job's [(columns, report)] per source; splits of one video come back
     stitched into one source. on_frame(frames, faces) is called as frames complete (by a Ray engine, as
     jobs complete). engine: an object with `run(jobs, settings, on_frame)` yielding each job's results in
     input order (vision.ray_engine.RayEngine); None: this machine's process pool of `workers`."""
@@ -78,8 +78,8 @@ def run_jobs(jobs: list[Job], settings: Settings, workers: int,
             yield results
             continue
         pending.append((*results[0], jobs[i].boundary))
-        if i + 1 == len(jobs) or jobs[i + 1].boundary <= 0:  # the video's last segment
-            yield [merge_segments(pending)]
+        if i + 1 == len(jobs) or jobs[i + 1].boundary <= 0:  # the video's last split
+            yield [merge_splits(pending)]
             pending = []
 
 

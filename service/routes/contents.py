@@ -6,6 +6,7 @@ from sqlmodel import select
 from .. import store
 from ..deps import SessionDep, get_or_404, save
 from ..models import Content, ContentCreate, ContentPublic, ContentUpdate
+from .items import item_routes
 
 router = APIRouter(prefix="/contents", tags=["contents"])
 
@@ -25,18 +26,8 @@ def list_contents(session: SessionDep, request: Request):
     return [c for c in session.exec(select(Content).order_by(Content.id)).all() if principal.sees(c.id)]
 
 
-@router.get("/{content_id}", response_model=ContentPublic)
-def read_content(content_id: int, session: SessionDep):
+def content_in_path(content_id: int, session: SessionDep) -> Content:
     return get_content(session, content_id)
 
 
-@router.patch("/{content_id}", response_model=ContentPublic)
-def update_content(content_id: int, body: ContentUpdate, session: SessionDep):
-    item = get_content(session, content_id)
-    item.sqlmodel_update(body.model_dump(exclude_unset=True))
-    return save(session, item)
-
-
-@router.delete("/{content_id}", status_code=204)
-def delete_content(content_id: int, session: SessionDep):
-    store.delete_content(session, get_content(session, content_id))
+item_routes(router, "/{content_id}", "content", content_in_path, ContentPublic, ContentUpdate, store.delete_content)

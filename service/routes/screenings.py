@@ -17,6 +17,7 @@ from ..models import (GapIn, GapPublic, IngestResult, Screening, ScreeningCreate
                       SourceStateIn, SourceStatePublic, StatsBatch, clean_detail)
 from ..uplink.client import ARROW
 from .contents import get_content
+from .items import item_routes
 
 router = APIRouter(prefix="/screenings", tags=["screenings"])
 
@@ -50,21 +51,12 @@ def list_tracks(screening_id: int, session: SessionDep):
     return store.track_means(session, screening_id)
 
 
-@router.get("/{screening_id}", response_model=ScreeningPublic)
-def read_screening(screening_id: int, session: SessionDep):
+def screening_in_path(screening_id: int, session: SessionDep) -> Screening:
     return get_screening(session, screening_id)
 
 
-@router.patch("/{screening_id}", response_model=ScreeningPublic)
-def update_screening(screening_id: int, body: ScreeningUpdate, session: SessionDep):
-    item = get_screening(session, screening_id)
-    item.sqlmodel_update(body.model_dump(exclude_unset=True))
-    return save(session, item)
-
-
-@router.delete("/{screening_id}", status_code=204)
-def delete_screening(screening_id: int, session: SessionDep):
-    store.delete_screening(session, get_screening(session, screening_id))
+item_routes(router, "/{screening_id}", "screening", screening_in_path, ScreeningPublic, ScreeningUpdate,
+            store.delete_screening)
 
 
 MAX_BODY_BYTES = INGEST_BODY_BYTES  # a 50,000-row batch in JSON is about 40 MB

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from vision.errors import ModelError
-from vision.models import model_file, models_dir, sha256_of
+from vision.registry import model_file, models_dir, sha256_of
 
 
 def test_every_registered_model_matches_its_pin_and_has_a_card():

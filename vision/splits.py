@@ -1,12 +1,12 @@
-"""Long videos over several processes: split into overlapping segments, then stitch the track ids.
+"""Long videos over several processes: split into overlapping parts, then stitch the track ids.
 
 Segment k > 0 starts `overlap` frames before its boundary so its tracker has warmed up, and sees every
-face the previous segment saw in that window. After both ran, each new track id is mapped to the old id
+face the previous split saw in that window. After both ran, each new track id is mapped to the old id
 whose boxes it overlaps most often in the shared frames (IoU >= 0.5); a track seen only after the
-boundary gets the next free id. Rows before the boundary are then dropped from the new segment.
+boundary gets the next free id. Rows before the boundary are then dropped from the new split.
 
 The stitched output equals a single-process run in frames, rows and ids except where MediaPipe's own
-video tracking state differs right after a segment start (landmarks re-detected instead of tracked).
+video tracking state differs right after a split start (landmarks re-detected instead of tracked).
 """
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ from .pipeline import SourceReport
 from .table import COLUMNS
 from .tracker import iou_matrix
 
-MIN_SEGMENT_S = 30.0
+MIN_SPLIT_S = 30.0
 
 
 def split_video(spec: SourceSpec, frames: int, fps: float, parts: int, overlap_s: float,
-                min_segment_s: float = MIN_SEGMENT_S) -> list[tuple[SourceSpec, int]]:
-    """(segment spec, boundary frame) pairs; one pair (the whole video) when it is too short to split."""
-    parts = max(1, min(parts, int(frames / fps // min_segment_s) if fps > 0 else 1))
+                min_split_s: float = MIN_SPLIT_S) -> list[tuple[SourceSpec, int]]:
+    """(split spec, boundary frame) pairs; one pair (the whole video) when it is too short to split."""
+    parts = max(1, min(parts, int(frames / fps // min_split_s) if fps > 0 else 1))
     if parts == 1 or frames <= 0:
         return [(spec, 0)]
     overlap = int(math.ceil(overlap_s * fps))
@@ -41,7 +41,7 @@ def _select(cols: dict, mask: np.ndarray) -> dict:
 
 
 def stitch(prev: dict, new: dict, boundary: int, next_id: int) -> tuple[dict, int]:
-    """Relabel `new` segment's track ids to continue `prev`'s, drop its rows before `boundary`.
+    """Relabel `new` split's track ids to continue `prev`'s, drop its rows before `boundary`.
     Returns (new rows from the boundary on, next free id)."""
     votes: dict[int, Counter] = {}
     shared = np.intersect1d(np.unique(new["frame"][new["frame"] < boundary]), np.unique(prev["frame"]))
@@ -69,8 +69,8 @@ def stitch(prev: dict, new: dict, boundary: int, next_id: int) -> tuple[dict, in
     return out, next_id
 
 
-def merge_segments(parts: list[tuple[dict, SourceReport, int]]) -> tuple[dict, SourceReport]:
-    """Merge (columns, report, boundary frame) of consecutive segments of one video, in order."""
+def merge_splits(parts: list[tuple[dict, SourceReport, int]]) -> tuple[dict, SourceReport]:
+    """Merge (columns, report, boundary frame) of consecutive splits of one video, in order."""
     cols, first, _ = parts[0]
     report = dataclasses.replace(first, analysed_t=list(first.analysed_t))
     next_id = int(cols["track_id"].max()) + 1 if len(cols["track_id"]) else 1

@@ -3,7 +3,7 @@ import pandas as pd
 
 from conftest import FIXTURES, run_cli
 from vision.capture import SourceSpec
-from vision.segments import split_video, stitch
+from vision.splits import split_video, stitch
 from vision.table import COLUMNS, empty_columns
 
 
