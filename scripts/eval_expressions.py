@@ -7,18 +7,18 @@ The folder holds labels.csv (image, emotion) and the photos (under images/ or be
 is read as it is and with its face shrunk to 48 and 32 px wide (JPEG quality 80 at that size, then scaled
 back: scripts/degrade.py), through MediaPipe in image mode and both CNNs (cached in --cache). Printed in one
 run, per condition: fer's CNN, face-api's CNN, the first fusion head (v1 recipe: fer CNN + blendshapes +
-geometry, trained on the photos as they are), the previous default (v2: both CNNs, trained on the photos
-and their venue-camera degradations) and the new default (v3: the v2 head on each CNN's outputs averaged
-over the crop and its mirror image) - macro recall over 7 and over 5 classes (anger, happiness, sadness,
+geometry, trained on the photos as they are), the default (v2: both CNNs, trained on the photos and
+their venue-camera degradations) and its test-time-flip variant (v3: the v2 head on each CNN's outputs
+averaged over the crop and its mirror image) - macro recall over 7 and over 5 classes (anger, happiness, sadness,
 surprise, neutral), per-class recall, the no-face rate (counted wrong) and the calibration error (largest
 |mean probability - share| over the classes, faces found). The heads are measured by subject-disjoint
 5-fold cross-validation (nobody in both training and validation; a photo's degraded copies in its fold).
 Last, a timing line: per face after the landmarks, on one thread, fer's CNN alone (the baseline), the v2
-classifier (both CNNs + head) and the v3 one (both CNNs on crop and mirror image + head), measured
-interleaved in the same run on a window of faces.
+classifier (both CNNs + head, the default) and the v3 one (both CNNs on crop and mirror image + head),
+measured interleaved in the same run on a window of faces.
 
 `--pipeline NAME` instead runs the shipped pipeline (`audience analyze` on stills) with that classifier
-(fusion, fusion-v2, fusion-v1, cnn, faceapi) on the folder; on the training folder that measures fit, not
+(fusion, fusion-v3, fusion-v1, cnn, faceapi) on the folder; on the training folder that measures fit, not
 generalisation.
 """
 from __future__ import annotations
@@ -83,8 +83,8 @@ def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
             lm.close()
     cnn = CnnClassifier(model_file("cnn").path, threads=1)
     faceapi = FaceApiClassifier(model_file("faceapi").path, 1)
-    v2 = Fusion2Classifier(model_file("fusion_v2").path, cnn, faceapi, 1)
-    v3 = Fusion2Classifier(model_file("fusion").path, cnn, faceapi, 1)
+    v2 = Fusion2Classifier(model_file("fusion").path, cnn, faceapi, 1)
+    v3 = Fusion2Classifier(model_file("fusion_v3").path, cnn, faceapi, 1)
     images, window = [image] * n_faces, [obs] * n_faces
 
     def once(classifier):
@@ -96,8 +96,8 @@ def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
     # interleaved, so all see the same load on a shared machine; the best of `repeats` each
     runs = [(once(cnn), once(v2), once(v3)) for _ in range(repeats)]
     base, old, new = (1000 * min(r[i] for r in runs) / n_faces for i in range(3))
-    return {"faces_per_call": n_faces, "cnn_ms_per_face": base, "fusion_v2_ms_per_face": old,
-            "fusion_ms_per_face": new, "ratio_v2": old / base, "ratio": new / base}
+    return {"faces_per_call": n_faces, "cnn_ms_per_face": base, "fusion_ms_per_face": old,
+            "fusion_v3_ms_per_face": new, "ratio": old / base, "ratio_v3": new / base}
 
 
 def main(argv=None) -> int:
@@ -132,9 +132,9 @@ def main(argv=None) -> int:
     if "timing" in report:
         t = report["timing"]
         print(f"per face after the landmarks, one thread, {t['faces_per_call']} faces per call: fer CNN alone "
-              f"{t['cnn_ms_per_face']:.2f} ms (baseline), v2 (both CNNs + head) {t['fusion_v2_ms_per_face']:.2f} ms "
-              f"({t['ratio_v2']:.1f}x), v3 (both CNNs on crop + mirror + head, the default) "
-              f"{t['fusion_ms_per_face']:.2f} ms ({t['ratio']:.1f}x the baseline, same run)")
+              f"{t['cnn_ms_per_face']:.2f} ms (baseline), v2 (both CNNs + head, the default) "
+              f"{t['fusion_ms_per_face']:.2f} ms ({t['ratio']:.1f}x), v3 (both CNNs on crop + mirror + head) "
+              f"{t['fusion_v3_ms_per_face']:.2f} ms ({t['ratio_v3']:.1f}x the baseline, same run)")
     return 0
 
 

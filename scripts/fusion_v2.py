@@ -1,9 +1,9 @@
 """The v2-form fusion heads: trained and validated on the shared photos and their venue-camera degradations.
 
-Used by train_fusion_head.py (`--head v3`, the default, or `v2`) and eval_expressions.py. Inputs per face are
+Used by train_fusion_head.py (`--head v2`, the default, or `v3`) and eval_expressions.py. Inputs per face are
 `vision.classifier.fusion2_features`: blendshapes, landmark geometry, the log-probabilities of both CNNs,
-face-api's 256 pooled features and the crop's sharpness; the v3 head (the default "fusion") takes each CNN's
-outputs averaged over the crop and its mirror image, the v2 head ("fusion-v2") those of the crop alone.
+face-api's 256 pooled features and the crop's sharpness; the v2 head (the default "fusion") takes each CNN's
+outputs on the crop, the v3 head ("fusion-v3") those averaged over the crop and its mirror image.
 Model: standardise, shrink face-api's pooled block
 by FACEAPI_WEIGHT (a stronger L2 penalty on those 256 coefficients than on the rest), multinomial logistic
 regression with balanced class weights (L2, C), then vector scaling (temperature + per-class bias) fitted
@@ -100,8 +100,8 @@ def calibration_error(probs, y, found) -> dict:
 
 
 #: The heads of this form: name -> how a photo's readings become its inputs (expression_data.Readings).
-#: "fusion" (v3, the default) reads both CNNs on the crop and its mirror image; "fusion-v2" on the crop only.
-FEATURES = {"fusion": lambda r: r.v3_features(), "fusion-v2": lambda r: r.v2_features()}
+#: "fusion" (v2, the default) reads both CNNs on the crop; "fusion-v3" on the crop and its mirror image.
+FEATURES = {"fusion": lambda r: r.v2_features(), "fusion-v3": lambda r: r.v3_features()}
 
 
 def _fold_logits(readings, y, tr, te, head, train_conds, c, faceapi_weight) -> dict:
@@ -118,13 +118,13 @@ def _fold_logits(readings, y, tr, te, head, train_conds, c, faceapi_weight) -> d
 def cross_validate(readings: dict, y: np.ndarray, subjects, c: float = C, faceapi_weight: float = FACEAPI_WEIGHT,
                    train_conds=None, with_baselines: bool = True, head: str = "fusion", workers: int = 1) -> dict:
     """Out-of-fold figures per condition (full, 48px, 32px) of `head` and, `with_baselines`, of fer's CNN,
-    face-api's CNN, the v1 recipe (trained on the photos as they are, calibrated at full size: the oldest
-    fusion) and the v2 head (the previous default), all retrained in the same folds (`workers` fits at once)."""
+    face-api's CNN, the v1 recipe (trained on the photos as they are, calibrated at full size: the first
+    fusion) and the other v2-form head (FEATURES), all retrained in the same folds (`workers` fits at once)."""
     conds = list(readings)
     train_conds = train_conds or conds
     split = folds(y, subjects)
     found = {k: readings[k].found for k in conds}
-    heads = [head] + (["fusion-v2"] if with_baselines and head != "fusion-v2" else [])
+    heads = list(FEATURES) if with_baselines else [head]
     logits = {h: {k: np.zeros((len(y), 7)) for k in conds} for h in heads}
     if with_baselines:
         logits["fusion-v1"] = {k: np.zeros((len(y), 7)) for k in conds}
@@ -149,7 +149,7 @@ def cross_validate(readings: dict, y: np.ndarray, subjects, c: float = C, faceap
             methods["cnn"] = (r.fer, r.fer.argmax(axis=1))
             methods["faceapi"] = (r.faceapi, r.faceapi.argmax(axis=1))
             methods["fusion-v1"] = (probs["fusion-v1"][k], logits["fusion-v1"][k].argmax(axis=1))
-        for h in heads[::-1]:
+        for h in heads:
             methods[h] = (probs[h][k], logits[h][k].argmax(axis=1))
         report["conditions"][k] = {"no_face_rate": float(1 - r.found.mean())}
         for name, (p, label) in methods.items():

@@ -2,7 +2,8 @@
 
     python scripts/train_fusion_head.py ../shared/data/expressions [--head v3|v2|v1] [--out FILE]
 
-`--head v3` (the default, models/fusion_head_v3.onnx) and `v2` (models/fusion_head_v2.onnx) are trained by
+`--head v2` (the default classifier, models/fusion_head_v2.onnx) and `v3` (its test-time-flip variant,
+models/fusion_head_v3.onnx) are trained by
 scripts/fusion_v2.py on the photos and their venue-camera degradations; what follows describes `v1`
 (models/fusion_head.onnx), the first head, trained on the photos as they are.
 
@@ -165,9 +166,9 @@ def export_arrays(mean, scale, w, bias_w, t, b, n_features, doc, quality_slope=N
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("labelled_dir", type=Path)
-    ap.add_argument("--head", choices=("v3", "v2", "v1"), default="v3",
-                    help="v3: both CNNs on the crop and its mirror image, trained on venue-camera degradations "
-                         "(default); v2: the same on the crop alone; v1: the first head")
+    ap.add_argument("--head", choices=("v2", "v3", "v1"), default="v2",
+                    help="v2: both CNNs, trained on venue-camera degradations (default); v3: the same on each "
+                         "CNN's outputs averaged over the crop and its mirror image; v1: the first head")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=ed.DEFAULT_CACHE,
                     help="v2/v3: the photos' readings under every condition, computed once (.npz)")
@@ -217,7 +218,7 @@ def main_v2(args) -> int:
 
     from vision.classifier import FLIP_KEY
 
-    head = {"v3": "fusion", "v2": "fusion-v2"}[args.head]
+    head = {"v2": "fusion", "v3": "fusion-v3"}[args.head]
     out = args.out or ed.ROOT / "models" / f"fusion_head_{args.head}.onnx"
     rows = ed.read_labels(args.labelled_dir)
     y = np.array([label for _, label in rows])

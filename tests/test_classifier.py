@@ -78,10 +78,10 @@ def test_rgb_crops_are_upright_colour_faces(frames):
     assert sharpness(blurred)[0] < sharpness(crops)[0] - 0.5
 
 
-def test_default_head_reads_crop_and_mirror_image_the_v2_head_the_crop_alone(frames, models):
+def test_v3_head_reads_crop_and_mirror_image_the_default_the_crop_alone(frames, models):
     from vision.pipeline import build_classifier
 
-    assert build_classifier("fusion", models).flip and not build_classifier("fusion-v2", models).flip
+    assert build_classifier("fusion-v3", models).flip and not build_classifier("fusion", models).flip
 
 
 def test_test_time_flip_averages_each_cnn_over_the_crop_and_its_mirror_image(frames, models):

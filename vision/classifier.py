@@ -12,9 +12,9 @@ explicit model path, and takes a window of frames at once so the frame loop can 
   landmark geometry and the fer CNN's log-probabilities (see models/fusion_head.md).
 - `Fusion2Classifier`: a calibrated linear head over the same inputs plus face-api's log-probabilities
   and pooled features and the crop's sharpness, trained on the labelled photos and their venue-camera
-  degradations. "fusion" (the default, models/fusion_head_v3.md) reads both CNNs on each crop and on its
-  mirror image and averages the two (test-time flip: the model's `test_time_flip` metadata asks for it);
-  "fusion-v2" (models/fusion_head_v2.md) is the same head on single crops.
+  degradations. "fusion" (the default, models/fusion_head_v2.md) reads each crop once; "fusion-v3"
+  (models/fusion_head_v3.md, more accurate at twice the CNN work) reads both CNNs on each crop and on its
+  mirror image and averages the two (test-time flip: the model's `test_time_flip` metadata asks for it).
 The fusion heads' `probs` are calibrated (means over faces estimate shares); their `labels` are the
 balanced decision (best macro recall), so a face's label is not always the argmax of its probabilities.
 """

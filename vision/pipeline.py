@@ -29,7 +29,7 @@ from .seats import SeatMap, SeatTracker, mask_excluded
 from .tracker import FaceTracker
 
 SCENES = ("single", "audience", "auto")
-CLASSIFIER_MODELS = {"fusion": ["cnn", "faceapi", "fusion"], "fusion-v2": ["cnn", "faceapi", "fusion_v2"],
+CLASSIFIER_MODELS = {"fusion": ["cnn", "faceapi", "fusion"], "fusion-v3": ["cnn", "faceapi", "fusion_v3"],
                      "fusion-v1": ["cnn", "fusion_v1"], "cnn": ["cnn"], "faceapi": ["faceapi"]}
 
 
@@ -182,7 +182,7 @@ def build_classifier(name: str, models: dict, threads: int = 1, device: str = "c
     if name == "faceapi":
         return FaceApiClassifier(models["faceapi"].path, threads, device)
     cnn = CnnClassifier(models["cnn"].path, threads, device)
-    if name in ("fusion", "fusion-v2"):
+    if name in ("fusion", "fusion-v3"):
         return Fusion2Classifier(models[name.replace("-", "_")].path, cnn,
                                  FaceApiClassifier(models["faceapi"].path, threads, device), threads, device)
     if name == "fusion-v1":
