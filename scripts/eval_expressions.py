@@ -15,7 +15,9 @@ surprise, neutral), per-class recall, the no-face rate (counted wrong) and the c
 5-fold cross-validation (nobody in both training and validation; a photo's degraded copies in its fold).
 Last, a timing line: per face after the landmarks, on one thread, fer's CNN alone (the baseline), the v2
 classifier (both CNNs + head, the default) and the v3 one (both CNNs on crop and mirror image + head),
-measured interleaved in the same run on a window of faces.
+measured interleaved in the same run on a window of faces. The model cards' figures come from
+`OMP_NUM_THREADS=1 python scripts/eval_expressions.py ../shared/data/expressions --workers 3` (with several
+BLAS threads the heads' fits, and so a figure, can move by 0.001).
 
 `--pipeline NAME` instead runs the shipped pipeline (`audience analyze` on stills) with that classifier
 (fusion, fusion-v3, fusion-v1, cnn, faceapi) on the folder; on the training folder that measures fit, not
