@@ -6,17 +6,22 @@
 The folder holds labels.csv (image, emotion) and the photos (under images/ or beside the CSV). Every photo
 is read as it is and with its face shrunk to 48 and 32 px wide (JPEG quality 80 at that size, then scaled
 back: scripts/degrade.py), through MediaPipe in image mode and both CNNs (cached in --cache). Printed in one
-run, per condition: fer's CNN, face-api's CNN, the old fusion head (v1 recipe: fer CNN + blendshapes +
-geometry, trained on the photos as they are) and the new one (v2: both CNNs, trained on the photos and
-their venue-camera degradations) - macro recall over 7 and over 5 classes (anger, happiness, sadness,
+run, per condition: fer's CNN, face-api's CNN, the first fusion head (v1 recipe: fer CNN + blendshapes +
+geometry, trained on the photos as they are), the default (v2: both CNNs, trained on the photos and
+their venue-camera degradations) and its test-time-flip variant (v3: the v2 head on each CNN's outputs
+averaged over the crop and its mirror image) - macro recall over 7 and over 5 classes (anger, happiness, sadness,
 surprise, neutral), per-class recall, the no-face rate (counted wrong) and the calibration error (largest
 |mean probability - share| over the classes, faces found). The heads are measured by subject-disjoint
 5-fold cross-validation (nobody in both training and validation; a photo's degraded copies in its fold).
-Last, a timing line: per face after the landmarks, on one thread, fer's CNN alone (the baseline) and both
-CNNs + the v2 head, measured in the same run on a window of faces.
+Last, a timing line: per face after the landmarks, on one thread, fer's CNN alone (the baseline), the v2
+classifier (both CNNs + head, the default) and the v3 one (both CNNs on crop and mirror image + head),
+measured interleaved in the same run on a window of faces. The model cards' figures come from
+`OMP_NUM_THREADS=1 python scripts/eval_expressions.py ../shared/data/expressions --workers 3` (with several
+BLAS threads the heads' fits, and so a figure, can move by 0.001).
 
-`--pipeline NAME` instead runs the shipped pipeline (`audience analyze` on stills) with that classifier on
-the folder; on the training folder that measures fit, not generalisation.
+`--pipeline NAME` instead runs the shipped pipeline (`audience analyze` on stills) with that classifier
+(fusion, fusion-v3, fusion-v1, cnn, faceapi) on the folder; on the training folder that measures fit, not
+generalisation.
 """
 from __future__ import annotations
 
@@ -64,8 +69,8 @@ def run_pipeline(args) -> int:
 
 def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
     """ms per face after the landmarks, one ONNX thread, one window of `n_faces` faces per call: fer's CNN
-    alone (crop + CNN) and the v2 fusion (both crops, both CNNs, features, head). Best of `repeats`, the
-    two interleaved."""
+    alone (crop + CNN), the v2 fusion (both crops, both CNNs, features, head) and the v3 fusion (the same
+    with both CNNs also on the mirrored crops). Best of `repeats`, the three interleaved."""
     from vision.capture import Frame, read_image
     from vision.classifier import CnnClassifier, FaceApiClassifier, Fusion2Classifier
     from vision.landmarker import Landmarker, LandmarkerOptions
@@ -79,7 +84,9 @@ def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
         finally:
             lm.close()
     cnn = CnnClassifier(model_file("cnn").path, threads=1)
-    fusion = Fusion2Classifier(model_file("fusion").path, cnn, FaceApiClassifier(model_file("faceapi").path, 1), 1)
+    faceapi = FaceApiClassifier(model_file("faceapi").path, 1)
+    v2 = Fusion2Classifier(model_file("fusion").path, cnn, faceapi, 1)
+    v3 = Fusion2Classifier(model_file("fusion_v3").path, cnn, faceapi, 1)
     images, window = [image] * n_faces, [obs] * n_faces
 
     def once(classifier):
@@ -87,19 +94,19 @@ def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
         classifier.classify(images, window)
         return time.perf_counter() - t0
 
-    once(cnn), once(fusion)  # warm up
-    # interleaved, so both see the same load on a shared machine; the best of `repeats` each
-    pairs = [(once(cnn), once(fusion)) for _ in range(repeats)]
-    base = 1000 * min(p[0] for p in pairs) / n_faces
-    both = 1000 * min(p[1] for p in pairs) / n_faces
-    return {"faces_per_call": n_faces, "cnn_ms_per_face": base, "fusion_ms_per_face": both, "ratio": both / base}
+    once(cnn), once(v2), once(v3)  # warm up
+    # interleaved, so all see the same load on a shared machine; the best of `repeats` each
+    runs = [(once(cnn), once(v2), once(v3)) for _ in range(repeats)]
+    base, old, new = (1000 * min(r[i] for r in runs) / n_faces for i in range(3))
+    return {"faces_per_call": n_faces, "cnn_ms_per_face": base, "fusion_ms_per_face": old,
+            "fusion_v3_ms_per_face": new, "ratio": old / base, "ratio_v3": new / base}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("labelled_dir", type=Path)
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/audience_expression_conditions.npz"))
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--cache", type=Path, default=ed.DEFAULT_CACHE)
+    ap.add_argument("--workers", type=int, default=2, help="processes reading photos and fitting the heads' folds")
     ap.add_argument("--pipeline", choices=CLASSIFIERS, default=None,
                     help="run the shipped pipeline with this classifier instead of the comparison")
     ap.add_argument("--limit", type=int, default=None, help="--pipeline: the first N photos only")
@@ -114,7 +121,7 @@ def main(argv=None) -> int:
     rows = ed.read_labels(args.labelled_dir)
     y = np.array([label for _, label in rows])
     readings = ed.read_conditions(args.labelled_dir, args.cache, workers=args.workers)
-    report = v2.cross_validate(readings, y, [ed.subject_of(p.name) for p, _ in rows])
+    report = v2.cross_validate(readings, y, [ed.subject_of(p.name) for p, _ in rows], workers=args.workers)
     del report["_oof_logits"]
     if not args.no_timing:
         report["timing"] = time_per_face()
@@ -127,8 +134,9 @@ def main(argv=None) -> int:
     if "timing" in report:
         t = report["timing"]
         print(f"per face after the landmarks, one thread, {t['faces_per_call']} faces per call: fer CNN alone "
-              f"{t['cnn_ms_per_face']:.2f} ms (baseline), both CNNs + v2 head {t['fusion_ms_per_face']:.2f} ms "
-              f"({t['ratio']:.1f}x the baseline, same run)")
+              f"{t['cnn_ms_per_face']:.2f} ms (baseline), v2 (both CNNs + head, the default) "
+              f"{t['fusion_ms_per_face']:.2f} ms ({t['ratio']:.1f}x), v3 (both CNNs on crop + mirror + head) "
+              f"{t['fusion_v3_ms_per_face']:.2f} ms ({t['ratio_v3']:.1f}x the baseline, same run)")
     return 0
 
 

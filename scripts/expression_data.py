@@ -96,6 +96,9 @@ def extract(folder: Path, limit: int | None = None) -> LabelledSet:
 #: Conditions every photo is read under: the photo itself, its face at 48 and 32 px (JPEG 80), and
 #: VENUE_COPIES random venue-camera versions (degrade.venue, seeded by the photo's index and the copy).
 EVAL_SIZES = {"full": None, "48px": 48, "32px": 32}
+#: Where eval_expressions.py, train_fusion_head.py and the golden test keep the readings (keyed on photos,
+#: models and code; a file of another key is recomputed and replaced).
+DEFAULT_CACHE = Path("/tmp/audience_expression_conditions_v3.npz")
 VENUE_COPIES = 2
 
 
@@ -113,16 +116,35 @@ class Readings:
     faceapi: np.ndarray  # [N, 7] face-api probabilities
     faceapi_features: np.ndarray  # [N, 256]
     sharpness: np.ndarray  # [N]
+    fer_flip: np.ndarray  # [N, 7] fer CNN probabilities on the mirrored crop (test-time flip)
+    faceapi_flip: np.ndarray  # [N, 7] face-api probabilities on the mirrored crop
+    faceapi_features_flip: np.ndarray  # [N, 256]
+
+    @classmethod
+    def zeros(cls, n: int) -> "Readings":
+        widths = {"blendshapes": 52, "geometry": 104, "fer": 7, "faceapi": 7, "faceapi_features": 256,
+                  "fer_flip": 7, "faceapi_flip": 7, "faceapi_features_flip": 256}
+        return cls(np.zeros(n, bool), **{f: np.zeros((n, widths[f]) if f in widths else n, np.float32)
+                                         for f in list(cls.__dataclass_fields__)[1:]})
 
     def v1_features(self) -> np.ndarray:
         from vision.classifier import _features
         return _features(np.where(self.found[:, None], self.fer, 1.0), self.blendshapes, self.geometry)
 
-    def v2_features(self) -> np.ndarray:
+    def v2_features(self, flip: bool = False) -> np.ndarray:
+        """Inputs of the v2-form heads; `flip`: each CNN's outputs averaged over the crop and its mirror
+        image (the v3 head, `vision.classifier.cnn_outputs`)."""
         from vision.classifier import fusion2_features
         ok = self.found[:, None]
-        return fusion2_features(np.where(ok, self.fer, 1.0), np.where(ok, self.faceapi, 1.0),
-                                self.faceapi_features, self.sharpness, self.blendshapes, self.geometry)
+        fer, fa, fa_f = self.fer, self.faceapi, self.faceapi_features
+        if flip:
+            fer, fa = (fer + self.fer_flip) / 2, (fa + self.faceapi_flip) / 2
+            fa_f = (fa_f + self.faceapi_features_flip) / 2
+        return fusion2_features(np.where(ok, fer, 1.0), np.where(ok, fa, 1.0), fa_f, self.sharpness,
+                                self.blendshapes, self.geometry)
+
+    def v3_features(self) -> np.ndarray:
+        return self.v2_features(flip=True)
 
 
 def _face_box(obs, degrade):
@@ -168,10 +190,12 @@ def _read_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, str, tuple | No
                 continue
             if cond == "full":
                 box = _face_box(obs, degrade)
-            crops = face_crops([img], [obs])
-            fa_p, fa_f = fa.outputs(face_crops_rgb([img], [obs]))
+            crops, rgb = face_crops([img], [obs]), face_crops_rgb([img], [obs])
+            # the crop and its mirror image in one call per CNN
+            fer_p = cnn.probabilities(np.concatenate([crops, crops[..., ::-1]]))
+            fa_p, fa_f = fa.outputs(np.ascontiguousarray(np.concatenate([rgb, rgb[..., ::-1]])))
             out.append((index, cond, (obs.blendshapes[0], geometry_features(obs.landmarks, obs.width, obs.height)[0],
-                                      cnn.probabilities(crops)[0], fa_p[0], fa_f[0], sharpness(crops)[0])))
+                                      fer_p[0], fa_p[0], fa_f[0], sharpness(crops)[0], fer_p[1], fa_p[1], fa_f[1])))
     return out
 
 
@@ -194,9 +218,7 @@ def read_conditions(folder: Path, cache: Path, workers: int = 2, limit: int | No
     else:
         results = [r for c in chunks for r in _read_chunk(c)]
     n = len(rows)
-    data = {c: Readings(np.zeros(n, bool), np.zeros((n, 52), np.float32), np.zeros((n, 104), np.float32),
-                        np.zeros((n, 7), np.float32), np.zeros((n, 7), np.float32), np.zeros((n, 256), np.float32),
-                        np.zeros(n, np.float32)) for c in conditions()}
+    data = {c: Readings.zeros(n) for c in conditions()}
     for index, cond, values in results:
         if values is None:
             continue
@@ -222,6 +244,7 @@ def _cache_key(rows) -> str:
         h.update(model_file(name).sha256.encode())
     h.update(Path(degrade.__file__).read_bytes())
     h.update(",".join(conditions()).encode())
+    h.update(",".join(Readings.__dataclass_fields__).encode())
     return h.hexdigest()
 
 

@@ -1,11 +1,14 @@
-"""The v2 fusion head: trained and validated on the shared photos and their venue-camera degradations.
+"""The v2-form fusion heads: trained and validated on the shared photos and their venue-camera degradations.
 
-Used by train_fusion_head.py (`--head v2`, the default) and eval_expressions.py. Inputs per face are
+Used by train_fusion_head.py (`--head v2`, the default, or `v3`) and eval_expressions.py. Inputs per face are
 `vision.classifier.fusion2_features`: blendshapes, landmark geometry, the log-probabilities of both CNNs,
-face-api's 256 pooled features and the crop's sharpness. Model: standardise, shrink face-api's pooled block
+face-api's 256 pooled features and the crop's sharpness; the v2 head (the default "fusion") takes each CNN's
+outputs on the crop, the v3 head ("fusion-v3") those averaged over the crop and its mirror image.
+Model: standardise, shrink face-api's pooled block
 by FACEAPI_WEIGHT (a stronger L2 penalty on those 256 coefficients than on the rest), multinomial logistic
 regression with balanced class weights (L2, C), then vector scaling (temperature + per-class bias) fitted
-on out-of-fold logits pooled over every condition, so mean probabilities estimate shares at every face size.
+on out-of-fold logits pooled over every condition, so mean probabilities estimate shares at every face size
+(a per-class sharpness slope in the calibration was tried for v2 and lost: models/fusion_head_v2.md).
 
 Validation: StratifiedGroupKFold over the person in the file name; every degraded copy of a photo is in its
 photo's fold (the copies are rows of the same photo index). Calibration is nested (fold k's probabilities
@@ -75,38 +78,17 @@ def stack(readings: dict, conds, idx, features):
     return np.concatenate(xs), np.concatenate(rows)
 
 
-def fit_quality_scaling(logits, y, quality, steps=3000, lr=0.5):
-    """Temperature T, per-class bias b and per-class quality slope q minimising the NLL of
-    softmax(logits / T + b + quality * q): the class priors may drift with the face's sharpness."""
-    t, b, q = 1.0, np.zeros(logits.shape[1]), np.zeros(logits.shape[1])
-    onehot = np.eye(logits.shape[1])[y]
-    qc = quality - quality.mean()
-    for _ in range(steps):
-        g = softmax(logits / t + b + qc[:, None] * q) - onehot
-        b -= lr * g.mean(axis=0)
-        q -= lr * (g * qc[:, None]).mean(axis=0)
-        t -= lr * (g * (-logits / t ** 2)).sum(axis=1).mean()
-        t = max(t, 0.05)
-    return t, b - quality.mean() * q, q
-
-
-def _calibrated(logits_by_cond, y, found_by_cond, split, pool, quality_by_cond=None):
-    """Nested calibration: fold k calibrated on the other folds' out-of-fold logits under `pool` (vector
-    scaling, plus a per-class sharpness slope when `quality_by_cond` is given)."""
-    probs = {c: np.zeros_like(l) for c, l in logits_by_cond.items()}
+def _calibrated(logits_by_cond, y, found_by_cond, split, pool):
+    """Nested calibration: fold k calibrated (vector scaling) on the other folds' out-of-fold logits under
+    `pool`."""
+    probs = {c: np.zeros_like(lg) for c, lg in logits_by_cond.items()}
     for k, (_, te) in enumerate(split):
         other = np.concatenate([f[1] for j, f in enumerate(split) if j != k])
         lg = np.concatenate([logits_by_cond[c][other][found_by_cond[c][other]] for c in pool])
         yy = np.concatenate([y[other][found_by_cond[c][other]] for c in pool])
-        if quality_by_cond is None:
-            t, b = fit_vector_scaling(lg, yy)
-            for c in logits_by_cond:
-                probs[c][te] = softmax(logits_by_cond[c][te] / t + b)
-        else:
-            qq = np.concatenate([quality_by_cond[c][other][found_by_cond[c][other]] for c in pool])
-            t, b, q = fit_quality_scaling(lg, yy, qq)
-            for c in logits_by_cond:
-                probs[c][te] = softmax(logits_by_cond[c][te] / t + b + quality_by_cond[c][te][:, None] * q)
+        t, b = fit_vector_scaling(lg, yy)
+        for c in logits_by_cond:
+            probs[c][te] = softmax(logits_by_cond[c][te] / t + b)
     return probs
 
 
@@ -117,39 +99,49 @@ def calibration_error(probs, y, found) -> dict:
             "max_abs_error": float(np.abs(mean - share).max())}
 
 
+#: The heads of this form: name -> how a photo's readings become its inputs (expression_data.Readings).
+#: "fusion" (v2, the default) reads both CNNs on the crop; "fusion-v3" on the crop and its mirror image.
+FEATURES = {"fusion": lambda r: r.v2_features(), "fusion-v3": lambda r: r.v3_features()}
+
+
+def _fold_logits(readings, y, tr, te, head, train_conds, c, faceapi_weight) -> dict:
+    """Validation logits of fold `te` under every condition, of `head` trained on folds `tr`."""
+    if head == "fusion-v1":  # the first recipe: trained on the photos as they are
+        x, rows = stack(readings, ["full"], tr, lambda r: r.v1_features())
+        s, m = fit_head(x, y[rows])
+        return {k: m.decision_function(s.transform(r.v1_features()[te])) for k, r in readings.items()}
+    x, rows = stack(readings, train_conds, tr, FEATURES[head])
+    model = Head(c, faceapi_weight).fit(x, y[rows])
+    return {k: model.logits(FEATURES[head](r)[te]) for k, r in readings.items()}
+
+
 def cross_validate(readings: dict, y: np.ndarray, subjects, c: float = C, faceapi_weight: float = FACEAPI_WEIGHT,
-                   train_conds=None, with_baselines: bool = True) -> dict:
-    """Out-of-fold figures per condition (full, 48px, 32px) for fer's CNN, face-api's CNN, the v1 recipe
-    (trained on the photos as they are, calibrated at full size: the old fusion) and the v2 head."""
+                   train_conds=None, with_baselines: bool = True, head: str = "fusion", workers: int = 1) -> dict:
+    """Out-of-fold figures per condition (full, 48px, 32px) of `head` and, `with_baselines`, of fer's CNN,
+    face-api's CNN, the v1 recipe (trained on the photos as they are, calibrated at full size: the first
+    fusion) and the other v2-form head (FEATURES), all retrained in the same folds (`workers` fits at once)."""
     conds = list(readings)
     train_conds = train_conds or conds
     split = folds(y, subjects)
     found = {k: readings[k].found for k in conds}
-    logits = {"fusion": {k: np.zeros((len(y), 7)) for k in conds}}
+    heads = list(FEATURES) if with_baselines else [head]
+    logits = {h: {k: np.zeros((len(y), 7)) for k in conds} for h in heads}
     if with_baselines:
         logits["fusion-v1"] = {k: np.zeros((len(y), 7)) for k in conds}
-    for tr, te in split:
-        x, rows = stack(readings, train_conds, tr, lambda r: r.v2_features())
-        head = Head(c, faceapi_weight).fit(x, y[rows])
+    from joblib import Parallel, delayed
+
+    jobs = [(h, fold) for fold in range(len(split)) for h in list(logits)]
+    fitted = Parallel(n_jobs=workers)(delayed(_fold_logits)(readings, y, split[f][0], split[f][1], h, train_conds,
+                                                            c, faceapi_weight) for h, f in jobs)
+    for (h, f), by_cond in zip(jobs, fitted):
         for k in conds:
-            logits["fusion"][k][te] = head.logits(readings[k].v2_features()[te])
-        if with_baselines:
-            x1, rows1 = stack(readings, ["full"], tr, lambda r: r.v1_features())
-            s, m = fit_head(x1, y[rows1])
-            for k in conds:
-                logits["fusion-v1"][k][te] = m.decision_function(s.transform(readings[k].v1_features()[te]))
-    quality = {k: readings[k].sharpness for k in conds}
-    plain = _calibrated(logits["fusion"], y, found, split, conds)
-    with_q = _calibrated(logits["fusion"], y, found, split, conds, quality)
-    worst = {name: max(calibration_error(p[k], y, found[k])["max_abs_error"] for k in EVAL)
-             for name, p in (("vector", plain), ("vector+sharpness", with_q))}
-    mode = min(worst, key=worst.get)
-    probs = {"fusion": with_q if mode == "vector+sharpness" else plain}
+            logits[h][k][split[f][1]] = by_cond[k]
+    probs = {h: _calibrated(logits[h], y, found, split, conds) for h in heads}
     if with_baselines:
         probs["fusion-v1"] = _calibrated(logits["fusion-v1"], y, found, split, ["full"])
     report = {"folds": FOLDS, "split": "subject-disjoint StratifiedGroupKFold; a photo's copies in its fold",
-              "n": int(len(y)), "C": c, "faceapi_weight": faceapi_weight, "train_conditions": list(train_conds),
-              "calibration_mode": mode, "worst_calibration_error_by_mode": worst, "conditions": {}}
+              "n": int(len(y)), "head": head, "C": c, "faceapi_weight": faceapi_weight,
+              "train_conditions": list(train_conds), "calibration_mode": "vector", "conditions": {}}
     for k in EVAL:
         r = readings[k]
         methods = {}
@@ -157,22 +149,19 @@ def cross_validate(readings: dict, y: np.ndarray, subjects, c: float = C, faceap
             methods["cnn"] = (r.fer, r.fer.argmax(axis=1))
             methods["faceapi"] = (r.faceapi, r.faceapi.argmax(axis=1))
             methods["fusion-v1"] = (probs["fusion-v1"][k], logits["fusion-v1"][k].argmax(axis=1))
-        methods["fusion"] = (probs["fusion"][k], logits["fusion"][k].argmax(axis=1))
+        for h in heads:
+            methods[h] = (probs[h][k], logits[h][k].argmax(axis=1))
         report["conditions"][k] = {"no_face_rate": float(1 - r.found.mean())}
         for name, (p, label) in methods.items():
             pred = np.where(r.found, label, -1)
             report["conditions"][k][name] = {**ed.recall_report(y, pred),
                                              "calibration": calibration_error(p, y, r.found)}
-    report["_oof_logits"] = logits["fusion"]
+    report["_oof_logits"] = logits[head]
     return report
 
 
 def final_calibration(report, y, readings):
-    """(T, b, q or None) for the shipped head from all out-of-fold logits, pooled over conditions, in the
-    mode cross-validation chose."""
+    """(T, b) for the shipped head: vector scaling on all its out-of-fold logits, pooled over conditions."""
     lg = np.concatenate([report["_oof_logits"][k][readings[k].found] for k in readings])
     yy = np.concatenate([y[readings[k].found] for k in readings])
-    if report["calibration_mode"] == "vector":
-        return (*fit_vector_scaling(lg, yy), None)
-    qq = np.concatenate([readings[k].sharpness[readings[k].found] for k in readings])
-    return fit_quality_scaling(lg, yy, qq)
+    return fit_vector_scaling(lg, yy)

@@ -1,6 +1,11 @@
 """Train the fusion expression head and export it to ONNX.
 
-    python scripts/train_fusion_head.py ../shared/data/expressions --out models/fusion_head.onnx
+    python scripts/train_fusion_head.py ../shared/data/expressions [--head v3|v2|v1] [--out FILE]
+
+`--head v2` (the default classifier, models/fusion_head_v2.onnx) and `v3` (its test-time-flip variant,
+models/fusion_head_v3.onnx) are trained by
+scripts/fusion_v2.py on the photos and their venue-camera degradations; what follows describes `v1`
+(models/fusion_head.onnx), the first head, trained on the photos as they are.
 
 Inputs per face (the same `vision.classifier.fusion_features` the frame loop computes): MediaPipe's 52
 blendshapes, 104 normalised landmark coordinates and the fer CNN's 7 log-probabilities. Model: standardise,
@@ -118,9 +123,10 @@ def export_onnx(scaler, lr, t, b, n_features):
     return export_arrays(scaler.mean_, scaler.scale_, lr.coef_.T, lr.intercept_, t, b, n_features, V1_DOC)
 
 
-def export_arrays(mean, scale, w, bias_w, t, b, n_features, doc, quality_slope=None):
+def export_arrays(mean, scale, w, bias_w, t, b, n_features, doc, quality_slope=None, metadata=None):
     """(features - mean) / scale @ W + B -> logits; softmax(logits / T + b [+ features[:, -1] * q]) -> probs;
-    argmax(logits) -> label. With `quality_slope` q the last feature (the crop's sharpness) shifts the priors."""
+    argmax(logits) -> label. With `quality_slope` q the last feature (the crop's sharpness) shifts the priors.
+    `metadata`: key -> value strings stored in the model (e.g. vision.classifier.FLIP_KEY)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -151,6 +157,8 @@ def export_arrays(mean, scale, w, bias_w, t, b, n_features, doc, quality_slope=N
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="audience scripts/train_fusion_head.py")
     model.ir_version = 8
     model.doc_string = doc
+    for key, value in (metadata or {}).items():
+        model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     return model.SerializeToString()
 
@@ -158,14 +166,15 @@ def export_arrays(mean, scale, w, bias_w, t, b, n_features, doc, quality_slope=N
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("labelled_dir", type=Path)
-    ap.add_argument("--head", choices=("v2", "v1"), default="v2",
-                    help="v2: both CNNs, trained on venue-camera degradations (default); v1: the previous head")
+    ap.add_argument("--head", choices=("v2", "v3", "v1"), default="v2",
+                    help="v2: both CNNs, trained on venue-camera degradations (default); v3: the same on each "
+                         "CNN's outputs averaged over the crop and its mirror image; v1: the first head")
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/audience_expression_conditions.npz"),
-                    help="v2: the photos' readings under every condition, computed once (.npz)")
+    ap.add_argument("--cache", type=Path, default=ed.DEFAULT_CACHE,
+                    help="v2/v3: the photos' readings under every condition, computed once (.npz)")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
-    if args.head == "v2":
+    if args.head in ("v2", "v3"):
         return main_v2(args)
     args.out = args.out or ed.ROOT / "models" / "fusion_head.onnx"
     data = ed.extract(args.labelled_dir)
@@ -207,30 +216,34 @@ def main(argv=None) -> int:
 def main_v2(args) -> int:
     import fusion_v2 as v2
 
-    out = args.out or ed.ROOT / "models" / "fusion_head_v2.onnx"
+    from vision.classifier import FLIP_KEY
+
+    head = {"v2": "fusion", "v3": "fusion-v3"}[args.head]
+    out = args.out or ed.ROOT / "models" / f"fusion_head_{args.head}.onnx"
     rows = ed.read_labels(args.labelled_dir)
     y = np.array([label for _, label in rows])
     subjects = [ed.subject_of(p.name) for p, _ in rows]
     readings = ed.read_conditions(args.labelled_dir, args.cache, workers=args.workers)
-    report = v2.cross_validate(readings, y, subjects)
-    t, b, q = v2.final_calibration(report, y, readings)
+    report = v2.cross_validate(readings, y, subjects, head=head, with_baselines=False, workers=args.workers)
+    t, b = v2.final_calibration(report, y, readings)
     del report["_oof_logits"]
-    x, idx = v2.stack(readings, list(readings), np.arange(len(y)), lambda r: r.v2_features())
-    head = v2.Head().fit(x, y[idx])
-    mean, scale, w, bias_w = head.export()
-    doc = ("Fusion expression head v2: blendshapes[52] + landmark geometry[104] + log fer probs[7] + log face-api "
-           "probs[7] + face-api pooled features[256] + crop sharpness[1] -> calibrated probs[7] and balanced label. "
-           "Classes: " + ", ".join(ed.EMOTIONS))
-    blob = export_arrays(mean, scale, w, bias_w, t, b, x.shape[1], doc, quality_slope=q)
+    x, idx = v2.stack(readings, list(readings), np.arange(len(y)), v2.FEATURES[head])
+    model = v2.Head().fit(x, y[idx])
+    mean, scale, w, bias_w = model.export()
+    flip = args.head == "v3"
+    doc = (f"Fusion expression head {args.head}: blendshapes[52] + landmark geometry[104] + log fer probs[7] + "
+           "log face-api probs[7] + face-api pooled features[256] + crop sharpness[1] -> calibrated probs[7] and "
+           "balanced label" + (" (each CNN's outputs averaged over the crop and its mirror image)" if flip else "")
+           + ". Classes: " + ", ".join(ed.EMOTIONS))
+    blob = export_arrays(mean, scale, w, bias_w, t, b, x.shape[1], doc, metadata={FLIP_KEY: "1"} if flip else None)
     import onnxruntime as ort
 
     probs, label = ort.InferenceSession(blob, providers=["CPUExecutionProvider"]).run(None, {"features": x})
-    want = softmax(head.logits(x) / t + b + (x[:, -1:] * q if q is not None else 0))
-    assert np.abs(probs - want).max() < 1e-4 and (label == head.logits(x).argmax(axis=1)).mean() > 0.999
+    want = softmax(model.logits(x) / t + b)
+    assert np.abs(probs - want).max() < 1e-4 and (label == model.logits(x).argmax(axis=1)).mean() > 0.999
     out.write_bytes(blob)
     report.update(temperature=t, class_bias=np.round(b, 4).tolist(), n_features=int(x.shape[1]),
-                  sharpness_slope=None if q is None else np.round(q, 4).tolist(),
-                  trained_on_rows=int(len(x)), sha256=hashlib.sha256(blob).hexdigest())
+                  test_time_flip=flip, trained_on_rows=int(len(x)), sha256=hashlib.sha256(blob).hexdigest())
     metrics_path = out.with_suffix(".metrics.json")
     metrics_path.write_text(json.dumps(report, indent=2))
     print_table(report)

@@ -76,3 +76,30 @@ def test_rgb_crops_are_upright_colour_faces(frames):
     crops = face_crops([image], [obs])
     blurred = cv2.GaussianBlur(crops[0, 0], (0, 0), 2.0)[None, None]
     assert sharpness(blurred)[0] < sharpness(crops)[0] - 0.5
+
+
+def test_v3_head_reads_crop_and_mirror_image_the_default_the_crop_alone(frames, models):
+    from vision.pipeline import build_classifier
+
+    assert build_classifier("fusion-v3", models).flip and not build_classifier("fusion", models).flip
+
+
+def test_test_time_flip_averages_each_cnn_over_the_crop_and_its_mirror_image(frames, models):
+    from vision.classifier import CnnClassifier, FaceApiClassifier, cnn_outputs, face_crops, face_crops_rgb
+
+    cnn, faceapi = CnnClassifier(models["cnn"].path), FaceApiClassifier(models["faceapi"].path)
+    images, observations = [f[0] for f in frames], [f[1] for f in frames]
+    crops, rgb = face_crops(images, observations), face_crops_rgb(images, observations)
+    plain = cnn_outputs(cnn, faceapi, crops, rgb, flip=False)
+    mirrored = cnn_outputs(cnn, faceapi, np.ascontiguousarray(crops[..., ::-1]),
+                           np.ascontiguousarray(rgb[..., ::-1]), flip=False)
+    both = cnn_outputs(cnn, faceapi, crops, rgb, flip=True)
+    for a, b, got in zip(plain, mirrored, both):
+        assert got.shape == a.shape and np.allclose(got, (a + b) / 2, atol=1e-5)
+    assert not np.allclose(plain[2], mirrored[2], atol=1e-3)  # a real face is not its own mirror image
+    # a crop that is its own mirror image reads the same with and without the flip
+    sym = np.ascontiguousarray((crops + crops[..., ::-1]) / 2)
+    sym_rgb = np.ascontiguousarray((rgb + rgb[..., ::-1]) / 2)
+    for a, b in zip(cnn_outputs(cnn, faceapi, sym, sym_rgb, flip=False),
+                    cnn_outputs(cnn, faceapi, sym, sym_rgb, flip=True)):
+        assert np.allclose(a, b, atol=1e-4)

@@ -10,9 +10,11 @@ explicit model path, and takes a window of frames at once so the frame loop can 
   256 pooled features (see models/faceapi_expression.md).
 - `FusionClassifier` ("fusion-v1"): a calibrated linear head over MediaPipe's 52 blendshapes, normalised
   landmark geometry and the fer CNN's log-probabilities (see models/fusion_head.md).
-- `Fusion2Classifier` ("fusion", the default): a calibrated linear head over the same inputs plus face-api's
-  log-probabilities and pooled features and the crop's sharpness, trained on the labelled photos and
-  their venue-camera degradations (see models/fusion_head_v2.md).
+- `Fusion2Classifier`: a calibrated linear head over the same inputs plus face-api's log-probabilities
+  and pooled features and the crop's sharpness, trained on the labelled photos and their venue-camera
+  degradations. "fusion" (the default, models/fusion_head_v2.md) reads each crop once; "fusion-v3"
+  (models/fusion_head_v3.md, more accurate at twice the CNN work) reads both CNNs on each crop and on its
+  mirror image and averages the two (test-time flip: the model's `test_time_flip` metadata asks for it).
 The fusion heads' `probs` are calibrated (means over faces estimate shares); their `labels` are the
 balanced decision (best macro recall), so a face's label is not always the argmax of its probabilities.
 """
@@ -168,6 +170,23 @@ class FusionClassifier(_Classifier):
         return _split(observations, probs, labels)
 
 
+#: ONNX metadata key of a fusion head trained on flip-averaged CNN outputs ("1": read every crop mirrored too).
+FLIP_KEY = "test_time_flip"
+
+
+def cnn_outputs(cnn: CnnClassifier, faceapi: FaceApiClassifier, crops: np.ndarray, crops_rgb: np.ndarray,
+                flip: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fer probabilities, face-api probabilities, face-api pooled features) of every crop, one call per CNN.
+    With `flip`, each CNN reads the crops and their mirror images in that one call and the two readings of a
+    face are averaged (a face and its mirror image show the same expression)."""
+    if not flip:
+        return (cnn.probabilities(crops), *faceapi.outputs(crops_rgb))
+    n = len(crops)
+    fer = cnn.probabilities(np.concatenate([crops, crops[..., ::-1]]))
+    fa_p, fa_f = faceapi.outputs(np.concatenate([crops_rgb, crops_rgb[..., ::-1]]))
+    return (fer[:n] + fer[n:]) / 2, (fa_p[:n] + fa_p[n:]) / 2, (fa_f[:n] + fa_f[n:]) / 2
+
+
 def fusion2_features(cnn_probs, faceapi_probs, faceapi_features, sharp, blendshapes, geometry) -> np.ndarray:
     """[N, 52 + geometry + 7 + 7 + 256 + 1] inputs of the v2 head: blendshapes, geometry, log fer
     probabilities, log face-api probabilities, face-api's pooled features and the crop's sharpness."""
@@ -184,14 +203,14 @@ class Fusion2Classifier(_Classifier):
         self.model_path = Path(model_path)
         self.cnn, self.faceapi = cnn, faceapi
         self._session = onnx.session(self.model_path, threads, device)
+        self.flip = self._session.get_modelmeta().custom_metadata_map.get(FLIP_KEY) == "1"
 
     def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
         faces = [o for o in observations if len(o)]
         if not faces:
             return list(observations)
         crops = face_crops(images, observations)
-        fa_probs, fa_features = self.faceapi.outputs(face_crops_rgb(images, observations))
-        features = fusion2_features(self.cnn.probabilities(crops), fa_probs, fa_features, sharpness(crops),
-                                    *_face_inputs(faces))
+        outputs = cnn_outputs(self.cnn, self.faceapi, crops, face_crops_rgb(images, observations), self.flip)
+        features = fusion2_features(*outputs, sharpness(crops), *_face_inputs(faces))
         probs, labels = self._session.run(None, {"features": features})
         return _split(observations, probs, labels)

@@ -27,8 +27,8 @@ from .seats import SeatMap, SeatTracker, mask_excluded
 from .settings import Settings
 from .tracker import FaceTracker
 
-CLASSIFIER_MODELS = {"fusion": ["cnn", "faceapi", "fusion"], "fusion-v1": ["cnn", "fusion_v1"], "cnn": ["cnn"],
-                     "faceapi": ["faceapi"]}
+CLASSIFIER_MODELS = {"fusion": ["cnn", "faceapi", "fusion"], "fusion-v3": ["cnn", "faceapi", "fusion_v3"],
+                     "fusion-v1": ["cnn", "fusion_v1"], "cnn": ["cnn"], "faceapi": ["faceapi"]}
 
 
 @dataclass
@@ -135,9 +135,9 @@ def build_classifier(name: str, models: dict, threads: int = 1, device: str = "c
     if name == "faceapi":
         return FaceApiClassifier(models["faceapi"].path, threads, device)
     cnn = CnnClassifier(models["cnn"].path, threads, device)
-    if name == "fusion":
-        return Fusion2Classifier(models["fusion"].path, cnn, FaceApiClassifier(models["faceapi"].path, threads, device),
-                                 threads, device)
+    if name in ("fusion", "fusion-v3"):
+        return Fusion2Classifier(models[name.replace("-", "_")].path, cnn,
+                                 FaceApiClassifier(models["faceapi"].path, threads, device), threads, device)
     if name == "fusion-v1":
         return FusionClassifier(models["fusion_v1"].path, cnn, threads, device)
     return cnn
