@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, ROOT
+from builders import FIXTURES, ROOT
 
 SOURCES = ROOT / "models" / "src"
 ASTRONAUT = FIXTURES / "images" / "astronaut.jpg"

@@ -9,8 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel, create_engine
 
-from builders import fake_observations, pg_engine
-from conftest import FIXTURES, run_cli, stat_rows
+from builders import FIXTURES, fake_observations, pg_engine, run_cli, stat_rows
 from service.app import create_app
 from vision.stats import VALUES, as_lists, track_seconds
 from vision.curves import BucketStats

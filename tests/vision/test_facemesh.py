@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, SHARED
+from builders import FIXTURES, SHARED
 from vision.facemesh import (BLENDSHAPE_LANDMARKS, CROP_SIZE, FaceMesh, FaceMeshOptions, crop_matrices,
                              regions_from_boxes, regions_from_landmarks)
 from vision.features import head_pose as pose_from_matrices

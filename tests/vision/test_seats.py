@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FIXTURES, make_observation, run_cli
+from builders import FIXTURES, make_observation, run_cli
 from vision.capture import Frame
 from vision.errors import AudienceError
 from vision.seats import SeatMap, SeatTracker, mask_excluded

@@ -3,7 +3,7 @@ tracks, seats that follow their occupant, and unreadable faces counted as presen
 import numpy as np
 import pytest
 
-from conftest import make_observation
+from builders import make_observation
 from vision.describe import describe
 from vision.features import face_quality
 from vision.motion import BoxKalman, confirmed, match

@@ -9,11 +9,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import func, select
 
-from conftest import FIXTURES, run_cli, stat_rows
+from builders import FIXTURES, fake_observations, run_cli, stat_rows
 from service.app import create_app
 from service.db import make_engine
 from service.models import camera_second, track_second
-from builders import fake_observations
 from vision.stats import as_lists, track_seconds
 
 

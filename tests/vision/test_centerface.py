@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, ROOT, SHARED
+from builders import FIXTURES, ROOT, SHARED
 from vision.centerface import CenterFaceDetector, CenterFaceOptions, decode
 from vision.registry import model_file, sha256_of
 
@@ -141,7 +141,7 @@ def test_audience_front_end_with_centerface_finds_the_fixture_faces():
 
 
 def test_analyze_with_mtcnn_still_runs(tmp_path):
-    from conftest import run_cli
+    from builders import run_cli
 
     r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--scene", "audience", "--detector", "mtcnn", "--fps", "2",
                 "--out", tmp_path)

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from conftest import FIXTURES, run_cli
+from builders import FIXTURES, run_cli
 from vision.capture import SourceSpec
 from vision.splits import split_video, stitch
 from vision.table import COLUMNS, empty_columns

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import FIXTURES
+from builders import FIXTURES
 from vision.capture import Frame, read_image
 from vision.labels import CLASSIFIERS, EMOTIONS
 

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import make_observation
+from builders import make_observation
 from service.live.batcher import Outbox, SecondBatcher, Timing
 from service.live.loop import LiveAnalysis, pump, stop_on_signals
 from service.live.ops import LiveMetrics

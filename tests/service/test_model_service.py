@@ -6,10 +6,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
-from conftest import run_cli
+from builders import pg_engine, run_cli
 from service.app import create_app
 from service.auth import create_key
-from builders import pg_engine
 from vision.reaction_model.simulate import screening_batches, simulate
 
 pytest.importorskip("jax")

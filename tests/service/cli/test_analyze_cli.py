@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FIXTURES, run_cli
+from builders import FIXTURES, run_cli
 from vision.labels import EMOTIONS, VALUE_COLUMNS
 from vision.table import COLUMNS
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from builders import run_cli
 from vision.labels import DELTA_BASES, DELTA_COLUMNS
 from vision.reactions import ReactionOptions, Reactions
 

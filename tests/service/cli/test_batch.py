@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
-from builders import pg_database
-from conftest import FIXTURES, run_cli
+from builders import FIXTURES, pg_database, run_cli
 from vision.errors import InputNotFound, ManifestError
 from vision.manifest import read_manifest
 from vision.table import COLUMNS
@@ -132,7 +131,7 @@ def test_results_travel_as_arrow_and_come_back_the_same():
 
     from vision.ray_engine import from_arrow, to_arrow
     from vision.table import concat_columns, empty_columns, observation_columns
-    from conftest import make_observation
+    from builders import make_observation
 
     cols = concat_columns([observation_columns(make_observation(3, t=0.5, frame=2))])
     for original in (cols, empty_columns()):

@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from _bench import Count, Stopwatch, parser, read_frames, write_checked, write_video
-from conftest import FIXTURES
+from builders import FIXTURES
 
 
 def test_parser_types_options_from_their_defaults():

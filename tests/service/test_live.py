@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FIXTURES, ROOT, SHARED, run_cli
+from builders import FIXTURES, ROOT, SHARED, run_cli
 from vision.curves import BucketStats
 
 VIDEO = SHARED / "data" / "video" / "WolfgangLanger_Pexels.mp4"

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import make_observation
+from builders import make_observation
 from vision.observation import Observation
 
 

@@ -9,8 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from builders import fake_observations
-from conftest import ROOT, stat_rows
+from builders import ROOT, fake_observations, stat_rows
 from vision.stats import as_lists, track_seconds
 
 OUTPUT = Path(os.environ.get("AUDIENCE_TEST_OUTPUT", ROOT / "test-output"))
@@ -174,7 +173,7 @@ def test_report_html_is_self_contained_and_complete(browser, tmp_path):
     import json
     import re
 
-    from conftest import FIXTURES, run_cli
+    from builders import FIXTURES, run_cli
 
     r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--out", tmp_path)
     assert r.returncode == 0, r.stderr

@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import SHARED, run_cli
+from builders import SHARED, run_cli
 
 pytestmark = pytest.mark.shared
 VIDEO = SHARED / "data" / "video"

@@ -3,7 +3,7 @@ subject-disjoint CV at full size and as small venue faces (the photos are read o
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from builders import SHARED
 
 pytestmark = pytest.mark.shared
 

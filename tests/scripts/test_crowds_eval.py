@@ -90,7 +90,7 @@ def test_bench_crowds_prints_one_table_for_a_tiny_crowd(tmp_path, capsys):
 
     import cv2
 
-    from conftest import FIXTURES
+    from builders import FIXTURES
     import bench_crowds
 
     (tmp_path / "images").mkdir()

@@ -11,10 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
-from conftest import FIXTURES, ROOT, run_cli, stat_rows
+from builders import FIXTURES, ROOT, fake_observations, pg_engine, run_cli, stat_rows
 from service import auth
 from service.app import create_app
-from builders import fake_observations, pg_engine
 from vision.stats import as_lists, track_seconds
 
 

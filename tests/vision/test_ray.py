@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from _bench import read_frames, write_video
-from conftest import FIXTURES, ROOT, run_cli
+from builders import FIXTURES, ROOT, run_cli
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray

@@ -19,14 +19,13 @@ from sqlalchemy import func, select
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
-from conftest import ROOT, run_cli, stat_rows
+from builders import ROOT, fake_observations, pg_engine, run_cli, stat_rows
 from service import auth, store
 from service.app import create_app
 from service.db import make_engine
 from service.guard import Limits
 from service.models import Content, Screening, camera_gap, live_source, track_second
 from _bench import free_port
-from builders import fake_observations, pg_engine
 from vision.stats import as_lists, track_seconds
 
 XSS = '<img src=x onerror="window.__xss=(window.__xss||0)+1">'

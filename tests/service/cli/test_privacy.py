@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 
-from conftest import FIXTURES, run_cli
+from builders import FIXTURES, run_cli
 from vision.table import COLUMNS
 
 SIGNATURES = {  # raw file signatures of image formats (4+ bytes: no chance hits in compressed data)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, ROOT
+from builders import FIXTURES, ROOT
 from service.cli import COMMANDS, build_parser
 from service.cli.options import ANALYSIS_OPTIONS, COMMAND_DEFAULTS, REACTION_OPTIONS, settings_from_args
 from vision import errors

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FIXTURES, ROOT, SHARED, run_cli
+from builders import FIXTURES, ROOT, SHARED, run_cli
 from vision.audience import square_regions
 from vision.facemesh import crop_to_frame, regions_from_boxes
 from vision.detector import MtcnnDetector, MtcnnOptions, nms
@@ -94,7 +94,6 @@ def test_synthetic_audience_recall_ids_and_happiness_curve(tmp_path):
                    check=True, capture_output=True)
     r = run_cli("analyze", tmp_path / "audience.avi", "--scene", "audience", "--fps", "2", "--out", tmp_path / "out")
     assert r.returncode == 0, r.stderr
-    sys.path.insert(0, str(ROOT / "scripts"))
     import bench_audience
 
     m = bench_audience.evaluate(tmp_path, 2.0)
@@ -199,7 +198,6 @@ def test_a_face_that_leaves_its_crop_is_found_again_on_the_same_frame():
 def test_front_end_recall_on_the_first_real_crowd_photos():
     """The shipped front end (detector + FaceMesh + presence gate) on the first 25 photos of
     ../shared/data/crowds, each one frame: floors a little under what was measured (README)."""
-    sys.path.insert(0, str(ROOT / "scripts"))
     import bench_crowds
 
     from vision.quiet import native_stderr_to_devnull
