@@ -63,7 +63,7 @@ def keys_required(session: Session) -> bool:
     return bool(state and state.keys_required)
 
 
-def _set_required(session: Session, required: bool, reason: str) -> None:
+def set_required(session: Session, required: bool, reason: str) -> None:
     state = session.get(AuthState, 1) or AuthState(id=1)
     state.keys_required, state.changed_at, state.reason = required, datetime.now(timezone.utc), reason
     session.add(state)
@@ -75,7 +75,7 @@ def reopen(session: Session, reason: str) -> None:
         raise ValueError("active keys exist: revoke them first")
     if not reason.strip():
         raise ValueError("say why the service may run without keys (--reason)")
-    _set_required(session, False, f"reopened: {reason.strip()}")
+    set_required(session, False, f"reopened: {reason.strip()}")
     session.commit()
     log.warning("API keys no longer required: %s", reason.strip())
 
@@ -93,7 +93,7 @@ def create_key(session: Session, name: str, scopes: list[str], contents: list[in
                  contents=sorted(set(contents)) if contents else None)
     session.add(key)
     if not keys_required(session):
-        _set_required(session, True, f"key {secret[:10]}… created")
+        set_required(session, True, f"key {secret[:10]}… created")
     session.commit()  # the key and the closed state together: no moment with a key and an open service
     session.refresh(key)
     return key, secret
@@ -175,7 +175,7 @@ class Keys:
         return OPEN
 
 
-def _token(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
@@ -190,7 +190,7 @@ def _token(request: Request) -> str | None:
 def authorize(request: Request) -> Principal:
     """The API router's dependency: who is asking, whether the route's scope allows it, and whether the
     content it touches is among the key's contents (answered as 404, as if it did not exist)."""
-    principal = request.app.state.keys.principal(_token(request))
+    principal = request.app.state.keys.principal(bearer_token(request))
     route = request.scope.get("route")
     path = getattr(route, "path", "")
     wanted = required_scopes(request.method, path)

@@ -79,7 +79,7 @@ def migrate(engine: Engine) -> int:
         # version 3 added content_revision: create_all made it; a content without a row is at revision 0
         if row.version < 6:  # keys that ever existed keep the service closed (auth_state, made by create_all)
             if session.exec(select(auth.ApiKey.id)).first() is not None and not auth.keys_required(session):
-                auth._set_required(session, True, "migrated: keys existed")
+                auth.set_required(session, True, "migrated: keys existed")
         row.version = SCHEMA_VERSION
         session.add(row)
         session.commit()

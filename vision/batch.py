@@ -56,9 +56,9 @@ def _write_parquet(cols: dict, rec: Recording, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .table import _arrow_table
+    from .table import arrow_table
 
-    table = _arrow_table(cols)
+    table = arrow_table(cols)
     n = table.num_rows
     for name, value in (("content", rec.content), ("screening", rec.screening), ("camera", rec.camera)):
         table = table.append_column(name, pa.array([value] * n, pa.string()))

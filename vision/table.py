@@ -73,7 +73,7 @@ class TableSink:
         return concat_columns(self._parts)
 
 
-def _arrow_table(cols: dict[str, np.ndarray]):
+def arrow_table(cols: dict[str, np.ndarray]):
     import pyarrow as pa
 
     arrays = {}
@@ -98,7 +98,7 @@ class ObservationFileWriter:
         if self.fmt == "parquet":
             import pyarrow.parquet as pq
 
-            table = _arrow_table(cols)
+            table = arrow_table(cols)
             if self._writer is None:
                 # no embedded Arrow schema: it is a base64 blob in the file's metadata (the types read
                 # back the same from Parquet's own), and a file of numbers should hold no opaque text

@@ -33,7 +33,7 @@ def _parse_segment(segment: list[str]) -> dict[str, str]:
     return out
 
 
-def _metrics(metrics: str) -> list[str]:
+def parse_metrics(metrics: str) -> list[str]:
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     unknown = [m for m in names if m not in VALUES]
     if not names or unknown:
@@ -110,7 +110,7 @@ def read_curves(content_id: int, session: SessionDep, answers: AnswersDep, k: Mi
     the minimum audience size; smaller atoms are left out of this and every other answer, and a bucket
     holding only such atoms is suppressed (n, mean, CI null). At bucket > 1 s the units are face-seconds."""
     get_content(session, content_id)
-    names = _metrics(metrics)
+    names = parse_metrics(metrics)
     bucket = _bucket(bucket)
     chosen = store.screenings_of(session, content_id, _ids(screenings), _parse_segment(segment))
     key = (content_id, store.revision(session, content_id), tuple(names), bucket, tuple(chosen))
@@ -135,7 +135,7 @@ def compare(content_id: int, session: SessionDep, k: MinAudienceDep, metrics: st
             b_segment: list[str] = Query([], description="selection B: label filters key=value")):
     """Difference curve A - B (e.g. cut A against cut B) with a 95% CI per bucket."""
     get_content(session, content_id)
-    names = _metrics(metrics)
+    names = parse_metrics(metrics)
     bucket = _bucket(bucket)
     a = store.screenings_of(session, content_id, _ids(a_screenings), _parse_segment(a_segment))
     b = store.screenings_of(session, content_id, _ids(b_screenings), _parse_segment(b_segment))
@@ -149,7 +149,7 @@ def moments(content_id: int, session: SessionDep, k: MinAudienceDep, metric: str
             screenings: str | None = Query(None), segment: list[str] = Query([])):
     """The moments that landed: the top peaks of a metric's curve by prominence, with their extent."""
     get_content(session, content_id)
-    name = _metrics(metric)[0]
+    name = parse_metrics(metric)[0]
     bucket = _bucket(bucket)
     chosen = store.screenings_of(session, content_id, _ids(screenings), _parse_segment(segment))
     everything = store.screenings_of(session, content_id, None, {})
@@ -165,7 +165,7 @@ def norms(content_id: int, session: SessionDep, k: MinAudienceDep, screening: in
     """A screening against the other screenings of the same content: per second, z = (its mean - the
     others' mean) / the others' SD across screenings (null with fewer than two others)."""
     get_content(session, content_id)
-    name = _metrics(metric)[0]
+    name = parse_metrics(metric)[0]
     ids = store.screenings_of(session, content_id, None, {})
     if screening not in ids:
         raise HTTPException(404, f"screening {screening} is not a screening of content {content_id}")

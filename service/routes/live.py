@@ -11,10 +11,10 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from .. import store
-from ..auth import _token
+from ..auth import bearer_token
 from ..models import Screening
-from .curves import METRICS_QUERY, _metrics
-from .screenings import _public_states
+from .curves import METRICS_QUERY, parse_metrics
+from .screenings import public_states
 
 router = APIRouter(tags=["live"])
 
@@ -28,7 +28,7 @@ def _snapshot(engine, screening_id: int, metrics: list[str], min_tracks: int) ->
             raise HTTPException(404, f"screening {screening_id} not found")
         return {"revision": store.revision(session, screening.content_id),
                 "curve": store.curves(session, [screening_id], metrics, 1, None, min_tracks),
-                "sources": _public_states(session, screening_id),
+                "sources": public_states(session, screening_id),
                 "gaps": store.gaps(session, [screening_id])}
 
 
@@ -65,10 +65,10 @@ async def follow_screening(screening_id: int, request: Request, metrics: str = M
     A key holds a few streams at once (429 past that); a stream ends with an `error` event soon after its
     key is revoked."""
     engine = request.app.state.engine
-    names = _metrics(metrics)
+    names = parse_metrics(metrics)
     k = request.app.state.min_audience
     first = await run_in_threadpool(_snapshot, engine, screening_id, names, k)  # 404 before the stream starts
-    token, keys, recheck_s = _token(request), request.app.state.keys, request.app.state.limits.live_key_recheck_s
+    token, keys, recheck_s = bearer_token(request), request.app.state.keys, request.app.state.limits.live_key_recheck_s
     slot = request.app.state.live_streams.open(request.state.principal.key_id)
 
     async def events():

@@ -263,17 +263,17 @@ def report_source(screening_id: int, camera: Annotated[str, Path(min_length=1, m
     """A live process's heartbeat for one camera: its state and figures."""
     get_screening(session, screening_id)
     store.retrying(session, lambda: store.set_source_state(session, screening_id, camera, body.state, body.detail))
-    return _public_states(session, screening_id, camera)[0]
+    return public_states(session, screening_id, camera)[0]
 
 
 @router.get("/{screening_id}/sources", response_model=list[SourceStatePublic])
 def list_sources(screening_id: int, session: SessionDep):
     """Each live source of the screening as last reported; `stale` when it has not reported for 30 s."""
     get_screening(session, screening_id)
-    return _public_states(session, screening_id)
+    return public_states(session, screening_id)
 
 
-def _public_states(session, screening_id: int, camera: str | None = None) -> list[dict]:
+def public_states(session, screening_id: int, camera: str | None = None) -> list[dict]:
     from datetime import datetime, timezone
 
     now = datetime.now(timezone.utc)
