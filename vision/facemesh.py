@@ -44,6 +44,7 @@ BLENDSHAPE_LANDMARKS: tuple[int, ...] = (
     377, 378, 379, 380, 381, 382, 384, 385, 386, 387, 388, 389, 390, 397, 398, 400, 402, 405, 409, 415, 454,
     466, 468, 469, 470, 471, 472, 473, 474, 475, 476, 477,
 )
+_SUBSET = np.asarray(BLENDSHAPE_LANDMARKS)
 RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263  # MediaPipe's rotation vector for the tracking ROI
 ROI_SCALE = 1.5  # MediaPipe's ROI: 1.5x the landmarks' box, square on the long side
 
@@ -133,17 +134,29 @@ def crop_matrices(regions: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
     return m
 
 
+def _inverse_affine(m: np.ndarray) -> np.ndarray:
+    """[N,2,3] affine maps -> [N,2,3] their inverses."""
+    a = m[:, :, :2]
+    inv = np.linalg.inv(a)
+    return np.concatenate([inv, -(inv @ m[:, :, 2:])], axis=2)
+
+
 def crop_to_frame(points: np.ndarray, region: np.ndarray, width: int, height: int, size: int = CROP_SIZE) -> np.ndarray:
     """[478,3] landmarks in crop pixels -> normalised to the frame (z scaled like x, as MediaPipe's)."""
-    cx, cy, side, angle = (float(v) for v in region)
-    f = side / size
-    u = (points[:, 0] - size / 2) * f
-    v = (points[:, 1] - size / 2) * f
-    c, s = np.cos(angle), np.sin(angle)
-    out = np.empty(points.shape, np.float32)
-    out[:, 0] = (cx + c * u - s * v) / width
-    out[:, 1] = (cy + s * u + c * v) / height
-    out[:, 2] = points[:, 2] * f / width
+    return crops_to_frame(np.asarray(points)[None], np.asarray(region)[None], width, height, size)[0]
+
+
+def crops_to_frame(points: np.ndarray, regions: np.ndarray, width: int, height: int, size: int = CROP_SIZE) -> np.ndarray:
+    """[N,K,3] points in the crop pixels of [N,4] regions -> [N,K,3] normalised to the frame, all faces at once."""
+    p = np.asarray(points, np.float64)
+    r = np.asarray(regions, np.float64).reshape(-1, 4)
+    f = (r[:, 2] / size)[:, None]
+    c, s = np.cos(r[:, 3])[:, None], np.sin(r[:, 3])[:, None]
+    u, v = (p[..., 0] - size / 2) * f, (p[..., 1] - size / 2) * f
+    out = np.empty(p.shape, np.float32)
+    out[..., 0] = (r[:, 0:1] + c * u - s * v) / width
+    out[..., 1] = (r[:, 1:2] + s * u + c * v) / height
+    out[..., 2] = p[..., 2] * f / width
     return out
 
 
@@ -161,13 +174,14 @@ class _LiteRT:
         self._it.invoke()
         return [self._it.get_tensor(i) for i in self._outputs]
 
-    def run_image(self, rgb: np.ndarray) -> list[np.ndarray]:
-        """uint8 RGB [H,W,3] -> outputs, scaled to [0, 1] straight into the input tensor (no extra copy)."""
+    def run_image(self, bgr: np.ndarray, outputs: int | None = None) -> list[np.ndarray]:
+        """uint8 BGR [H,W,3] -> the first `outputs` outputs (default all); the image is turned to RGB and scaled
+        to [0, 1] straight into the input tensor in one pass (no colour conversion, no extra copy)."""
         view = self._it.tensor(self._input)()
-        np.multiply(rgb[None], np.float32(1 / 255), out=view, casting="unsafe")
+        np.multiply(bgr[None, :, :, ::-1], np.float32(1 / 255), out=view, casting="unsafe")
         del view  # the interpreter refuses to run while a view of its buffers is alive
         self._it.invoke()
-        return [self._it.get_tensor(i) for i in self._outputs]
+        return [self._it.get_tensor(i) for i in self._outputs[:outputs]]
 
 
 class _Onnx:
@@ -183,8 +197,8 @@ class _Onnx:
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         return self._s.run(None, {self._input: x})
 
-    def run_image(self, rgb: np.ndarray) -> list[np.ndarray]:
-        return self(rgb[None].astype(np.float32) * np.float32(1 / 255))
+    def run_image(self, bgr: np.ndarray, outputs: int | None = None) -> list[np.ndarray]:
+        return self(bgr[None, :, :, ::-1].astype(np.float32) * np.float32(1 / 255))[:outputs]
 
 
 class FaceMesh:
@@ -219,18 +233,22 @@ class FaceMesh:
         if n == 0:
             return FaceMeshReadings.empty()
         h, w = image_bgr.shape[:2]
-        landmarks = np.empty((n, N_LANDMARKS, 3), np.float32)
+        points = np.empty((n, N_LANDMARKS, 3), np.float32)  # crop pixels
         blendshapes = np.empty((n, N_BLENDSHAPES), np.float32)
         logits = np.empty(n, np.float32)
-        subset = np.asarray(BLENDSHAPE_LANDMARKS)
-        for i, m in enumerate(crop_matrices(regions)):
-            crop = cv2.warpAffine(image_bgr, m, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR,
-                                  borderMode=self._border, borderValue=(0, 0, 0))
-            points, flag = self._landmarks.run_image(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))[:2]
-            landmarks[i] = crop_to_frame(points.reshape(N_LANDMARKS, 3), regions[i], w, h)
+        matrices = crop_matrices(regions)
+        back = _inverse_affine(matrices)  # crop pixels -> image pixels, for the blendshape model's input
+        crop = np.empty((CROP_SIZE, CROP_SIZE, 3), np.uint8)
+        for i in range(n):
+            cv2.warpAffine(image_bgr, matrices[i], (CROP_SIZE, CROP_SIZE), dst=crop, flags=cv2.INTER_LINEAR,
+                           borderMode=self._border, borderValue=(0, 0, 0))
+            out, flag = self._landmarks.run_image(crop, 2)
+            points[i] = out.reshape(N_LANDMARKS, 3)
             logits[i] = flag.reshape(-1)[0]
-            pixels = landmarks[i, subset, :2] * np.float32((w, h))
+            sub = points[i, _SUBSET, :2].astype(np.float64)
+            pixels = sub @ back[i, :, :2].T + back[i, :, 2]
             blendshapes[i] = self._blendshapes(pixels[None].astype(np.float32))[0].reshape(-1)
+        landmarks = crops_to_frame(points, regions, w, h)
         presence = (1 / (1 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
         return FaceMeshReadings(landmarks, blendshapes, presence, regions)
 
