@@ -17,7 +17,8 @@ compare the ratios, not the absolute figures, across runs.
 `--photos` photos, each one frame (`vision.audience.AudienceLandmarker`, one thread): everything but the
 detector (crops, both models, the second look, mapping back, head pose, merging) per detected face, over the
 time of one landmark + blendshape model call pair measured inside the same run (the model calls are timed where
-they happen, so the host's load cancels); target <= 1.2.
+they happen, so the host's load cancels); target <= 1.2. `--against COMMIT` also times that commit's
+`FaceMesh.read_regions` against today's on the same crowd faces, interleaved (old / new, the same run).
 """
 from __future__ import annotations
 
@@ -134,6 +135,46 @@ def front_end_cost(crowds: Path, photos: int, rounds: int) -> dict:
     return {"seconds": total, "models": models, "faces": faces, "pairs": calls}
 
 
+def _old_facemesh(commit: str):
+    """`vision/facemesh.py` as it was at `commit`, imported under another name."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:vision/facemesh.py"], check=True,
+                         capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / "vision_facemesh_old.py"
+    path.write_text(src.replace("from .", "from vision."))
+    spec = importlib.util.spec_from_file_location("vision_facemesh_old", path)
+    old = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = old  # dataclasses look their module up there
+    spec.loader.exec_module(old)
+    return old
+
+
+def read_against(commit: str, crowds: Path, photos: int, rounds: int) -> tuple[float, float, int]:
+    """Seconds in `read_regions` of `commit`'s FaceMesh and of today's, one face at a time, interleaved, on the
+    faces CenterFace finds in the crowd photos; and the number of faces."""
+    from vision.centerface import CenterFaceDetector, CenterFaceOptions
+
+    old = _old_facemesh(commit)
+    paths = (model_file("face_landmarks").path, model_file("face_blendshapes").path)
+    detector = CenterFaceDetector(CenterFaceOptions(model_file("centerface").path))
+    work = []
+    for p in sorted((crowds / "images").glob("*.jpg"))[:photos]:
+        image = cv2.imread(str(p))
+        work += [(image, r[None]) for r in regions_from_boxes(detector.detect(image)[0], 1.5, 0.02)]
+    spent = np.zeros(2)
+    with old.FaceMesh(old.FaceMeshOptions(*paths)) as before, FaceMesh(FaceMeshOptions(*paths)) as now:
+        for _ in range(rounds):
+            for image, region in work:
+                for k, mesh in enumerate((before, now)):
+                    t0 = time.perf_counter()
+                    mesh.read_regions(image, region)
+                    spent[k] += time.perf_counter() - t0
+    return spent[0], spent[1], len(work)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("images", nargs="*", type=Path)
@@ -141,6 +182,7 @@ def main(argv=None) -> int:
     ap.add_argument("--faces", type=int, default=40, help="faces per round (the found faces, repeated)")
     ap.add_argument("--crowds", type=Path, default=None, help="also the front end's reading stage on these crowd photos")
     ap.add_argument("--photos", type=int, default=10, help="with --crowds: how many photos")
+    ap.add_argument("--against", default=None, help="with --crowds: a git commit whose FaceMesh read is timed too")
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
     paths = args.images or sorted((ROOT / "fixtures" / "images").glob("*.jpg"))
@@ -201,6 +243,10 @@ def main(argv=None) -> int:
               f"(models {1000 * pair:.2f} ms per call pair)")
         print(f"  reading stage / (landmark + blendshape) per face {c['seconds'] / max(c['faces'], 1) / pair:6.2f}"
               f"  (target <= 1.2; the same run)")
+        if args.against:
+            before, now, n = read_against(args.against, args.crowds, args.photos, max(1, args.rounds // 3))
+            print(f"  read_regions {args.against} / today on {n} crowd faces, interleaved: {before / now:6.2f} "
+                  f"({1000 * before / n / max(1, args.rounds // 3):.2f} / {1000 * now / n / max(1, args.rounds // 3):.2f} ms per face)")
     return 0
 
 
