@@ -3,10 +3,12 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import FIXTURES
 from vision.audience import AudienceLandmarker, AudienceOptions
 from vision.capture import Frame
 from vision.centerface import mean_luma
-from vision.facemesh import crop_to_frame, crops_to_frame
+from vision.detector import MtcnnDetector, MtcnnOptions
+from vision.facemesh import FaceMesh, FaceMeshOptions, crop_to_frame, crops_to_frame, regions_from_boxes
 from vision.models import model_file
 from vision.quiet import native_stderr_to_devnull
 
@@ -90,3 +92,18 @@ def test_all_faces_map_back_at_once_as_one_by_one():
     together = crops_to_frame(points, regions, 640, 480)
     for i in range(5):
         assert np.allclose(together[i], crop_to_frame(points[i], regions[i], 640, 480), atol=1e-6)
+
+
+def test_blendshapes_are_read_only_through_the_gate():
+    frame = cv2.VideoCapture(str(FIXTURES / "two_faces.mp4")).read()[1]
+    with native_stderr_to_devnull():
+        boxes, _ = MtcnnDetector(MtcnnOptions(*MTCNN)).detect(frame)
+        regions = np.concatenate([regions_from_boxes(boxes, 1.5, 0.07), [[50, 50, 40, 0]]]).astype(np.float32)
+        with FaceMesh(FaceMeshOptions(*MESH)) as mesh:
+            every = mesh.read_regions(frame, regions)
+            gated = mesh.read_regions(frame, regions, 0.5)
+    through = every.presence >= 0.5
+    assert through.sum() == 2 and not through[-1]  # two faces; an empty corner is refused
+    assert np.array_equal(every.blendshapes[through], gated.blendshapes[through])
+    assert np.isnan(gated.blendshapes[~through]).all()
+    assert np.array_equal(every.landmarks, gated.landmarks) and np.array_equal(every.presence, gated.presence)

@@ -169,7 +169,6 @@ class AudienceLandmarker:
 
     def landmark(self, frame: Frame) -> Faces:
         image, t = frame.image, frame.t
-        h, w = image.shape[:2]
         due = self._last_detection_t is None or t - self._last_detection_t >= self.options.detect_every_s
         boxes, regions = self._followed, self._followed_regions
         scores, fresh = self._followed_scores, np.zeros(len(self._followed), bool)
@@ -284,13 +283,14 @@ class AudienceLandmarker:
 
     def _read(self, image: np.ndarray, regions: np.ndarray) -> FaceMeshReadings:
         """Read each region (cx, cy, side, angle), the FaceMesh instances side by side; readings in region order
-        (the output does not depend on the number of threads)."""
+        (the output does not depend on the number of threads). Blendshapes only for readings through the gate."""
         regions = np.asarray(regions, np.float32).reshape(-1, 4)
         k = len(self._meshes)
         if len(regions) <= 1 or self._pool is None:
-            return self._meshes[0].read_regions(image, regions)
+            return self._meshes[0].read_regions(image, regions, self.options.presence_min)
         chunks = [regions[i::k] for i in range(k)]
-        parts = list(self._pool.map(lambda i: self._meshes[i].read_regions(image, chunks[i]), range(k)))
+        parts = list(self._pool.map(lambda i: self._meshes[i].read_regions(image, chunks[i], self.options.presence_min),
+                                    range(k)))
         order = np.argsort(np.concatenate([np.arange(i, len(regions), k) for i in range(k)]), kind="stable")
         return _concat(parts)[order]
 

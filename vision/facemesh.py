@@ -134,6 +134,11 @@ def crop_matrices(regions: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
     return m
 
 
+def _presence(logits: np.ndarray) -> np.ndarray:
+    """The landmark model's presence logits -> MediaPipe's presence scores (sigmoid), float32."""
+    return (1 / (1 + np.exp(-np.asarray(logits, np.float64)))).astype(np.float32)
+
+
 def _inverse_affine(m: np.ndarray) -> np.ndarray:
     """[N,2,3] affine maps -> [N,2,3] their inverses."""
     a = m[:, :, :2]
@@ -225,8 +230,10 @@ class FaceMesh:
             readings = self.read_regions(image_bgr, regions_from_landmarks(readings.landmarks, w, h))
         return readings
 
-    def read_regions(self, image_bgr: np.ndarray, regions: np.ndarray) -> FaceMeshReadings:
-        """One frame and [N,4] regions (cx, cy, side, angle) -> readings, one per region."""
+    def read_regions(self, image_bgr: np.ndarray, regions: np.ndarray, min_presence: float = 0.0) -> FaceMeshReadings:
+        """One frame and [N,4] regions (cx, cy, side, angle) -> readings, one per region. Blendshapes are read
+        only where the presence score is at least `min_presence` (NaN elsewhere: the blendshape model's time is
+        not spent on faces a presence gate refuses)."""
         self._check_open()
         regions = np.asarray(regions, np.float32).reshape(-1, 4)
         n = len(regions)
@@ -245,12 +252,14 @@ class FaceMesh:
             out, flag = self._landmarks.run_image(crop, 2)
             points[i] = out.reshape(N_LANDMARKS, 3)
             logits[i] = flag.reshape(-1)[0]
+            if min_presence > 0 and _presence(logits[i:i + 1])[0] < min_presence:
+                blendshapes[i] = np.nan
+                continue
             sub = points[i, _SUBSET, :2].astype(np.float64)
             pixels = sub @ back[i, :, :2].T + back[i, :, 2]
             blendshapes[i] = self._blendshapes(pixels[None].astype(np.float32))[0].reshape(-1)
         landmarks = crops_to_frame(points, regions, w, h)
-        presence = (1 / (1 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
-        return FaceMeshReadings(landmarks, blendshapes, presence, regions)
+        return FaceMeshReadings(landmarks, blendshapes, _presence(logits), regions)
 
     def _check_open(self) -> None:
         if self._landmarks is None:
