@@ -139,29 +139,23 @@ def _presence(logits: np.ndarray) -> np.ndarray:
     return (1 / (1 + np.exp(-np.asarray(logits, np.float64)))).astype(np.float32)
 
 
-def _inverse_affine(m: np.ndarray) -> np.ndarray:
-    """[N,2,3] affine maps -> [N,2,3] their inverses."""
-    a = m[:, :, :2]
-    inv = np.linalg.inv(a)
-    return np.concatenate([inv, -(inv @ m[:, :, 2:])], axis=2)
-
-
 def crop_to_frame(points: np.ndarray, region: np.ndarray, width: int, height: int, size: int = CROP_SIZE) -> np.ndarray:
     """[478,3] landmarks in crop pixels -> normalised to the frame (z scaled like x, as MediaPipe's)."""
     return crops_to_frame(np.asarray(points)[None], np.asarray(region)[None], width, height, size)[0]
 
 
 def crops_to_frame(points: np.ndarray, regions: np.ndarray, width: int, height: int, size: int = CROP_SIZE) -> np.ndarray:
-    """[N,K,3] points in the crop pixels of [N,4] regions -> [N,K,3] normalised to the frame, all faces at once."""
-    p = np.asarray(points, np.float64)
-    r = np.asarray(regions, np.float64).reshape(-1, 4)
-    f = (r[:, 2] / size)[:, None]
+    """[N,K,3] points in the crop pixels of [N,4] regions -> [N,K,3] normalised to the frame, all faces at once
+    (the offsets and z in float32 as the model gives them, the turn in float64)."""
+    p = np.asarray(points, np.float32)
+    r = np.asarray(regions, np.float32).reshape(-1, 4).astype(np.float64)
+    f = (r[:, 2] / size).astype(np.float32)[:, None]
     c, s = np.cos(r[:, 3])[:, None], np.sin(r[:, 3])[:, None]
-    u, v = (p[..., 0] - size / 2) * f, (p[..., 1] - size / 2) * f
+    u, v = (p[..., 0] - np.float32(size / 2)) * f, (p[..., 1] - np.float32(size / 2)) * f
     out = np.empty(p.shape, np.float32)
     out[..., 0] = (r[:, 0:1] + c * u - s * v) / width
     out[..., 1] = (r[:, 1:2] + s * u + c * v) / height
-    out[..., 2] = p[..., 2] * f / width
+    out[..., 2] = p[..., 2] * f / np.float32(width)
     return out
 
 
@@ -244,7 +238,7 @@ class FaceMesh:
         blendshapes = np.empty((n, N_BLENDSHAPES), np.float32)
         logits = np.empty(n, np.float32)
         matrices = crop_matrices(regions)
-        back = _inverse_affine(matrices)  # crop pixels -> image pixels, for the blendshape model's input
+        scale = np.float32((w, h))
         crop = np.empty((CROP_SIZE, CROP_SIZE, 3), np.uint8)
         for i in range(n):
             cv2.warpAffine(image_bgr, matrices[i], (CROP_SIZE, CROP_SIZE), dst=crop, flags=cv2.INTER_LINEAR,
@@ -255,9 +249,8 @@ class FaceMesh:
             if min_presence > 0 and _presence(logits[i:i + 1])[0] < min_presence:
                 blendshapes[i] = np.nan
                 continue
-            sub = points[i, _SUBSET, :2].astype(np.float64)
-            pixels = sub @ back[i, :, :2].T + back[i, :, 2]
-            blendshapes[i] = self._blendshapes(pixels[None].astype(np.float32))[0].reshape(-1)
+            pixels = crops_to_frame(points[i:i + 1, _SUBSET], regions[i:i + 1], w, h)[:, :, :2] * scale
+            blendshapes[i] = self._blendshapes(pixels)[0].reshape(-1)
         landmarks = crops_to_frame(points, regions, w, h)
         return FaceMeshReadings(landmarks, blendshapes, _presence(logits), regions)
 
