@@ -63,18 +63,18 @@ class Timed:
     def __init__(self, runner):
         self.runner, self.spent, self.calls = runner, 0.0, 0
 
-    def _timed(self, fn, x):
+    def _timed(self, fn, *args):
         self.calls += 1
         t0 = time.perf_counter()
-        out = fn(x)
+        out = fn(*args)
         self.spent += time.perf_counter() - t0
         return out
 
     def __call__(self, x):
         return self._timed(self.runner, x)
 
-    def run_image(self, rgb):
-        return self._timed(self.runner.run_image, rgb)
+    def run_image(self, bgr, outputs=None):
+        return self._timed(self.runner.run_image, bgr, outputs)
 
 
 def within_read(mesh: FaceMesh, faces, rounds: int) -> float:

@@ -174,10 +174,11 @@ class _LiteRT:
         return [self._it.get_tensor(i) for i in self._outputs]
 
     def run_image(self, bgr: np.ndarray, outputs: int | None = None) -> list[np.ndarray]:
-        """uint8 BGR [H,W,3] -> the first `outputs` outputs (default all); the image is turned to RGB and scaled
-        to [0, 1] straight into the input tensor in one pass (no colour conversion, no extra copy)."""
+        """uint8 BGR [H,W,3] -> the first `outputs` outputs (default all), the image turned to RGB and scaled to
+        [0, 1] straight into the input tensor (no extra copy; scaling a channel-reversed view instead of
+        converting measured 25x slower)."""
         view = self._it.tensor(self._input)()
-        np.multiply(bgr[None, :, :, ::-1], np.float32(1 / 255), out=view, casting="unsafe")
+        np.multiply(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[None], np.float32(1 / 255), out=view, casting="unsafe")
         del view  # the interpreter refuses to run while a view of its buffers is alive
         self._it.invoke()
         return [self._it.get_tensor(i) for i in self._outputs[:outputs]]
@@ -197,7 +198,7 @@ class _Onnx:
         return self._s.run(None, {self._input: x})
 
     def run_image(self, bgr: np.ndarray, outputs: int | None = None) -> list[np.ndarray]:
-        return self(bgr[None, :, :, ::-1].astype(np.float32) * np.float32(1 / 255))[:outputs]
+        return self(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[None].astype(np.float32) * np.float32(1 / 255))[:outputs]
 
 
 class FaceMesh:
