@@ -38,8 +38,8 @@ from .headpose import rotation_matrices
 from .landmarker import Faces, boxes_from_landmarks
 from .observation import N_BLENDSHAPES, N_LANDMARKS
 
-LOW_LIGHT_BLUR = 3  # measured on the dim variant of ../shared/data/crowds, README "Audience front end"
-PRESENT_MIN_SCORE_DIM = 0.65  # measured on ../shared/data/crowds and its dim variant, README "Audience front end"
+LOW_LIGHT_BLUR = 3  # measured on the dim variant of ../shared/data/crowds (README, the audience scene)
+PRESENT_MIN_SCORE_DIM = 0.65  # measured on ../shared/data/crowds and its dim variant (README, the audience scene)
 PRESENCE_MIN = 0.5  # the presence gate (measured on ../shared/data/crowds, README "Audience front end")
 # The region read around a detector's box (box_scale, box_shift), per detector: MTCNN's boxes are fitted in
 # models/face_mesh_models.md; CenterFace's (WIDER's convention, forehead to chin) by scripts/eval_presence.py.
