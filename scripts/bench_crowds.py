@@ -14,7 +14,10 @@ The "front end" rows run a whole audience front end on each photo as one frame (
 `OLD_FRONT_END` when `--old` is given) and the shipped one (`vision.audience`: detector + FaceMesh on each
 box + presence gate), its boxes as `audience analyze` writes them. A front end gives two rows: "[read]"
 counts the faces read (landmarked, presence >= the gate), "[read+present]" also the faces kept as present
-(detector score >= 0.9 on the common scale, not read). A candidate may return {row suffix: boxes}.
+(detector score >= 0.8 on the common scale, 0.65 on a dim frame, not read). A candidate may return {row
+suffix: boxes}. The shipped front end's rows share one run of its detector per photo: the first such row's
+ms/img counts the detector, the next ones' do not. "front end no low-light" is the shipped front end without what it does on dim frames (FaceMesh
+reads them through a 3 px Gaussian blur; unreadable faces kept from score 0.65).
 """
 from __future__ import annotations
 
@@ -79,7 +82,7 @@ def _union(*factories, iou: float = 0.3):
 
 
 def _front_end(detector: str = "centerface+mtcnn", presence_min: float | None = None, box_scale=None,
-               box_shift=None, second_look: bool = True, present_min_score: float | None = None):
+               box_shift=None, second_look: bool = True, present_min_score: float | None = None, **options):
     """The shipped audience front end (vision.audience) as `audience analyze --scene audience` builds it."""
     from vision.audience import PRESENCE_MIN, AudienceLandmarker, AudienceOptions, box_roi
 
@@ -92,9 +95,33 @@ def _front_end(detector: str = "centerface+mtcnn", presence_min: float | None = 
                                             box_shift=shift if box_shift is None else box_shift,
                                             second_look=second_look,
                                             present_min_score=(AudienceOptions.present_min_score
-                                                               if present_min_score is None else present_min_score)))
+                                                               if present_min_score is None else present_min_score),
+                                            **options))
 
+    fe._detector = _Replayed(fe._detector, detector)
     return _photo_detector(fe), fe.close
+
+
+_DETECTIONS: dict = {}  # (detector, shape, crc32 of the pixels) -> the default detector's (boxes, scores), across rows
+
+
+class _Replayed:
+    """The front end's detector, its output on a photo remembered for the next front-end rows of the run
+    (the front-end variants differ after the detector; their ms/img then count everything but detection)."""
+
+    def __init__(self, detector, name: str):
+        self.detector, self.name = detector, name
+
+    def detect(self, image):
+        import zlib
+
+        key = (self.name, image.shape, zlib.crc32(np.ascontiguousarray(image).data))
+        if key not in _DETECTIONS:
+            _DETECTIONS[key] = self.detector.detect(image)
+        return _DETECTIONS[key]
+
+    def close(self):
+        self.detector.close()
 
 
 def _photo_detector(fe):
@@ -154,6 +181,9 @@ CANDIDATES: dict[str, Callable[[], tuple[Boxes, Callable]]] = {
     "front end": _front_end,
     "front end no second look": lambda: _front_end(second_look=False),
     "front end present .9": lambda: _front_end(present_min_score=0.9),
+    "front end no low-light": lambda: _front_end(low_light_blur=0, present_min_score_dim=0.8),
+    "front end no low-light blur": lambda: _front_end(low_light_blur=0),
+    "front end low-light present .8": lambda: _front_end(present_min_score_dim=0.8),
     "front end gate .3": lambda: _front_end(presence_min=0.3),
     "front end gate .4": lambda: _front_end(presence_min=0.4),
     "front end gate .7": lambda: _front_end(presence_min=0.7),

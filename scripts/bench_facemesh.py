@@ -12,6 +12,13 @@ its landmarks. Measured in the same run, the four steps one after the other on e
 Prints each figure and read / (landmark + blendshape) (target <= 1.2), and read / the time of the model
 calls inside the same reads, the overhead of `read` measured free of the host's load. Times vary with the host's load:
 compare the ratios, not the absolute figures, across runs.
+
+`--crowds DIR` (../shared/data/crowds) adds the audience front end's whole reading stage per face on its first
+`--photos` photos, each one frame (`vision.audience.AudienceLandmarker`, one thread): everything but the
+detector (crops, both models, the second look, mapping back, head pose, merging) per detected face, over the
+time of one landmark + blendshape model call pair measured inside the same run (the model calls are timed where
+they happen, so the host's load cancels); target <= 1.2. `--against COMMIT` also times that commit's
+`FaceMesh.read_regions` against today's on the same crowd faces, interleaved (old / new, the same run).
 """
 from __future__ import annotations
 
@@ -54,19 +61,20 @@ class Timed:
     """Wraps a model runner and adds up the time spent in it (to split `read` into models and the rest)."""
 
     def __init__(self, runner):
-        self.runner, self.spent = runner, 0.0
+        self.runner, self.spent, self.calls = runner, 0.0, 0
 
-    def _timed(self, fn, x):
+    def _timed(self, fn, *args):
+        self.calls += 1
         t0 = time.perf_counter()
-        out = fn(x)
+        out = fn(*args)
         self.spent += time.perf_counter() - t0
         return out
 
     def __call__(self, x):
         return self._timed(self.runner, x)
 
-    def run_image(self, rgb):
-        return self._timed(self.runner.run_image, rgb)
+    def run_image(self, bgr, outputs=None):
+        return self._timed(self.runner.run_image, bgr, outputs)
 
 
 def within_read(mesh: FaceMesh, faces, rounds: int) -> float:
@@ -84,11 +92,98 @@ def within_read(mesh: FaceMesh, faces, rounds: int) -> float:
     return total / (timed[0].spent + timed[1].spent)
 
 
+def front_end_cost(crowds: Path, photos: int, rounds: int) -> dict:
+    """The audience front end's reading stage on crowd photos: seconds outside the detector, seconds in the two
+    models, detected faces, model call pairs (a face read twice by the second look is two pairs)."""
+    from vision.audience import AudienceLandmarker, AudienceOptions, box_roi
+    from vision.capture import Frame
+
+    images = [cv2.imread(str(p)) for p in sorted((crowds / "images").glob("*.jpg"))[:photos]]
+    scale, shift = box_roi("centerface+mtcnn")
+    fe = AudienceLandmarker(AudienceOptions((model_file("face_landmarks").path, model_file("face_blendshapes").path),
+                                            tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")),
+                                            threads=1, detector="centerface+mtcnn",
+                                            centerface=model_file("centerface").path, box_scale=scale,
+                                            box_shift=shift))
+    mesh = fe._meshes[0]
+    timed = [Timed(mesh._landmarks), Timed(mesh._blendshapes)]
+    mesh._landmarks, mesh._blendshapes = timed
+    detections = {}  # the detector runs once per photo, outside the timing
+    real = fe._detector
+
+    class Replay:
+        def detect(self, image):
+            return detections[id(image)]
+
+    fe._detector = Replay()
+    try:
+        for image in images:
+            detections[id(image)] = real.detect(image)
+        total, faces = 0.0, 0
+        for _ in range(rounds):
+            for image in images:
+                fe.reset()
+                t0 = time.perf_counter()
+                fe.landmark(Frame("crowd", 0, 0.0, image))
+                total += time.perf_counter() - t0
+                faces += len(detections[id(image)][0])
+        models = timed[0].spent + timed[1].spent
+        pair = timed[0].spent / max(timed[0].calls, 1) + timed[1].spent / max(timed[1].calls, 1)
+    finally:
+        fe._detector = real
+        fe.close()
+    return {"seconds": total, "models": models, "faces": faces, "pairs": timed[0].calls, "pair": pair,
+            "blendshape calls": timed[1].calls}
+
+
+def _old_facemesh(commit: str):
+    """`vision/facemesh.py` as it was at `commit`, imported under another name."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:vision/facemesh.py"], check=True,
+                         capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / "vision_facemesh_old.py"
+    path.write_text(src.replace("from .", "from vision."))
+    spec = importlib.util.spec_from_file_location("vision_facemesh_old", path)
+    old = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = old  # dataclasses look their module up there
+    spec.loader.exec_module(old)
+    return old
+
+
+def read_against(commit: str, crowds: Path, photos: int, rounds: int) -> tuple[float, float, int]:
+    """Seconds in `read_regions` of `commit`'s FaceMesh and of today's, one face at a time, interleaved, on the
+    faces CenterFace finds in the crowd photos; and the number of faces."""
+    from vision.centerface import CenterFaceDetector, CenterFaceOptions
+
+    old = _old_facemesh(commit)
+    paths = (model_file("face_landmarks").path, model_file("face_blendshapes").path)
+    detector = CenterFaceDetector(CenterFaceOptions(model_file("centerface").path))
+    work = []
+    for p in sorted((crowds / "images").glob("*.jpg"))[:photos]:
+        image = cv2.imread(str(p))
+        work += [(image, r[None]) for r in regions_from_boxes(detector.detect(image)[0], 1.5, 0.02)]
+    spent = np.zeros(2)
+    with old.FaceMesh(old.FaceMeshOptions(*paths)) as before, FaceMesh(FaceMeshOptions(*paths)) as now:
+        for _ in range(rounds):
+            for image, region in work:
+                for k, mesh in enumerate((before, now)):
+                    t0 = time.perf_counter()
+                    mesh.read_regions(image, region)
+                    spent[k] += time.perf_counter() - t0
+    return spent[0], spent[1], len(work)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("images", nargs="*", type=Path)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--faces", type=int, default=40, help="faces per round (the found faces, repeated)")
+    ap.add_argument("--crowds", type=Path, default=None, help="also the front end's reading stage on these crowd photos")
+    ap.add_argument("--photos", type=int, default=10, help="with --crowds: how many photos")
+    ap.add_argument("--against", default=None, help="with --crowds: a git commit whose FaceMesh read is timed too")
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
     paths = args.images or sorted((ROOT / "fixtures" / "images").glob("*.jpg"))
@@ -140,6 +235,20 @@ def main(argv=None) -> int:
     print(f"  read / (its own model calls)       {inside:6.2f}  (the same reads, so the host's load cancels)")
     print(f"  MediaPipe found a face on {found_by_mediapipe / args.rounds / len(faces):.0%} of the crops")
     print(f"  MediaPipe / read                   {med['MediaPipe landmarker on the crop'] / med['read']:6.2f}")
+    if args.crowds is not None:
+        c = front_end_cost(args.crowds, args.photos, max(1, args.rounds // 3))
+        pair = c["pair"]  # one landmark + one blendshape call, each timed where it ran in this same run
+        print(f"  front end on {args.photos} crowd photos: {c['faces']} detected faces, "
+              f"{c['pairs'] / max(c['faces'], 1):.2f} landmark model calls per face (the second look), "
+              f"{c['blendshape calls'] / max(c['faces'], 1):.2f} blendshape model calls")
+        print(f"  reading stage per face             {1000 * c['seconds'] / max(c['faces'], 1):6.2f} ms "
+              f"(models {1000 * pair:.2f} ms per call pair)")
+        print(f"  reading stage / (landmark + blendshape) per face {c['seconds'] / max(c['faces'], 1) / pair:6.2f}"
+              f"  (target <= 1.2; the same run)")
+        if args.against:
+            before, now, n = read_against(args.against, args.crowds, args.photos, max(1, args.rounds // 3))
+            print(f"  read_regions {args.against} / today on {n} crowd faces, interleaved: {before / now:6.2f} "
+                  f"({1000 * before / n / max(1, args.rounds // 3):.2f} / {1000 * now / n / max(1, args.rounds // 3):.2f} ms per face)")
     return 0
 
 

@@ -12,7 +12,11 @@ A followed face whose presence drops below the gate is lost and searched for aga
 detector on the region around it (`research_scale` times its size), or on the whole frame when several are
 lost at once (`research_full_share`). A face the detector finds but the gate refuses (turned away, covered,
 too small) is kept as an unreadable face (a box and its detector score, no landmarks) when its score is at
-least `present_min_score`: the viewer is present, the expression is not read. Per face the result carries the
+least `present_min_score`: the viewer is present, the expression is not read. A dim frame (mean luma under
+`low_light_luma`: a dark hall, an infrared camera) gives every face a lower detector score (CenterFace searches
+it at a lower threshold), so there an unreadable face is kept from `present_min_score_dim`, and its sensor
+noise, which lowers the landmark model's presence score, is smoothed (`low_light_blur`) before FaceMesh reads
+it (the detector sees the frame as it is). Per face the result carries the
 detector's score (for a face followed by region: the score it was last detected with), the presence score
 (NaN for a face not read) and head rotations from the landmarks (`vision.headpose`, PnP).
 """
@@ -22,9 +26,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .capture import Frame
+from .centerface import mean_luma
 from .detection import build_detector
 from .detector import MtcnnDetector, nms
 from .facemesh import FaceMesh, FaceMeshOptions, FaceMeshReadings, regions_from_boxes, regions_from_landmarks
@@ -32,6 +38,8 @@ from .headpose import rotation_matrices
 from .landmarker import Faces, boxes_from_landmarks
 from .observation import N_BLENDSHAPES, N_LANDMARKS
 
+LOW_LIGHT_BLUR = 3  # measured on the dim variant of ../shared/data/crowds (README, the audience scene)
+PRESENT_MIN_SCORE_DIM = 0.65  # measured on ../shared/data/crowds and its dim variant (README, the audience scene)
 PRESENCE_MIN = 0.5  # the presence gate (measured on ../shared/data/crowds, README "Audience front end")
 # The region read around a detector's box (box_scale, box_shift), per detector: MTCNN's boxes are fitted in
 # models/face_mesh_models.md; CenterFace's (WIDER's convention, forehead to chin) by scripts/eval_presence.py.
@@ -58,6 +66,10 @@ class AudienceOptions:
     research_full_share: float = 0.25  # this share of the followed faces (and 2 or more) lost on one frame:
     #                                    search the whole frame instead
     present_min_score: float = 0.8  # a detected face the gate refuses is kept from this score up
+    present_min_score_dim: float = PRESENT_MIN_SCORE_DIM  # ... and from this one on a dim frame
+    low_light_luma: float = 60.0  # 0-255: a frame darker than this on average is dim (as CenterFace's low light)
+    low_light_blur: int = LOW_LIGHT_BLUR  # FaceMesh reads a dim frame through a Gaussian blur this wide (odd px;
+    #                                       0 or 1: as is): the sensor noise of a dark frame lowers its presence
     second_look: bool = True  # a fresh detection the gate refuses is read again on its landmarks' region
     detector: str = "mtcnn"  # which finds the faces: one of vision.detection.DETECTORS
     centerface: Path | None = None  # CenterFace's model, for the detectors that use it
@@ -76,8 +88,12 @@ class AudienceOptions:
             raise ValueError("research_scale must be >= 1")
         if not 0 < self.research_full_share <= 1:
             raise ValueError("research_full_share must be within (0, 1]")
-        if not 0 <= self.present_min_score <= 1:
-            raise ValueError("present_min_score must be within 0..1")
+        if not (0 <= self.present_min_score <= 1 and 0 <= self.present_min_score_dim <= 1):
+            raise ValueError("present_min_score and present_min_score_dim must be within 0..1")
+        if not 0 <= self.low_light_luma <= 255:
+            raise ValueError("low_light_luma must be within 0..255")
+        if self.low_light_blur < 0 or (self.low_light_blur > 1 and self.low_light_blur % 2 == 0):
+            raise ValueError("low_light_blur must be 0, 1 or an odd number of pixels")
 
 
 def square_regions(boxes_px: np.ndarray, scale: float, width: int, height: int) -> np.ndarray:
@@ -154,7 +170,6 @@ class AudienceLandmarker:
 
     def landmark(self, frame: Frame) -> Faces:
         image, t = frame.image, frame.t
-        h, w = image.shape[:2]
         due = self._last_detection_t is None or t - self._last_detection_t >= self.options.detect_every_s
         boxes, regions = self._followed, self._followed_regions
         scores, fresh = self._followed_scores, np.zeros(len(self._followed), bool)
@@ -171,7 +186,10 @@ class AudienceLandmarker:
             fresh = np.concatenate([np.ones(len(detected), bool), fresh[~seen]])
         n = min(len(boxes), self.options.max_faces)
         tried, tried_scores, tried_fresh = boxes[:n], scores[:n], fresh[:n]
-        readings = self._second_look(image, self._read(image, regions[:n]), tried_fresh)
+        dim = mean_luma(image) < self.options.low_light_luma
+        k = self.options.low_light_blur
+        mesh_image = cv2.GaussianBlur(image, (k, k), 0) if dim and k > 1 else image  # what FaceMesh reads
+        readings = self._second_look(mesh_image, self._read(mesh_image, regions[:n]), tried_fresh)
         ok = readings.presence >= self.options.presence_min
         lost = tried[~ok & ~tried_fresh]
         if len(lost) and not due:  # search again now, not at the next full detection
@@ -189,17 +207,18 @@ class AudienceLandmarker:
                 extra, extra_scores = extra[extra_new], extra_scores[extra_new]
             room = max(self.options.max_faces - len(tried), 0)
             extra, extra_scores = extra[:room], extra_scores[:room]
-            readings = _concat([readings, self._second_look(image, self._read(image, self._regions(extra)),
+            readings = _concat([readings, self._second_look(mesh_image, self._read(mesh_image, self._regions(extra)),
                                                             np.ones(len(extra), bool))])
             tried = np.concatenate([tried, extra])
             tried_scores = np.concatenate([tried_scores, extra_scores])
             tried_fresh = np.concatenate([tried_fresh, np.ones(len(extra), bool)])
             ok = readings.presence >= self.options.presence_min
-        return self._faces(readings, ok, tried, tried_scores, tried_fresh, w, h)
+        return self._faces(image, dim, readings, ok, tried, tried_scores, tried_fresh)
 
-    def _faces(self, readings: FaceMeshReadings, ok, tried, scores, fresh, w, h) -> Faces:
+    def _faces(self, image: np.ndarray, dim: bool, readings: FaceMeshReadings, ok, tried, scores, fresh) -> Faces:
         """Faces read (one per face: two regions on one face keep the better presence), then unreadable fresh
         detections that overlap no face read; the followed set for the next frame."""
+        h, w = image.shape[:2]
         read, read_scores = readings[ok], scores[ok]
         norm = boxes_from_landmarks(read.landmarks)
         px = np.stack([norm[:, 0] * w, norm[:, 1] * h, (norm[:, 0] + norm[:, 2]) * w,
@@ -208,7 +227,7 @@ class AudienceLandmarker:
         read, read_scores, norm, px = read[keep], read_scores[keep], norm[keep], px[keep]
         unread = tried[~ok & fresh]
         unread_scores = scores[~ok & fresh]
-        strong = unread_scores >= self.options.present_min_score
+        strong = unread_scores >= (self.options.present_min_score_dim if dim else self.options.present_min_score)
         unread, unread_scores = unread[strong], unread_scores[strong]
         if len(unread) and len(px):
             apart = _iou_xyxy(unread, px).max(axis=1) < 0.3
@@ -265,13 +284,14 @@ class AudienceLandmarker:
 
     def _read(self, image: np.ndarray, regions: np.ndarray) -> FaceMeshReadings:
         """Read each region (cx, cy, side, angle), the FaceMesh instances side by side; readings in region order
-        (the output does not depend on the number of threads)."""
+        (the output does not depend on the number of threads). Blendshapes only for readings through the gate."""
         regions = np.asarray(regions, np.float32).reshape(-1, 4)
         k = len(self._meshes)
         if len(regions) <= 1 or self._pool is None:
-            return self._meshes[0].read_regions(image, regions)
+            return self._meshes[0].read_regions(image, regions, self.options.presence_min)
         chunks = [regions[i::k] for i in range(k)]
-        parts = list(self._pool.map(lambda i: self._meshes[i].read_regions(image, chunks[i]), range(k)))
+        parts = list(self._pool.map(lambda i: self._meshes[i].read_regions(image, chunks[i], self.options.presence_min),
+                                    range(k)))
         order = np.argsort(np.concatenate([np.arange(i, len(regions), k) for i in range(k)]), kind="stable")
         return _concat(parts)[order]
 

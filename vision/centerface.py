@@ -61,6 +61,13 @@ def decode(heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, threshold:
     return boxes.astype(np.float32), heatmap[0, ys, xs].astype(np.float32)
 
 
+def mean_luma(image_bgr: np.ndarray) -> float:
+    """A frame's mean luma 0-255, from an 8x smaller copy."""
+    h, w = image_bgr.shape[:2]
+    small = cv2.resize(image_bgr, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
+    return float(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).mean())
+
+
 class CenterFaceDetector:
     def __init__(self, options: CenterFaceOptions):
         self.options = options
@@ -70,9 +77,7 @@ class CenterFaceDetector:
 
     def is_dim(self, image_bgr: np.ndarray) -> bool:
         """Mean luma (of an 8x smaller copy) under `low_light_luma`."""
-        h, w = image_bgr.shape[:2]
-        small = cv2.resize(image_bgr, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
-        return float(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).mean()) < self.options.low_light_luma
+        return mean_luma(image_bgr) < self.options.low_light_luma
 
     def detect(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h, w = image_bgr.shape[:2]
