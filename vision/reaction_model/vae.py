@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .prior import MixturePrior
-from .tensor import Standardiser, check, holdout_cells
+from .tensor import LIKELIHOOD_WEIGHTS, ForecastHoldout, Standardiser, check, holdout_cells, rmse
 
 
 def _jax():
@@ -38,13 +38,17 @@ def _decode(dec, z, jnp):
 class FactorisedVAE:
     def __init__(self, latent: int = 20, hidden: int = 64, batch: int = 2048, max_epochs: int = 60,
                  patience: int = 4, learning_rate: float = 3e-3, validation: float = 0.05, samples: int = 4,
-                 infer_steps: int = 300, prior_components: int = 1, seed: int = 0):
+                 infer_steps: int = 1000, prior_components: int = 1, forecast_viewers: float = 0.1,
+                 forecast_first: float = 0.05, seed: int = 0):
         if latent < 1 or hidden < 1 or batch < 1 or max_epochs < 1 or not 0 <= validation < 1:
             raise ValueError("latent, hidden, batch and max_epochs must be >= 1 and 0 <= validation < 1")
         self.latent, self.hidden, self.batch, self.max_epochs = latent, hidden, batch, max_epochs
         self.patience, self.learning_rate, self.validation = patience, learning_rate, validation
         self.samples, self.infer_steps, self.seed = samples, infer_steps, seed
         self.prior_components = prior_components  # of the new viewers' latent prior (1: one full Gaussian)
+        # the share of viewers whose cells after the first `forecast_first` of the content are held out of
+        # the fit to choose the likelihood weight of forecasts (validation; none with under 10 viewers)
+        self.forecast_viewers, self.forecast_first = forecast_viewers, forecast_first
 
     # -- training -------------------------------------------------------------------------------------
     def _init(self, n, t_len, m, rng):
@@ -99,8 +103,9 @@ class FactorisedVAE:
         jax, jnp, _ = _jax()
         values, mask = check(values, mask)
         rng = np.random.default_rng(self.seed)
-        train, val = holdout_cells(mask, self.validation, rng)
-        self.scale_ = Standardiser.fit(values, mask)
+        held_out = ForecastHoldout.split(mask, self.forecast_viewers, self.forecast_first, rng)
+        train, val = holdout_cells(held_out.train, self.validation, rng)
+        self.scale_ = Standardiser.fit(values, held_out.train)
         Z = jnp.asarray(self.scale_.forward(values, mask))
         cells = np.argwhere(train).astype(np.int32)
         val_cells = np.argwhere(val).astype(np.int32)
@@ -129,6 +134,11 @@ class FactorisedVAE:
         # the prior of new viewers' latents: the training viewers' distribution (empirical Bayes), which
         # carries what the first minutes say about the rest (e.g. early laughers rarely warm up late)
         self.params_.update(MixturePrior.fit(self.params_["mu"], self.prior_components, self.seed).arrays())
+        # how far a new viewer's few seconds move them from that prior: chosen on the held-out forecasts
+        who = held_out.viewers
+        self.likelihood_weight_ = held_out.choose(lambda w: rmse(
+            values[who], self._moments(*self.infer(values[who], held_out.prefix, weight=w))[0], held_out.rest),
+            LIKELIHOOD_WEIGHTS)
         return self
 
     # -- using a fitted model ---------------------------------------------------------------------------
@@ -152,8 +162,11 @@ class FactorisedVAE:
     def predict(self) -> np.ndarray:
         return self.scale_.inverse(self._decode_viewers(self.params_["mu"]))
 
-    def infer(self, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """q(u) of new viewers from their observed cells: (mean, log SD), each [J, R]."""
+    def infer(self, values: np.ndarray, mask: np.ndarray, weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """q(u) of new viewers from their observed cells: (mean, log SD), each [J, R]. The likelihood counts
+        `weight` times (default: the weight chosen in `fit`): below 1 a viewer's seconds move them less far
+        from the prior."""
+        weight = getattr(self, "likelihood_weight_", 1.0) if weight is None else weight
         jax, jnp, optax = _jax()
         values, mask = check(values, mask)
         Z = jnp.asarray(self.scale_.forward(values, mask))
@@ -163,7 +176,7 @@ class FactorisedVAE:
         start = np.average(p["prior_means"], axis=0, weights=p["prior_weights"])
         q = {"mu": jnp.tile(jnp.asarray(start, jnp.float32), (len(mask), 1)), "ls": jnp.full((len(mask), self.latent), -1.0)}
         i, t = jnp.asarray(cells[:, 0]), jnp.asarray(cells[:, 1])
-        opt = optax.adam(0.05)
+        opt = optax.adam(optax.cosine_decay_schedule(0.1, self.infer_steps, 0.05))
 
         prior = MixturePrior.from_arrays(p)
         log_w = jnp.asarray(np.log(prior.weights))
@@ -186,7 +199,7 @@ class FactorisedVAE:
             out = _decode(fixed["dec"], u * fixed["V"][t], jnp)
             ln = fixed["log_noise"]
             data = jnp.sum(0.5 * (Z[i, t] - out) ** 2 * jnp.exp(-2 * ln) + ln)
-            return data - jnp.sum(expected_log_prior(q["mu"], q["ls"])) - jnp.sum(q["ls"])
+            return weight * data - jnp.sum(expected_log_prior(q["mu"], q["ls"])) - jnp.sum(q["ls"])
 
         @jax.jit
         def run(q, key):
@@ -220,8 +233,8 @@ class FactorisedVAE:
     def shared_state(self) -> dict[str, np.ndarray]:
         out = {"V": self.params_["V"], "log_noise": self.params_["log_noise"], "mean": self.scale_.mean,
                **{k: self.params_[k] for k in ("prior_weights", "prior_means", "prior_covariances")},
-               "sd": self.scale_.sd, "settings": np.array([self.latent, self.hidden, self.samples,
-                                                           self.infer_steps, self.seed])}
+               "sd": self.scale_.sd, "likelihood_weight": np.float32(self.likelihood_weight_),
+               "settings": np.array([self.latent, self.hidden, self.samples, self.infer_steps, self.seed])}
         for k, (w, b) in enumerate(self.params_["dec"]):
             out[f"w{k}"], out[f"b{k}"] = w, b
         return out
@@ -235,4 +248,5 @@ class FactorisedVAE:
                          **{k: state[k] for k in ("prior_weights", "prior_means", "prior_covariances")},
                          "dec": [(state[f"w{k}"], state[f"b{k}"]) for k in layers]}
         model.scale_ = Standardiser(state["mean"], state["sd"])
+        model.likelihood_weight_ = float(state.get("likelihood_weight", 1.0))  # fits stored before it: 1
         return model
