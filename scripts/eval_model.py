@@ -69,6 +69,9 @@ def evaluate(values, mask, screening, truth=None, seed=0) -> None:
         line = f"{name:24s} {fit_s:6.1f} {row['impute']:7.4f}" + "".join(f" {row[k]:13.4f}" for k in firsts)
         if hasattr(model, "epochs_"):
             line += f"  [{model.epochs_} epochs]"
+        if hasattr(model, "likelihood_weight_"):
+            line += f"  [forecast weight {model.likelihood_weight_:g}; validation " + ", ".join(
+                f"{w:g}: {e:.4f}" for w, e in model.forecast_validation_.items()) + "]"
         if truth is not None:
             line += "  (" + ", ".join(f"{v:.4f}" for v in row_truth) + ")"
         print(line, flush=True)

@@ -72,10 +72,15 @@ class CPFactorisation:
         resid = z - self._reconstruct(self.U_)
         self.noise_ = np.maximum(resid[train].var(0), 1e-6)
         # new viewers' factors: the posterior mean under the training viewers' distribution (empirical Bayes)
-        self.prior_ = MixturePrior.fit(self.U_, self.prior_components, self.seed)
+        others = np.setdiff1d(np.arange(n), held_out.viewers)
+        self.prior_ = MixturePrior.fit(self.U_[others], self.prior_components, self.seed)
         who = held_out.viewers  # the likelihood's weight (shrinkage toward the prior), chosen on validation
         self.likelihood_weight_ = held_out.choose(lambda w: rmse(
             values[who], self.forecast(values[who], held_out.prefix, weight=w)[0], held_out.rest), LIKELIHOOD_WEIGHTS)
+        self.forecast_validation_ = held_out.errors
+        # then the validation viewers' own factors from all their cells, as every other viewer's
+        full = mask & ~val
+        self.U_[who] = self._viewer_factors(self.scale_.forward(values, full)[who], full[who])
         return self
 
     def _reconstruct(self, U: np.ndarray) -> np.ndarray:

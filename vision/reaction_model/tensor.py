@@ -3,7 +3,7 @@ unseen) and `mask` [viewers, seconds] (bool: the viewer's face was seen that sec
 is observed). Helpers shared by the models."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -63,6 +63,7 @@ class ForecastHoldout:
     viewers: np.ndarray  # [J] indices of the validation viewers
     prefix: np.ndarray  # [J, seconds] their cells a forecast reads
     rest: np.ndarray  # [J, seconds] their held-out cells
+    errors: dict = field(default_factory=dict)  # weight -> validation error, filled by `choose`
 
     @classmethod
     def split(cls, mask: np.ndarray, fraction: float, first: float, rng: np.random.Generator,
@@ -83,12 +84,13 @@ class ForecastHoldout:
         """The weight in `weights` whose forecast error `error(weight, self)` is lowest (1 without viewers)."""
         if len(self.viewers) == 0 or not self.rest.any():
             return 1.0
-        errors = [error(w) for w in weights]
-        return float(weights[int(np.argmin(errors))])
+        self.errors.clear()
+        self.errors.update({w: error(w) for w in weights})
+        return float(min(self.errors, key=self.errors.get))
 
 
 #: Likelihood weights tried for a new viewer's latent (shrinkage toward the prior; chosen on validation).
-LIKELIHOOD_WEIGHTS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
+LIKELIHOOD_WEIGHTS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 def rmse(values: np.ndarray, predicted: np.ndarray, cells: np.ndarray) -> float:

@@ -129,16 +129,22 @@ class FactorisedVAE:
                 waited += 1
                 if waited >= self.patience:
                     break
-        self.params_ = jax.tree_util.tree_map(np.asarray, best_params)
+        self.params_ = jax.tree_util.tree_map(np.array, best_params)  # writable copies
         self.validation_mse_ = best
         # the prior of new viewers' latents: the training viewers' distribution (empirical Bayes), which
         # carries what the first minutes say about the rest (e.g. early laughers rarely warm up late)
-        self.params_.update(MixturePrior.fit(self.params_["mu"], self.prior_components, self.seed).arrays())
-        # how far a new viewer's few seconds move them from that prior: chosen on the held-out forecasts
         who = held_out.viewers
+        others = np.setdiff1d(np.arange(len(mask)), who)
+        self.params_.update(MixturePrior.fit(self.params_["mu"][others], self.prior_components, self.seed).arrays())
+        # how far a new viewer's few seconds move them from that prior: chosen on the held-out forecasts;
+        # then the validation viewers' own latents from all their cells, as every other viewer's
         self.likelihood_weight_ = held_out.choose(lambda w: rmse(
             values[who], self._moments(*self.infer(values[who], held_out.prefix, weight=w))[0], held_out.rest),
             LIKELIHOOD_WEIGHTS)
+        self.forecast_validation_ = held_out.errors
+        if len(who):  # (from at most 600 of their seconds each: enough for a latent, and quick)
+            full = (mask & ~val)[who] & (rng.random((len(who), mask.shape[1])).argsort(1).argsort(1) < 600)
+            self.params_["mu"][who], self.params_["ls"][who] = self.infer(values[who], full, weight=1.0)
         return self
 
     # -- using a fitted model ---------------------------------------------------------------------------
