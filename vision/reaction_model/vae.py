@@ -32,6 +32,7 @@ def _jax():
 
 
 def _decode(dec, z, jnp):
+    """The MLP of z = u * v_t (the models add u @ style: the viewer's offsets whatever the moment)."""
     h = z
     for k, (w, b) in enumerate(dec):
         h = h @ w + b
@@ -61,7 +62,7 @@ class FactorisedVAE:
         dec = [(rng.normal(0, 1 / np.sqrt(a), (a, b)).astype(np.float32), np.zeros(b, np.float32))
                for a, b in zip(sizes[:-1], sizes[1:])]
         return {"dec": dec, "V": rng.normal(0, 1, (t_len, self.latent)).astype(np.float32),
-                "log_noise": np.zeros(m, np.float32),
+                "log_noise": np.zeros(m, np.float32), "style": np.zeros((self.latent, m), np.float32),
                 "mu": rng.normal(0, 0.3, (n, self.latent)).astype(np.float32),
                 "ls": np.full((n, self.latent), -2.0, np.float32)}
 
@@ -69,7 +70,7 @@ class FactorisedVAE:
         jax, jnp, optax = _jax()
 
         def nll(params, u, i, t, z):
-            out = _decode(params["dec"], u * params["V"][t], jnp)
+            out = _decode(params["dec"], u * params["V"][t], jnp) + u @ params["style"]
             ln = params["log_noise"]
             return jnp.sum(0.5 * (z - out) ** 2 * jnp.exp(-2 * ln) + ln, -1)
 
@@ -99,7 +100,7 @@ class FactorisedVAE:
 
         @jax.jit
         def squared_error(params, i, t, Z):
-            out = _decode(params["dec"], params["mu"][i] * params["V"][t], jnp)
+            out = _decode(params["dec"], params["mu"][i] * params["V"][t], jnp) + params["mu"][i] @ params["style"]
             return jnp.sum((Z[i, t] - out) ** 2)
 
         return opt, epoch, squared_error
@@ -157,8 +158,9 @@ class FactorisedVAE:
         """[J, R] latents -> [J, T, M] decoder means (z units), a few viewers at a time."""
         jax, jnp, _ = _jax()
         if not hasattr(self, "_decode_jit"):
-            self._decode_jit = jax.jit(lambda dec, u, V: _decode(dec, u[:, None, :] * V[None], jnp))
-        out = [np.asarray(self._decode_jit(self.params_["dec"], u[k:k + 8], self.params_["V"]))
+            self._decode_jit = jax.jit(lambda dec, u, V, style: _decode(dec, u[:, None, :] * V[None], jnp)
+                                       + (u @ style)[:, None, :])
+        out = [np.asarray(self._decode_jit(self.params_["dec"], u[k:k + 8], self.params_["V"], self.params_["style"]))
                for k in range(0, len(u), 8)]
         return np.concatenate(out) if out else np.zeros((0, *self.params_["V"].shape[:1], len(self.scale_.mean)))
 
@@ -183,7 +185,7 @@ class FactorisedVAE:
         Z = jnp.asarray(self.scale_.forward(values, mask))
         cells = np.argwhere(mask).astype(np.int32)
         p = self.params_
-        fixed = {"dec": p["dec"], "V": p["V"], "log_noise": p["log_noise"]}
+        fixed = {"dec": p["dec"], "V": p["V"], "log_noise": p["log_noise"], "style": p["style"]}
         start = np.average(p["prior_means"], axis=0, weights=p["prior_weights"])
         q = {"mu": jnp.tile(jnp.asarray(start, jnp.float32), (len(mask), 1)), "ls": jnp.full((len(mask), self.latent), -1.0)}
         i, t = jnp.asarray(cells[:, 0]), jnp.asarray(cells[:, 1])
@@ -207,7 +209,7 @@ class FactorisedVAE:
             # the likelihood by sampling u per cell; KL(q || prior) = E_q[log q] - E_q[log prior], with
             # E_q[log q] the Gaussian's negative entropy (-sum of log SDs, up to a constant)
             u = q["mu"][i] + jnp.exp(q["ls"][i]) * jax.random.normal(key, (len(cells), self.latent))
-            out = _decode(fixed["dec"], u * fixed["V"][t], jnp)
+            out = _decode(fixed["dec"], u * fixed["V"][t], jnp) + u @ fixed["style"]
             ln = fixed["log_noise"]
             data = jnp.sum(0.5 * (Z[i, t] - out) ** 2 * jnp.exp(-2 * ln) + ln)
             return weight * data - jnp.sum(expected_log_prior(q["mu"], q["ls"])) - jnp.sum(q["ls"])
@@ -242,7 +244,8 @@ class FactorisedVAE:
 
     # -- the fitted model's shared parts (decoder, time factors, scales; no per-viewer latent) ---------
     def shared_state(self) -> dict[str, np.ndarray]:
-        out = {"V": self.params_["V"], "log_noise": self.params_["log_noise"], "mean": self.scale_.mean,
+        out = {"V": self.params_["V"], "log_noise": self.params_["log_noise"], "style": self.params_["style"],
+               "mean": self.scale_.mean,
                **{k: self.params_[k] for k in ("prior_weights", "prior_means", "prior_covariances")},
                "sd": self.scale_.sd, "likelihood_weight": np.float32(self.likelihood_weight_),
                "settings": np.array([self.latent, self.hidden, self.samples, self.infer_steps, self.seed])}
@@ -256,6 +259,7 @@ class FactorisedVAE:
         model = cls(latent=latent, hidden=hidden, samples=samples, infer_steps=infer_steps, seed=seed)
         layers = sorted(int(k[1:]) for k in state if k.startswith("w"))
         model.params_ = {"V": state["V"], "log_noise": state["log_noise"],
+                         "style": state.get("style", np.zeros((latent, len(state["mean"])), np.float32)),
                          **{k: state[k] for k in ("prior_weights", "prior_means", "prior_covariances")},
                          "dec": [(state[f"w{k}"], state[f"b{k}"]) for k in layers]}
         model.scale_ = Standardiser(state["mean"], state["sd"])
