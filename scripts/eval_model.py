@@ -177,7 +177,8 @@ def main() -> int:
     p.add_argument("--pipeline", type=Path, nargs="+", metavar="FOLDER",
                    help="synthetic audience folders (scripts/make_audience.py) to analyse end to end and evaluate")
     p.add_argument("--pipeline-db", help="database for --pipeline (default sqlite:///WORK/pipeline.db)")
-    p.add_argument("--work", type=Path, default=Path("eval-model-work"), help="--pipeline's outputs (default ./eval-model-work)")
+    p.add_argument("--work", type=Path, default=Path("eval-model-work"),
+                   help="--pipeline's outputs (default ./eval-model-work)")
     p.add_argument("--bench-fit", action="store_true", help="also time a fit of 100 viewers x 7,200 s x 12")
     p.add_argument("--latent", type=int, default=20, help="VAE latent size (default 20)")
     p.add_argument("--epochs", type=int, default=60, help="VAE epochs at most (default 60)")

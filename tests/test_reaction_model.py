@@ -69,7 +69,8 @@ def test_forecast_holdout_keeps_the_prefix_and_holds_out_the_rest(season):
     others = np.setdiff1d(np.arange(28), split.viewers)
     assert np.array_equal(split.train[others], season.mask[others])
     assert np.array_equal(split.train[split.viewers], split.prefix) and not split.prefix[:, cut:].any()
-    assert np.array_equal(split.prefix | split.rest, season.mask[split.viewers]) and not (split.prefix & split.rest).any()
+    assert np.array_equal(split.prefix | split.rest, season.mask[split.viewers])
+    assert not (split.prefix & split.rest).any()
     few = ForecastHoldout.split(season.mask[:9], 0.25, 0.1, np.random.default_rng(0))  # under 10 viewers: none
     assert len(few.viewers) == 0 and np.array_equal(few.train, season.mask[:9]) and few.choose(None, (0.5,)) == 1.0
     assert split.choose(lambda w: (w - 0.5) ** 2, LIKELIHOOD_WEIGHTS) == 0.5
