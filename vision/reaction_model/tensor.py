@@ -90,7 +90,7 @@ class ForecastHoldout:
 
 
 #: Likelihood weights tried for a new viewer's latent (shrinkage toward the prior; chosen on validation).
-LIKELIHOOD_WEIGHTS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+LIKELIHOOD_WEIGHTS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 def rmse(values: np.ndarray, predicted: np.ndarray, cells: np.ndarray) -> float:
