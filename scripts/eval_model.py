@@ -3,6 +3,9 @@
     PYTHONPATH=. python scripts/eval_model.py                      # the simulator (a)
     PYTHONPATH=. python scripts/eval_model.py --db URL --content 1 # a database's per-track statistics (b)
     PYTHONPATH=. python scripts/eval_model.py --bench-fit          # + fit time of 100 viewers x 7,200 s x 12
+    PYTHONPATH=. python scripts/eval_model.py --pipeline /tmp/aud0 /tmp/aud1 --pipeline-db sqlite:///aud.db
+        # (b) synthetic audience videos (scripts/make_audience.py, one folder each, same --seconds) analysed
+        # end to end by `audience analyze` into one content of a SQLite database, one screening each
 
 Held out: one screening (the last) whose viewers are forecast from the first 5% and from the first 10
 minutes of the content; of the other screenings, 10% of the observed viewer-seconds (imputation). Errors
@@ -66,6 +69,9 @@ def evaluate(values, mask, screening, truth=None, seed=0) -> None:
         line = f"{name:24s} {fit_s:6.1f} {row['impute']:7.4f}" + "".join(f" {row[k]:13.4f}" for k in firsts)
         if hasattr(model, "epochs_"):
             line += f"  [{model.epochs_} epochs]"
+        if hasattr(model, "likelihood_weight_"):
+            line += f"  [forecast weight {model.likelihood_weight_:g}; validation " + ", ".join(
+                f"{w:g}: {e:.4f}" for w, e in model.forecast_validation_.items()) + "]"
         if truth is not None:
             line += "  (" + ", ".join(f"{v:.4f}" for v in row_truth) + ")"
         print(line, flush=True)
@@ -98,6 +104,68 @@ def from_database(url: str, content_id: int):
     return tensor.values, tensor.mask, tensor.screening_index
 
 
+def from_pipeline(folders: list[Path], url: str | None, work: Path) -> tuple[str, int]:
+    """Each folder's audience.avi analysed by `audience analyze` into one screening of one content "pipeline
+    audiences" (made once, as long as the longest video); a folder whose screening already holds statistics
+    is not analysed again. -> (database URL, content id)."""
+    import subprocess
+
+    from sqlmodel import Session, select
+
+    from service.db import make_engine, migrate
+    from service.models import Content, Screening
+    from service.reaction_store import load_tensor
+
+    work.mkdir(parents=True, exist_ok=True)
+    url = url or f"sqlite:///{work / 'pipeline.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    todo = []
+    with Session(engine) as session:
+        content = session.exec(select(Content).where(Content.title == "pipeline audiences")).first()
+        if content is None:
+            content = Content(title="pipeline audiences",
+                              duration_s=max(_video_seconds(f / "audience.avi") for f in folders))
+            session.add(content)
+            session.commit()
+        content_id = content.id
+        for f in folders:
+            screening = session.exec(select(Screening).where(Screening.content_id == content_id,
+                                                             Screening.venue == str(f))).first()
+            if screening is None:
+                screening = Screening(content_id=content_id, venue=str(f), labels={"source": f.name})
+                session.add(screening)
+                session.commit()
+            done = load_tensor(session, content_id, [screening.id]).mask.any()
+            todo.append((f, screening.id, done))
+    engine.dispose()
+    for f, screening_id, done in todo:
+        if done:
+            print(f"{f}: screening {screening_id} already analysed", flush=True)
+            continue
+        start = time.perf_counter()
+        code = subprocess.call([sys.executable, "-m", "vision.cli", "analyze", str(f / "audience.avi"), "--out",
+                                str(work / f"analysed-{f.name}"), "--db", url, "--screening", str(screening_id),
+                                "--quiet"])
+        print(f"{f}: analysed into screening {screening_id} in {time.perf_counter() - start:.0f} s (exit {code})",
+              flush=True)
+        if code != 0:
+            raise SystemExit(f"error: audience analyze exited {code} on {f}")
+    return url, content_id
+
+
+def _video_seconds(path: Path) -> float:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise SystemExit(f"error: cannot read {path}")
+        return cap.get(cv2.CAP_PROP_FRAME_COUNT) / max(cap.get(cv2.CAP_PROP_FPS), 1e-6)
+    finally:
+        cap.release()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--screenings", type=int, default=4)
@@ -106,6 +174,11 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--db", help="evaluate on a database's per-track statistics instead of the simulator")
     p.add_argument("--content", type=int, help="the content id (with --db)")
+    p.add_argument("--pipeline", type=Path, nargs="+", metavar="FOLDER",
+                   help="synthetic audience folders (scripts/make_audience.py) to analyse end to end and evaluate")
+    p.add_argument("--pipeline-db", help="database for --pipeline (default sqlite:///WORK/pipeline.db)")
+    p.add_argument("--work", type=Path, default=Path("eval-model-work"),
+                   help="--pipeline's outputs (default ./eval-model-work)")
     p.add_argument("--bench-fit", action="store_true", help="also time a fit of 100 viewers x 7,200 s x 12")
     p.add_argument("--latent", type=int, default=20, help="VAE latent size (default 20)")
     p.add_argument("--epochs", type=int, default=60, help="VAE epochs at most (default 60)")
@@ -114,7 +187,11 @@ def main() -> int:
     args = p.parse_args()
     VAE.update(latent=args.latent, max_epochs=args.epochs, prior_components=args.prior_components)
     print(f"cpu cores: {os.cpu_count()}, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    if args.db:
+    if args.pipeline:
+        url, content_id = from_pipeline(args.pipeline, args.pipeline_db, args.work)
+        values, mask, screening = from_database(url, content_id)
+        evaluate(values, mask, screening, seed=args.seed)
+    elif args.db:
         values, mask, screening = from_database(args.db, args.content)
         evaluate(values, mask, screening, seed=args.seed)
     else:

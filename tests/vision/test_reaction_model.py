@@ -5,7 +5,7 @@ import pytest
 
 from vision.reaction_model import ContentMean, CPFactorisation, ViewerMeanPlusContent, holdout_cells, rmse
 from vision.reaction_model.simulate import bursts, screening_batches, simulate
-from vision.reaction_model.tensor import Standardiser, curve, presence
+from vision.reaction_model.tensor import LIKELIHOOD_WEIGHTS, ForecastHoldout, Standardiser, curve, presence
 from vision.reaction_model.types import divergence, reaction_types, type_curves
 
 pytest.importorskip("jax")
@@ -62,6 +62,30 @@ def test_helpers():
         ContentMean().fit(values, mask[:, :4])
 
 
+def test_forecast_holdout_keeps_the_prefix_and_holds_out_the_rest(season):
+    split = ForecastHoldout.split(season.mask, 0.25, 0.1, np.random.default_rng(0))
+    assert len(split.viewers) == 7 and len(set(split.viewers.tolist())) == 7  # a quarter of 28
+    cut = 9  # 10% of 90 s
+    others = np.setdiff1d(np.arange(28), split.viewers)
+    assert np.array_equal(split.train[others], season.mask[others])
+    assert np.array_equal(split.train[split.viewers], split.prefix) and not split.prefix[:, cut:].any()
+    assert np.array_equal(split.prefix | split.rest, season.mask[split.viewers])
+    assert not (split.prefix & split.rest).any()
+    few = ForecastHoldout.split(season.mask[:9], 0.25, 0.1, np.random.default_rng(0))  # under 10 viewers: none
+    assert len(few.viewers) == 0 and np.array_equal(few.train, season.mask[:9]) and few.choose(None, (0.5,)) == 1.0
+    assert split.choose(lambda w: (w - 0.5) ** 2, LIKELIHOOD_WEIGHTS) == 0.5
+
+
+def test_linear_forecast_weight_is_chosen_on_validation_and_shrinks_toward_the_prior(season):
+    model = CPFactorisation(rank=3, max_iter=10, forecast_viewers=0.25).fit(season.values, season.mask)
+    assert model.likelihood_weight_ in LIKELIHOOD_WEIGHTS
+    prefix = season.mask.copy()
+    prefix[:, 20:] = False
+    centre, _ = model.forecast(season.values, np.zeros_like(prefix))  # no second seen: the prior's mean
+    moved = [np.abs(model.forecast(season.values, prefix, weight=w)[0] - centre).mean() for w in (0.05, 1.0, 20.0)]
+    assert moved[0] < moved[1] < moved[2]
+
+
 @pytest.mark.parametrize("make", [ContentMean, ViewerMeanPlusContent, lambda: CPFactorisation(rank=3, max_iter=10)])
 def test_linear_and_baselines_ignore_unseen_cells(season, make):
     a = make().fit(season.values, season.mask).predict()
@@ -86,7 +110,9 @@ def test_vae_is_deterministic_ignores_unseen_cells_and_beats_the_content_mean(se
     # forecasts read only the observed prefix; the shared state round-trips
     prefix = season.mask.copy()
     prefix[:, 20:] = False
+    assert a.likelihood_weight_ in LIKELIHOOD_WEIGHTS  # 28 viewers: 3 of them validate the forecasts
     restored = FactorisedVAE.from_shared_state(a.shared_state())
+    assert restored.likelihood_weight_ == a.likelihood_weight_
     mean, var = restored.forecast(season.values[:5], prefix[:5])
     again, _ = restored.forecast(scrambled(season.values[:5], prefix[:5]), prefix[:5])
     assert mean.shape == (5, 90, 12) and (var > 0).all() and np.allclose(mean, again, atol=1e-4)

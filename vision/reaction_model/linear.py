@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .prior import MixturePrior
-from .tensor import Standardiser, check, holdout_cells
+from .tensor import LIKELIHOOD_WEIGHTS, ForecastHoldout, Standardiser, check, holdout_cells, rmse
 
 
 def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -23,11 +23,14 @@ def _grams(weights: np.ndarray, factors: np.ndarray) -> np.ndarray:
 
 class CPFactorisation:
     def __init__(self, rank: int = 8, ridge: float = 1.0, max_iter: int = 30, tol: float = 1e-3,
-                 validation: float = 0.05, prior_components: int = 1, seed: int = 0):
+                 validation: float = 0.05, prior_components: int = 1, forecast_viewers: float = 0.1,
+                 forecast_first: float = 0.05, seed: int = 0):
         if rank < 1 or ridge < 0 or max_iter < 1 or not 0 <= validation < 1:
             raise ValueError("rank >= 1, ridge >= 0, max_iter >= 1 and 0 <= validation < 1 are required")
         self.rank, self.ridge, self.max_iter, self.tol = rank, ridge, max_iter, tol
         self.validation, self.seed, self.prior_components = validation, seed, prior_components
+        # as the VAE: viewers whose cells after the first `forecast_first` choose the forecasts' weight
+        self.forecast_viewers, self.forecast_first = forecast_viewers, forecast_first
 
     def _viewer_factors(self, z: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Ridge regression of each viewer's factors on their observed cells."""
@@ -38,8 +41,9 @@ class CPFactorisation:
     def fit(self, values: np.ndarray, mask: np.ndarray) -> "CPFactorisation":
         values, mask = check(values, mask)
         rng = np.random.default_rng(self.seed)
-        train, val = holdout_cells(mask, self.validation, rng)
-        self.scale_ = Standardiser.fit(values, mask)
+        held_out = ForecastHoldout.split(mask, self.forecast_viewers, self.forecast_first, rng)
+        train, val = holdout_cells(held_out.train, self.validation, rng)
+        self.scale_ = Standardiser.fit(values, held_out.train)
         z = self.scale_.forward(values, train)
         n, t_len, m = z.shape
         r, eye = self.rank, self.ridge * np.eye(self.rank)
@@ -68,7 +72,15 @@ class CPFactorisation:
         resid = z - self._reconstruct(self.U_)
         self.noise_ = np.maximum(resid[train].var(0), 1e-6)
         # new viewers' factors: the posterior mean under the training viewers' distribution (empirical Bayes)
-        self.prior_ = MixturePrior.fit(self.U_, self.prior_components, self.seed)
+        others = np.setdiff1d(np.arange(n), held_out.viewers)
+        self.prior_ = MixturePrior.fit(self.U_[others], self.prior_components, self.seed)
+        who = held_out.viewers  # the likelihood's weight (shrinkage toward the prior), chosen on validation
+        self.likelihood_weight_ = held_out.choose(lambda w: rmse(
+            values[who], self.forecast(values[who], held_out.prefix, weight=w)[0], held_out.rest), LIKELIHOOD_WEIGHTS)
+        self.forecast_validation_ = held_out.errors
+        # then the validation viewers' own factors from all their cells, as every other viewer's
+        full = mask & ~val
+        self.U_[who] = self._viewer_factors(self.scale_.forward(values, full)[who], full[who])
         return self
 
     def _reconstruct(self, U: np.ndarray) -> np.ndarray:
@@ -81,12 +93,14 @@ class CPFactorisation:
     def predict(self) -> np.ndarray:
         return self.scale_.inverse(self._reconstruct(self.U_))
 
-    def forecast(self, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def forecast(self, values: np.ndarray, mask: np.ndarray,
+                 weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        weight = getattr(self, "likelihood_weight_", 1.0) if weight is None else weight
         values, mask = check(values, mask)
         z = self.scale_.forward(values, mask)
         gram = _grams(mask.astype(np.float64), self.V_) * (self.W_.T @ self.W_)
         rhs = ((z @ self.W_) * self.V_[None]).sum(1)
-        U = self.prior_.linear_gaussian_posterior_mean(gram, rhs, float(self.noise_.mean()))
+        U = self.prior_.linear_gaussian_posterior_mean(gram, rhs, float(self.noise_.mean()) / weight)
         mean = self.scale_.inverse(self._reconstruct(U))
         return mean, np.broadcast_to(self.scale_.inverse_var(self.noise_), mean.shape).copy()
 

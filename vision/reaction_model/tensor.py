@@ -3,7 +3,7 @@ unseen) and `mask` [viewers, seconds] (bool: the viewer's face was seen that sec
 is observed). Helpers shared by the models."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -52,6 +52,45 @@ def holdout_cells(mask: np.ndarray, fraction: float, rng: np.random.Generator) -
     """Split the observed cells: (kept, held out), `fraction` of them held out at random."""
     held = mask & (rng.random(mask.shape) < fraction)
     return mask & ~held, held
+
+
+@dataclass(frozen=True)
+class ForecastHoldout:
+    """Validation of forecasts inside the training data: a few viewers whose cells after their first
+    seconds are held out of the fit; their prefix is what a forecast reads, the rest what it is scored on."""
+
+    train: np.ndarray  # [viewers, seconds] the cells left to fit on
+    viewers: np.ndarray  # [J] indices of the validation viewers
+    prefix: np.ndarray  # [J, seconds] their cells a forecast reads
+    rest: np.ndarray  # [J, seconds] their held-out cells
+    errors: dict = field(default_factory=dict)  # weight -> validation error, filled by `choose`
+
+    @classmethod
+    def split(cls, mask: np.ndarray, fraction: float, first: float, rng: np.random.Generator,
+              min_viewers: int = 10) -> "ForecastHoldout":
+        """`fraction` of the viewers seen after their first `first` fraction of the seconds (none with fewer
+        than `min_viewers` viewers in all)."""
+        t_cut = max(1, int(round(first * mask.shape[1])))
+        prefix = mask.copy()
+        prefix[:, t_cut:] = False
+        candidates = np.flatnonzero((mask & ~prefix).any(1) & prefix.any(1))
+        n = int(round(fraction * len(mask))) if len(mask) >= min_viewers else 0
+        who = np.sort(rng.choice(candidates, min(n, len(candidates)), replace=False))
+        train = mask.copy()
+        train[who] = prefix[who]
+        return cls(train, who, prefix[who], mask[who] & ~prefix[who])
+
+    def choose(self, error, weights: tuple[float, ...]) -> float:
+        """The weight in `weights` whose forecast error `error(weight, self)` is lowest (1 without viewers)."""
+        if len(self.viewers) == 0 or not self.rest.any():
+            return 1.0
+        self.errors.clear()
+        self.errors.update({w: error(w) for w in weights})
+        return float(min(self.errors, key=self.errors.get))
+
+
+#: Likelihood weights tried for a new viewer's latent (shrinkage toward the prior; chosen on validation).
+LIKELIHOOD_WEIGHTS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 def rmse(values: np.ndarray, predicted: np.ndarray, cells: np.ndarray) -> float:
