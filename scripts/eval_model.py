@@ -144,7 +144,7 @@ def from_pipeline(folders: list[Path], url: str | None, work: Path) -> tuple[str
             print(f"{f}: screening {screening_id} already analysed", flush=True)
             continue
         start = time.perf_counter()
-        code = subprocess.call([sys.executable, "-m", "vision.cli", "analyze", str(f / "audience.avi"), "--out",
+        code = subprocess.call([sys.executable, "-m", "service.cli", "analyze", str(f / "audience.avi"), "--out",
                                 str(work / f"analysed-{f.name}"), "--db", url, "--screening", str(screening_id),
                                 "--quiet"])
         print(f"{f}: analysed into screening {screening_id} in {time.perf_counter() - start:.0f} s (exit {code})",

@@ -152,9 +152,9 @@ def _fit(session: Session, content_id: int, settings: dict):
     from vision.reaction_model import ContentMean, CPFactorisation, holdout_cells, rmse
     from vision.reaction_model.tensor import curve, presence
     from vision.reaction_model.types import reaction_types, type_curves
-    from vision.reaction_model.vae import FactorisedVAE, _jax
+    from vision.reaction_model.vae import FactorisedVAE, require_jax
 
-    _jax()  # the optional extra, before any work
+    require_jax()  # the optional extra, before any work
     tensor = load_tensor(session, content_id)
     seen = tensor.mask.sum(1)
     if len(tensor.viewers) < 2 or tensor.mask.sum() < 10:

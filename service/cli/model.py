@@ -37,9 +37,9 @@ def run(args) -> int:
         if session.get(Content, args.content) is None:
             raise PublishError(f"content {args.content} not found in {args.db}") from None
         try:
-            from vision.reaction_model.vae import _jax
+            from vision.reaction_model.vae import require_jax
 
-            _jax()
+            require_jax()
         except ImportError as exc:
             raise ModelExtraError(str(exc)) from None
         fit_id = rs.create_fit(session, args.content, {"max_epochs": args.epochs, "latent": args.latent,

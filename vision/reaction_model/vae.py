@@ -21,7 +21,7 @@ from .prior import MixturePrior
 from .tensor import LIKELIHOOD_WEIGHTS, ForecastHoldout, Standardiser, check, holdout_cells, rmse
 
 
-def _jax():
+def require_jax():
     try:
         import jax
         import jax.numpy as jnp
@@ -67,7 +67,7 @@ class FactorisedVAE:
                 "ls": np.full((n, self.latent), -2.0, np.float32)}
 
     def _functions(self, n_cells):
-        jax, jnp, optax = _jax()
+        jax, jnp, optax = require_jax()
 
         def nll(params, u, i, t, z):
             out = _decode(params["dec"], u * params["V"][t], jnp) + u @ params["style"]
@@ -106,7 +106,7 @@ class FactorisedVAE:
         return opt, epoch, squared_error
 
     def fit(self, values: np.ndarray, mask: np.ndarray) -> "FactorisedVAE":
-        jax, jnp, _ = _jax()
+        jax, jnp, _ = require_jax()
         values, mask = check(values, mask)
         rng = np.random.default_rng(self.seed)
         held_out = ForecastHoldout.split(mask, self.forecast_viewers, self.forecast_first, rng)
@@ -156,7 +156,7 @@ class FactorisedVAE:
     # -- using a fitted model ---------------------------------------------------------------------------
     def _decode_viewers(self, u: np.ndarray) -> np.ndarray:
         """[J, R] latents -> [J, T, M] decoder means (z units), a few viewers at a time."""
-        jax, jnp, _ = _jax()
+        jax, jnp, _ = require_jax()
         if not hasattr(self, "_decode_jit"):
             self._decode_jit = jax.jit(lambda dec, u, V, style: _decode(dec, u[:, None, :] * V[None], jnp)
                                        + (u @ style)[:, None, :])
@@ -180,7 +180,7 @@ class FactorisedVAE:
         `weight` times (default: the weight chosen in `fit`): below 1 a viewer's seconds move them less far
         from the prior."""
         weight = getattr(self, "likelihood_weight_", 1.0) if weight is None else weight
-        jax, jnp, optax = _jax()
+        jax, jnp, optax = require_jax()
         values, mask = check(values, mask)
         Z = jnp.asarray(self.scale_.forward(values, mask))
         cells = np.argwhere(mask).astype(np.int32)
