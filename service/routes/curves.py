@@ -9,7 +9,7 @@ from vision.stats import VALUES, find_moments, z_scores
 
 from .. import store
 from ..deps import AnswersDep, MinAudienceDep, SessionDep
-from ..models import Comparison, Curves, Moments, Norms
+from ..answers import Comparison, Curves, Moments, Norms
 from .contents import get_content
 
 router = APIRouter(tags=["curves"])
