@@ -39,6 +39,7 @@ def track_columns(rng, viewers: int, seconds: range) -> dict[str, np.ndarray]:
 def measure(base: str, db: str, args) -> dict:
     """Ingest over HTTP, the rest of the content straight into the database, then the curve queries."""
     rng = np.random.default_rng(0)
+    api = ApiClient(base)
     _, content = api.request("POST", "/api/v1/contents", {"title": "bench", "duration_s": args.seconds})
     ids = [api.request("POST", "/api/v1/screenings", {"content_id": content["id"], "labels": {"n": str(i)}})[1]["id"]
            for i in range(args.screenings)]
@@ -54,7 +55,7 @@ def measure(base: str, db: str, args) -> dict:
                 part = {k: v[start:start + 5000] for k, v in cols.items()}
                 body = (arrow_batch("cam1", part) if form == "arrow" else
                         {"camera": "cam1", "columns": {k: v.tolist() for k, v in part.items()}})
-                status, payload = ApiClient(base).request("POST", f"/api/v1/screenings/{sid}/stats", body)
+                status, payload = api.request("POST", f"/api/v1/screenings/{sid}/stats", body)
                 assert status == 200 and payload["inserted"] == len(part["n"]), payload
         ingest_s[form] = sw.s
 
@@ -80,7 +81,7 @@ def measure(base: str, db: str, args) -> dict:
                          **{f"mm_{v}": float(m[i, j] ** 2 / args.viewers * 1.1) for j, v in enumerate(VALUES)}}
                         for i, s in enumerate(secs)])
         with Session(engine) as session:
-            store._refresh_content(session, content["id"])
+            store.refresh_content(session, content["id"])
             session.commit()
 
     query = "/api/v1/contents/{}/curves?{}".format(content["id"], urllib.parse.urlencode(
@@ -88,7 +89,7 @@ def measure(base: str, db: str, args) -> dict:
 
     def timed_query() -> float:
         with Stopwatch() as sw:
-            status, payload = ApiClient(base).request("GET", query)
+            status, payload = api.request("GET", query)
         assert status == 200 and len(payload["t"]) == args.seconds, (status, len(payload.get("t", [])))
         return sw.ms
 

@@ -16,7 +16,8 @@ from .capture import probe_video, resolve_inputs
 from .curves import BucketStats, write_curves_csv
 from .errors import EXIT_OK, EXIT_PARTIAL, AudienceError, UnsupportedInput
 from .labels import EMOTIONS
-from .pipeline import model_files, resolve_scene
+from .pipeline import model_files
+from .scene import resolve_scene
 from .plot import plot_curves
 from .progress import Progress
 from .reactions import Reactions

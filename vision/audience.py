@@ -32,7 +32,7 @@ import numpy as np
 from .capture import Frame
 from .centerface import mean_luma
 from .detection import build_detector
-from .detector import MtcnnDetector, nms
+from .detector import nms
 from .facemesh import FaceMesh, FaceMeshOptions, FaceMeshReadings, regions_from_boxes, regions_from_landmarks
 from .headpose import rotation_matrices
 from .landmarker import Faces, boxes_from_landmarks
@@ -301,16 +301,3 @@ class AudienceLandmarker:
         self._detector.close()
         if self._pool is not None:
             self._pool.shutdown()
-
-
-def choose_scene(image_bgr: np.ndarray, detector: MtcnnDetector, min_faces: int = 3,
-                 small_face: float = 0.12) -> tuple[str, str]:
-    """'audience' when a frame shows at least `min_faces` faces or any face smaller than `small_face` of
-    the frame height (MediaPipe's own detector misses those), else 'single'. Returns (scene, reason)."""
-    boxes, _ = detector.detect(image_bgr)
-    if len(boxes) == 0:
-        return "single", "no face on the first frame"
-    smallest = float((boxes[:, 3] - boxes[:, 1]).min() / image_bgr.shape[0])
-    reason = f"{len(boxes)} face(s) on the first frame, smallest {100 * smallest:.0f}% of its height"
-    return ("audience" if len(boxes) >= min_faces or smallest < small_face else "single"), reason
-

@@ -26,7 +26,7 @@ import numpy as np
 from .capture import probe_video, resolve_inputs
 from .errors import EXIT_OK, EXIT_PARTIAL, AudienceError, ManifestError
 from .manifest import Recording
-from .pipeline import resolve_scene
+from .scene import resolve_scene
 from .progress import Progress
 from .reactions import Reactions
 from .runner import Job, default_workers, plan_jobs, run_jobs

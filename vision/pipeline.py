@@ -8,7 +8,6 @@ merged in input order.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
@@ -182,32 +181,6 @@ class _Counter:
         self.tracks.update(obs.track_ids.tolist())
         if self.progress is not None:
             self.progress(obs)
-
-
-def resolve_scene(specs: list[SourceSpec], settings: Settings, detector=None) -> tuple[Settings, str]:
-    """Settings with scene "auto" made concrete from the first readable frame of the inputs (one decision
-    for the whole run, so segments and cameras of one screening agree), and the reason. `detector`: an
-    MtcnnDetector to reuse (a batch decides for many recordings)."""
-    from .audience import choose_scene
-    from .detector import MtcnnDetector, MtcnnOptions
-    from .errors import AudienceError
-
-    if settings.scene != "auto":
-        return settings, "chosen by setting"
-    if detector is None:
-        models = model_files(settings)
-        detector = MtcnnDetector(MtcnnOptions(*(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet")),
-                                              device=settings.device))
-    for spec in specs:
-        try:
-            with open_source(spec) as source:
-                frame = next(iter(source), None)
-        except AudienceError:
-            continue
-        if frame is not None:
-            scene, reason = choose_scene(frame.image, detector)
-            return dataclasses.replace(settings, scene=scene), f"auto: {reason}"
-    return dataclasses.replace(settings, scene="single"), "auto: no readable frame to decide from"
 
 
 def job_mode(specs: list[SourceSpec]) -> str:

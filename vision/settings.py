@@ -29,7 +29,7 @@ class Settings:
     batch_frames: int = 8  # frames whose faces are classified in one call (streams always use 1)
     scene: str = "single"  # "single": MediaPipe's own detector (faces near the camera);
     #                        "audience": a detector every detect_every_s + face mesh per face crop (wide shots);
-    #                        "auto": resolved to one of them before analysis (see pipeline.resolve_scene)
+    #                        "auto": resolved to one of them before analysis (see scene.resolve_scene)
     detect_every_s: float = 2.0  # audience scene: seconds between full-frame face detections
     seat_map: str | None = None  # JSON seat map (seats and opt-out regions); see vision.seats
     seat_empty_after_s: float = 10.0  # audience scene: a seat empty this long gives its next face a new id

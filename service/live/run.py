@@ -22,7 +22,8 @@ import numpy as np
 
 from vision.capture import SourceSpec, resolve_inputs
 from vision.errors import AudienceError, Unreachable, UnsupportedInput
-from vision.pipeline import FrameLoop, build_stages, model_files, resolve_scene
+from vision.pipeline import FrameLoop, build_stages, model_files
+from vision.scene import resolve_scene
 from vision.reactions import Reactions
 from vision.settings import Settings
 from vision.stream import LiveReader

@@ -12,7 +12,7 @@ import http.client
 import json
 from urllib.parse import urlsplit
 
-from vision.errors import Conflict, Invalid, PublishError, Unreachable
+from vision.errors import Conflict, Invalid, PublishError, Unreachable, UsageError
 
 BATCH_ROWS = 5000
 ARROW = "application/vnd.apache.arrow.stream"
@@ -155,5 +155,5 @@ class DbClient:
 def connect(db: str | None = None, api: str | None = None, api_key: str | None = None) -> ApiClient | DbClient:
     """The database's client if `db` is given, else the service's at `api`."""
     if not (db or api):
-        raise AudienceError("give --api URL or --db URL")
+        raise UsageError("give --api URL or --db URL")
     return DbClient(db) if db else ApiClient(api, api_key)
