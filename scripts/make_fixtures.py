@@ -10,6 +10,7 @@ The photo (Eileen Collins, NASA, public domain) ships in the scikit-image wheel 
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -40,13 +41,12 @@ def frame_at(t: float, left: np.ndarray, right: np.ndarray, background: np.ndarr
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
-        return 2
-    photo = cv2.imread(argv[0], cv2.IMREAD_COLOR)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("photo", help="skimage/data/astronaut.png from the scikit-image wheel")
+    args = parser.parse_args(argv)
+    photo = cv2.imread(args.photo, cv2.IMREAD_COLOR)
     if photo is None:
-        print(f"error: {argv[0]}: not readable", file=sys.stderr)
+        print(f"error: {args.photo}: not readable", file=sys.stderr)
         return 1
     (OUT / "images").mkdir(parents=True, exist_ok=True)
     left = portrait(photo)
