@@ -176,3 +176,20 @@ def write_checked(path: Path, data: bytes, diff: float, tolerance: float) -> int
     Path(path).write_bytes(data)
     print(f"wrote {path} ({len(data):,} bytes); max difference to the reference {diff:.1e}")
     return 0
+
+
+def module_at(commit: str, relpath: str, name: str):
+    """`relpath` (a module of vision/) as it was at `commit`, imported as `name` beside today's package, for
+    benchmarks of an old version against the new in the same run."""
+    import importlib.util
+    import tempfile
+
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{relpath}"], check=True,
+                         capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / f"{name}.py"
+    path.write_text(src.replace("from .", "from vision."))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

@@ -141,18 +141,9 @@ def _photo_detector(fe):
 
 def _front_end_old(commit: str):
     """main's old front end (MediaPipe's Tasks landmarker on each crop), imported from `commit`'s files."""
-    import importlib.util
-    import subprocess
-    import tempfile
+    from _bench import module_at
 
-    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:vision/audience.py"], check=True,
-                         capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "vision_audience_old.py"
-    path.write_text(src.replace("from .", "from vision."))
-    spec = importlib.util.spec_from_file_location("vision_audience_old", path)
-    old = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = old  # dataclasses look their module up there
-    spec.loader.exec_module(old)
+    old = module_at(commit, "vision/audience.py", "vision_audience_old")
 
     fe = old.AudienceLandmarker(old.AudienceOptions(model_file("face_landmarker").path,
                                                     tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")),

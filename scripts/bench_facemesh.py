@@ -138,19 +138,9 @@ def front_end_cost(crowds: Path, photos: int, rounds: int) -> dict:
 
 def _old_facemesh(commit: str):
     """`vision/facemesh.py` as it was at `commit`, imported under another name."""
-    import importlib.util
-    import subprocess
-    import tempfile
+    from _bench import module_at
 
-    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:vision/facemesh.py"], check=True,
-                         capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "vision_facemesh_old.py"
-    path.write_text(src.replace("from .", "from vision."))
-    spec = importlib.util.spec_from_file_location("vision_facemesh_old", path)
-    old = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = old  # dataclasses look their module up there
-    spec.loader.exec_module(old)
-    return old
+    return module_at(commit, "vision/facemesh.py", "vision_facemesh_old")
 
 
 def read_against(commit: str, crowds: Path, photos: int, rounds: int) -> tuple[float, float, int]:
