@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -125,10 +124,12 @@ def free_port() -> int:
 
 
 def _healthy(base: str) -> bool:
+    from service.uplink.client import ApiClient
+    from vision.errors import Unreachable
+
     try:
-        with urllib.request.urlopen(f"{base}/healthz", timeout=2) as r:
-            return r.status == 200
-    except OSError:  # not up yet
+        return ApiClient(base, timeout_s=2).request("GET", "/healthz")[0] == 200
+    except Unreachable:  # not up yet
         return False
 
 

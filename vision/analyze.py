@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -24,7 +22,7 @@ from .reactions import Reactions
 from .report import TrackSummary, write_report
 from .seats import SeatMap
 from .runner import default_workers, plan_jobs, run_jobs
-from .settings import Settings
+from .settings import AnalyzeRequest
 from .table import ObservationFileWriter
 
 
@@ -36,19 +34,6 @@ class Publisher(Protocol):
 
     def publish(self) -> tuple[dict, str]:
         """After the outputs are written: (what summary.json records under "published", a line to print)."""
-
-
-@dataclass(frozen=True)
-class AnalyzeRequest:
-    inputs: list[str]
-    out: Path
-    settings: Settings
-    fmt: str = "parquet"
-    bucket: float = 1.0  # curve bucket, seconds
-    content_offset: float = 0.0  # seconds between recording start and content start
-    workers: int | None = None
-    engine: str = "local"  # local: this machine's processes; ray: a Ray cluster (vision.ray_engine)
-    address: str | None = None  # the Ray cluster (None: start one here)
 
 
 def _expected_frames(specs, fps) -> int | None:

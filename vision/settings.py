@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from .audience import PRESENCE_MIN
 from .detection import DETECTORS
@@ -72,3 +73,16 @@ class Settings:
         if self.scene == "audience" and self.fps is None:
             return dataclasses.replace(self, fps=AUDIENCE_FPS)
         return self
+
+
+@dataclass(frozen=True)
+class AnalyzeRequest:
+    inputs: list[str]
+    out: Path
+    settings: Settings
+    fmt: str = "parquet"
+    bucket: float = 1.0  # curve bucket, seconds
+    content_offset: float = 0.0  # seconds between recording start and content start
+    workers: int | None = None
+    engine: str = "local"  # local: this machine's processes; ray: a Ray cluster (vision.ray_engine)
+    address: str | None = None  # the Ray cluster (None: start one here)

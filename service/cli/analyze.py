@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from service.uplink.client import ApiClient, DbClient, connect
-from vision.analyze import AnalyzeRequest, run_analyze
 from vision.errors import UsageError
+from vision.settings import AnalyzeRequest
 from vision.stats import track_seconds
 
 from . import options
@@ -62,6 +62,8 @@ class StatsPublisher:
 
 
 def run(args) -> int:
+    from vision.analyze import run_analyze  # the engine, loaded only when it runs (`--help` stays fast)
+
     if (args.db or args.api) and args.screening is None:
         raise UsageError("--db and --api need --screening ID")
     offset = args.content_offset

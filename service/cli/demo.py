@@ -26,8 +26,8 @@ def run(args) -> int:
     from service.db import make_engine, migrate
     from service.models import Content, Screening
     from service.uplink.client import DbClient
-    from vision.analyze import AnalyzeRequest, run_analyze
-    from vision.settings import Settings
+    from vision.analyze import run_analyze
+    from vision.settings import AnalyzeRequest, Settings
 
     from .analyze import StatsPublisher
 

@@ -145,7 +145,8 @@ class FakePublisher:
 
 
 def test_analyze_engine_hands_its_statistics_to_a_publisher(tmp_path, capsys):
-    from vision.analyze import AnalyzeRequest, run_analyze
+    from vision.analyze import run_analyze
+    from vision.settings import AnalyzeRequest
 
     publisher = FakePublisher()
     code = run_analyze(AnalyzeRequest([str(FIXTURES / "two_faces.mp4")], tmp_path,
