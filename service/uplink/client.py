@@ -44,8 +44,12 @@ class ApiClient:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise PublishError(f"--api must be an http(s) URL, got {base!r}")
         self.base, self.api_key, self.timeout_s = base, api_key, timeout_s
-        self.target = base  # where the statistics go, as the user named it
         self._parts = parts
+
+    @property
+    def target(self) -> str:
+        """Where the statistics go, as the user named it."""
+        return self.base
 
     def request(self, method: str, path: str, body: dict | bytes | None = None) -> tuple[int, dict]:
         """One HTTP request -> (status, JSON payload); `body` is JSON-encoded, or sent as is (an Arrow
@@ -108,7 +112,12 @@ class DbClient:
     """A database the service uses (sqlite:///file.db, postgresql://...), written directly."""
 
     def __init__(self, url: str):
-        self.url = self.target = url
+        self.url = url
+
+    @property
+    def target(self) -> str:
+        """Where the statistics go, as the user named it."""
+        return self.url
 
     def screening_offset(self, screening_id: int, content_id: int | None) -> float:
         """Check the screening exists (and belongs to the content); its offset to the content timeline."""
