@@ -34,8 +34,9 @@ def plot_curves(curves: dict[str, np.ndarray], path, title: str, fmt: str | None
     def line(ax, key, label, colour, style="-"):
         y, h = np.asarray(curves[key], float), np.asarray(curves[f"{key}_ci95"], float)
         ax.plot(centre, y, style, color=colour, label=label, lw=1.6, marker="o" if step else None)
-        ok = np.isfinite(h)
-        ax.fill_between(centre, y - np.where(ok, h, 0), y + np.where(ok, h, 0), color=colour, alpha=0.15, lw=0)
+        ok = np.isfinite(h)  # a bucket without an interval (one face) breaks the band, as in the dashboard
+        ax.fill_between(centre, y - np.where(ok, h, 0), y + np.where(ok, h, 0), where=ok, color=colour, alpha=0.15,
+                        lw=0)
 
     for e in EMOTIONS:
         line(axes[0], f"p_{e}", e, COLOURS[e])
