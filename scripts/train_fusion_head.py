@@ -240,7 +240,8 @@ def main_v2(args) -> int:
         found = {k: r.found for k, r in readings.items()}
         tuned_w = v2.tuned_weight(report["_oof"]["fusion"], tuned, y, found, np.arange(len(y)))
     del report["_oof_logits"], report["_oof"]
-    x, idx = v2.stack(readings, list(readings), np.arange(len(y)), v2.FEATURES["fusion" if head == "fusion-v4" else head])
+    base = "fusion" if head == "fusion-v4" else head  # v4 = the v2 head + the tuned branch
+    x, idx = v2.stack(readings, list(readings), np.arange(len(y)), v2.FEATURES[base])
     model = v2.Head().fit(x, y[idx])
     mean, scale, w, bias_w = model.export()
     flip = args.head == "v3"

@@ -31,7 +31,9 @@ class MeshHead(v2.Head):
 
     def _project(self, x):
         # the components go first: v2's layout ends with face-api's block and sharpness (fusion_v2.faceapi_block)
-        return np.concatenate([self.pca.transform(x[:, self.n_v2:]), x[:, :self.n_v2]], 1) if self.k else x[:, :self.n_v2]
+        if not self.k:
+            return x[:, :self.n_v2]
+        return np.concatenate([self.pca.transform(x[:, self.n_v2:]), x[:, :self.n_v2]], 1)
 
     def fit(self, x, y):
         from sklearn.decomposition import PCA
