@@ -9,18 +9,21 @@ back: scripts/degrade.py), through MediaPipe in image mode and both CNNs (cached
 run, per condition: fer's CNN, face-api's CNN, the first fusion head (v1 recipe: fer CNN + blendshapes +
 geometry, trained on the photos as they are), the default (v2: both CNNs, trained on the photos and
 their venue-camera degradations) and its test-time-flip variant (v3: the v2 head on each CNN's outputs
-averaged over the crop and its mirror image) - macro recall over 7 and over 5 classes (anger, happiness, sadness,
-surprise, neutral), per-class recall, the no-face rate (counted wrong) and the calibration error (largest
+averaged over the crop and its mirror image), face-api's fine-tuned last block alone ("faceapi-tuned",
+out-of-fold readings from `scripts/tune_faceapi.py ... cv`, required unless --no-tuned) and the v4 head (v2 +
+the tuned branch's log-probabilities, its weight chosen on out-of-fold readings) - macro recall over 7 and
+over 5 classes (anger, happiness, sadness, surprise, neutral), per-class recall, the no-face rate (counted wrong) and the calibration error (largest
 |mean probability - share| over the classes, faces found). The heads are measured by subject-disjoint
 5-fold cross-validation (nobody in both training and validation; a photo's degraded copies in its fold).
 Last, a timing line: per face after the landmarks, on one thread, fer's CNN alone (the baseline), the v2
-classifier (both CNNs + head, the default) and the v3 one (both CNNs on crop and mirror image + head),
+classifier (both CNNs + head, the default), the v3 one (both CNNs on crop and mirror image + head) and v4
+(v2 reading face-api through models/faceapi_tuned.onnx, its tuned branch in the same call),
 measured interleaved in the same run on a window of faces. The model cards' figures come from
 `OMP_NUM_THREADS=1 python scripts/eval_expressions.py ../shared/data/expressions --workers 3` (with several
 BLAS threads the heads' fits, and so a figure, can move by 0.001).
 
 `--pipeline NAME` instead runs the shipped pipeline (`audience analyze` on stills) with that classifier
-(fusion, fusion-v3, fusion-v1, cnn, faceapi) on the folder; on the training folder that measures fit, not
+(fusion, fusion-v4, fusion-v3, fusion-v1, cnn, faceapi) on the folder; on the training folder that measures fit, not
 generalisation.
 """
 from __future__ import annotations
@@ -69,8 +72,9 @@ def run_pipeline(args) -> int:
 
 def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
     """ms per face after the landmarks, one ONNX thread, one window of `n_faces` faces per call: fer's CNN
-    alone (crop + CNN), the v2 fusion (both crops, both CNNs, features, head) and the v3 fusion (the same
-    with both CNNs also on the mirrored crops). Best of `repeats`, the three interleaved."""
+    alone (crop + CNN), the v2 fusion (both crops, both CNNs, features, head), the v3 fusion (the same
+    with both CNNs also on the mirrored crops) and v4 (v2 with the tuned face-api graph). Best of
+    `repeats`, the four interleaved."""
     from vision.capture import Frame, read_image
     from vision.classifier import CnnClassifier, FaceApiClassifier, Fusion2Classifier
     from vision.landmarker import Landmarker, LandmarkerOptions
@@ -87,6 +91,7 @@ def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
     faceapi = FaceApiClassifier(model_file("faceapi").path, 1)
     v2 = Fusion2Classifier(model_file("fusion").path, cnn, faceapi, 1)
     v3 = Fusion2Classifier(model_file("fusion_v3").path, cnn, faceapi, 1)
+    v4 = Fusion2Classifier(model_file("fusion_v4").path, cnn, FaceApiClassifier(model_file("faceapi_tuned").path, 1), 1)
     images, window = [image] * n_faces, [obs] * n_faces
 
     def once(classifier):
@@ -94,12 +99,13 @@ def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
         classifier.classify(images, window)
         return time.perf_counter() - t0
 
-    once(cnn), once(v2), once(v3)  # warm up
+    once(cnn), once(v2), once(v3), once(v4)  # warm up
     # interleaved, so all see the same load on a shared machine; the best of `repeats` each
-    runs = [(once(cnn), once(v2), once(v3)) for _ in range(repeats)]
-    base, old, new = (1000 * min(r[i] for r in runs) / n_faces for i in range(3))
+    runs = [(once(cnn), once(v2), once(v3), once(v4)) for _ in range(repeats)]
+    base, old, new, tuned = (1000 * min(r[i] for r in runs) / n_faces for i in range(4))
     return {"faces_per_call": n_faces, "cnn_ms_per_face": base, "fusion_ms_per_face": old,
-            "fusion_v3_ms_per_face": new, "ratio": old / base, "ratio_v3": new / base}
+            "fusion_v3_ms_per_face": new, "fusion_v4_ms_per_face": tuned, "ratio": old / base,
+            "ratio_v3": new / base, "ratio_v4": tuned / base}
 
 
 def main(argv=None) -> int:
@@ -111,6 +117,8 @@ def main(argv=None) -> int:
                     help="run the shipped pipeline with this classifier instead of the comparison")
     ap.add_argument("--limit", type=int, default=None, help="--pipeline: the first N photos only")
     ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--no-tuned", action="store_true",
+                    help="leave out the fine-tuned face-api and the v4 head (no scripts/tune_faceapi.py cv run)")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     args = ap.parse_args(argv)
     if args.pipeline:
@@ -121,8 +129,14 @@ def main(argv=None) -> int:
     rows = ed.read_labels(args.labelled_dir)
     y = np.array([label for _, label in rows])
     readings = ed.read_conditions(args.labelled_dir, args.cache, workers=args.workers)
-    report = v2.cross_validate(readings, y, [ed.subject_of(p.name) for p, _ in rows], workers=args.workers)
-    del report["_oof_logits"]
+    tuned = None
+    if not args.no_tuned:
+        import tune_faceapi
+
+        tuned = tune_faceapi.read_oof(args.labelled_dir)
+    report = v2.cross_validate(readings, y, [ed.subject_of(p.name) for p, _ in rows], workers=args.workers,
+                               tuned=tuned)
+    del report["_oof_logits"], report["_oof"]
     if not args.no_timing:
         report["timing"] = time_per_face()
     if args.json:
@@ -136,7 +150,8 @@ def main(argv=None) -> int:
         print(f"per face after the landmarks, one thread, {t['faces_per_call']} faces per call: fer CNN alone "
               f"{t['cnn_ms_per_face']:.2f} ms (baseline), v2 (both CNNs + head, the default) "
               f"{t['fusion_ms_per_face']:.2f} ms ({t['ratio']:.1f}x), v3 (both CNNs on crop + mirror + head) "
-              f"{t['fusion_v3_ms_per_face']:.2f} ms ({t['ratio_v3']:.1f}x the baseline, same run)")
+              f"{t['fusion_v3_ms_per_face']:.2f} ms ({t['ratio_v3']:.1f}x), v4 (v2 + the tuned face-api branch) "
+              f"{t['fusion_v4_ms_per_face']:.2f} ms ({t['ratio_v4']:.1f}x the baseline, same run)")
     return 0
 
 

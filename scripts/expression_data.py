@@ -261,3 +261,88 @@ def recall_report(truth: np.ndarray, pred: np.ndarray) -> dict:
             "macro_recall_5": float(np.mean(five)) if five else float("nan"),
             "no_face_rate": float((pred < 0).mean()) if len(truth) else float("nan"),
             "per_class_recall": per}
+
+
+# ---------------------------------------------------------------- the whole landmark mesh (head v4)
+
+DEFAULT_MESH_CACHE = Path("/tmp/audience_expression_mesh.npz")
+
+
+def mesh_geometry(landmarks: np.ndarray, width, height) -> np.ndarray:
+    """[N,478,3] normalised landmarks -> [N, 478*3]: every mesh point in the upright face frame of
+    `vision.features.geometry_features` (origin between the eyes, x along the eye line, unit = inter-ocular
+    distance; z, MediaPipe's relative depth in frame-width units, centred and on the same scale)."""
+    from vision.features import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
+
+    lm = np.asarray(landmarks, np.float64)
+    scale = np.reshape([width, height], (1, 1, 2)).astype(np.float64)
+    pts, z = lm[:, :, :2] * scale, lm[:, :, 2] * width
+    right, left = pts[:, RIGHT_EYE_OUTER], pts[:, LEFT_EYE_OUTER]
+    d = left - right
+    centre, angle = (left + right) / 2, np.arctan2(d[:, 1], d[:, 0])
+    iod = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-6)[:, None]
+    c, s = np.cos(-angle)[:, None], np.sin(-angle)[:, None]
+    sel = pts - centre[:, None, :]
+    x = (c * sel[:, :, 0] - s * sel[:, :, 1]) / iod
+    y = (s * sel[:, :, 0] + c * sel[:, :, 1]) / iod
+    z = (z - z.mean(axis=1, keepdims=True)) / iod
+    return np.stack([x, y, z], axis=2).reshape(len(lm), -1).astype(np.float32)
+
+
+def _mesh_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, str, np.ndarray | None]]:
+    """Worker: the normalised 478-point mesh (`mesh_geometry`) of every photo of the chunk
+    under every condition, the photos degraded exactly as in `_read_chunk`."""
+    import degrade
+
+    if "lm" not in _MODELS:
+        with native_stderr_to_devnull():
+            _MODELS["lm"] = Landmarker(LandmarkerOptions(model_file("face_landmarker").path, mode="image",
+                                                         max_faces=1))
+    lm, out = _MODELS["lm"], []
+    for index, path in chunk:
+        image = read_image(path)
+        box = None
+        for cond in conditions():
+            if image is None:
+                out.append((index, cond, None))
+                continue
+            if cond == "full":
+                img = image
+            else:
+                b = box or degrade.FaceBox.default(image.shape[1], image.shape[0])
+                img = (degrade.fixed_size(image, b, EVAL_SIZES[cond]) if cond in EVAL_SIZES else
+                       degrade.venue(image, b, np.random.default_rng([index, int(cond[5:])])))
+            with native_stderr_to_devnull():
+                obs = lm.detect(Frame(Path(path).name, 0, 0.0, img))
+            if len(obs) == 0:
+                out.append((index, cond, None))
+                continue
+            if cond == "full":
+                box = _face_box(obs, degrade)
+            out.append((index, cond, mesh_geometry(obs.landmarks, obs.width, obs.height)[0]))
+    return out
+
+
+def read_mesh(folder: Path, cache: Path = DEFAULT_MESH_CACHE, workers: int = 2) -> dict[str, np.ndarray]:
+    """condition -> [N, 478*3] normalised mesh of every photo (zeros where no face), cached in `cache`."""
+    rows = read_labels(folder)
+    cache, key = Path(cache), _cache_key(rows) + ":mesh"
+    if cache.is_file():
+        z = np.load(cache)
+        if "key" in z and str(z["key"]) == key:
+            return {c: z[c] for c in conditions()}
+    items = [(i, str(p)) for i, (p, _) in enumerate(rows)]
+    chunks = [items[k::workers * 8] for k in range(workers * 8)]
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            results = [r for part in pool.imap_unordered(_mesh_chunk, chunks) for r in part]
+    else:
+        results = [r for c in chunks for r in _mesh_chunk(c)]
+    data = {c: np.zeros((len(rows), 478 * 3), np.float32) for c in conditions()}
+    for index, cond, values in results:
+        if values is not None:
+            data[cond][index] = values
+    np.savez_compressed(cache, key=key, **data)
+    return data

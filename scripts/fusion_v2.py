@@ -115,16 +115,51 @@ def _fold_logits(readings, y, tr, te, head, train_conds, c, faceapi_weight) -> d
     return {k: model.logits(FEATURES[head](r)[te]) for k, r in readings.items()}
 
 
+#: The weights of the tuned face-api's log-probabilities in the v4 head, chosen on out-of-fold readings.
+TUNED_WEIGHTS = (0.125, 0.25, 0.5, 1.0, 2.0)
+
+
+def tuned_weight(v2_logits: dict, tuned: dict, y: np.ndarray, found: dict, rows: np.ndarray) -> float:
+    """The weight w of the tuned face-api's log-probabilities in `v2 logits + w * log p_tuned` with the best
+    mean macro recall over the conditions on the photos `rows` (other folds' out-of-fold readings)."""
+    def score(w):
+        total = 0.0
+        for k in v2_logits:
+            keep = rows[found[k][rows]]
+            pred = (v2_logits[k][keep] + w * tuned[k][keep]).argmax(axis=1)
+            total += np.mean([(pred[y[keep] == c] == c).mean() for c in np.unique(y[keep])])
+        return total
+    return max(TUNED_WEIGHTS, key=score)
+
+
+def v4_logits(v2_logits: dict, tuned: dict, y, found, split) -> tuple[dict, list[float]]:
+    """The v4 head's out-of-fold logits: the v2 head's plus w_k times the tuned face-api's log-probabilities
+    (both trained without fold k), w_k chosen on the other folds' out-of-fold readings."""
+    out, chosen = {k: np.zeros_like(v) for k, v in v2_logits.items()}, []
+    for k, (_, te) in enumerate(split):
+        other = np.concatenate([f[1] for j, f in enumerate(split) if j != k])
+        w = tuned_weight(v2_logits, tuned, y, found, other)
+        chosen.append(w)
+        for c in out:
+            out[c][te] = v2_logits[c][te] + w * tuned[c][te]
+    return out, chosen
+
+
 def cross_validate(readings: dict, y: np.ndarray, subjects, c: float = C, faceapi_weight: float = FACEAPI_WEIGHT,
-                   train_conds=None, with_baselines: bool = True, head: str = "fusion", workers: int = 1) -> dict:
+                   train_conds=None, with_baselines: bool = True, head: str = "fusion", workers: int = 1,
+                   tuned: dict | None = None) -> dict:
     """Out-of-fold figures per condition (full, 48px, 32px) of `head` and, `with_baselines`, of fer's CNN,
     face-api's CNN, the v1 recipe (trained on the photos as they are, calibrated at full size: the first
-    fusion) and the other v2-form head (FEATURES), all retrained in the same folds (`workers` fits at once)."""
+    fusion) and the other v2-form head (FEATURES), all retrained in the same folds (`workers` fits at once).
+    `tuned` (condition -> [N,7] out-of-fold log-probabilities of the fine-tuned face-api, tune_faceapi.py
+    cv, the same folds) adds "faceapi-tuned" alone and the v4 head ("fusion-v4": v2 + w * tuned)."""
     conds = list(readings)
     train_conds = train_conds or conds
     split = folds(y, subjects)
     found = {k: readings[k].found for k in conds}
-    heads = list(FEATURES) if with_baselines else [head]
+    if head == "fusion-v4" and tuned is None:
+        raise ValueError("the v4 head needs the tuned face-api's out-of-fold readings (tune_faceapi.py cv)")
+    heads = list(FEATURES) if with_baselines else ["fusion" if head == "fusion-v4" else head]
     logits = {h: {k: np.zeros((len(y), 7)) for k in conds} for h in heads}
     if with_baselines:
         logits["fusion-v1"] = {k: np.zeros((len(y), 7)) for k in conds}
@@ -136,6 +171,10 @@ def cross_validate(readings: dict, y: np.ndarray, subjects, c: float = C, faceap
     for (h, f), by_cond in zip(jobs, fitted):
         for k in conds:
             logits[h][k][split[f][1]] = by_cond[k]
+    chosen = None
+    if tuned is not None:
+        logits["fusion-v4"], chosen = v4_logits(logits["fusion"], tuned, y, found, split)
+        heads = heads + ["fusion-v4"]
     probs = {h: _calibrated(logits[h], y, found, split, conds) for h in heads}
     if with_baselines:
         probs["fusion-v1"] = _calibrated(logits["fusion-v1"], y, found, split, ["full"])
@@ -149,6 +188,8 @@ def cross_validate(readings: dict, y: np.ndarray, subjects, c: float = C, faceap
             methods["cnn"] = (r.fer, r.fer.argmax(axis=1))
             methods["faceapi"] = (r.faceapi, r.faceapi.argmax(axis=1))
             methods["fusion-v1"] = (probs["fusion-v1"][k], logits["fusion-v1"][k].argmax(axis=1))
+            if tuned is not None:
+                methods["faceapi-tuned"] = (np.exp(tuned[k]), tuned[k].argmax(axis=1))
         for h in heads:
             methods[h] = (probs[h][k], logits[h][k].argmax(axis=1))
         report["conditions"][k] = {"no_face_rate": float(1 - r.found.mean())}
@@ -156,7 +197,10 @@ def cross_validate(readings: dict, y: np.ndarray, subjects, c: float = C, faceap
             pred = np.where(r.found, label, -1)
             report["conditions"][k][name] = {**ed.recall_report(y, pred),
                                              "calibration": calibration_error(p, y, r.found)}
+    if chosen is not None:
+        report["tuned_weight_per_fold"] = chosen
     report["_oof_logits"] = logits[head]
+    report["_oof"] = logits
     return report
 
 

@@ -1,9 +1,10 @@
 """Train the fusion expression head and export it to ONNX.
 
-    python scripts/train_fusion_head.py ../shared/data/expressions [--head v3|v2|v1] [--out FILE]
+    python scripts/train_fusion_head.py ../shared/data/expressions [--head v4|v3|v2|v1] [--out FILE]
 
-`--head v2` (the default classifier, models/fusion_head_v2.onnx) and `v3` (its test-time-flip variant,
-models/fusion_head_v3.onnx) are trained by
+`--head v2` (models/fusion_head_v2.onnx), `v3` (its test-time-flip variant, models/fusion_head_v3.onnx)
+and `v4` (v2 plus the fine-tuned face-api's log-probabilities, models/fusion_head_v4.onnx; needs
+`scripts/tune_faceapi.py ... cv` first) are trained by
 scripts/fusion_v2.py on the photos and their venue-camera degradations; what follows describes `v1`
 (models/fusion_head.onnx), the first head, trained on the photos as they are.
 
@@ -166,15 +167,17 @@ def export_arrays(mean, scale, w, bias_w, t, b, n_features, doc, quality_slope=N
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("labelled_dir", type=Path)
-    ap.add_argument("--head", choices=("v2", "v3", "v1"), default="v2",
+    ap.add_argument("--head", choices=("v2", "v3", "v4", "v1"), default="v2",
                     help="v2: both CNNs, trained on venue-camera degradations (default); v3: the same on each "
-                         "CNN's outputs averaged over the crop and its mirror image; v1: the first head")
+                         "CNN's outputs averaged over the crop and its mirror image; v4: v2 plus the fine-tuned "
+                         "face-api's log-probabilities (run scripts/tune_faceapi.py cv and export first); "
+                         "v1: the first head")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=ed.DEFAULT_CACHE,
                     help="v2/v3: the photos' readings under every condition, computed once (.npz)")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
-    if args.head in ("v2", "v3"):
+    if args.head in ("v2", "v3", "v4"):
         return main_v2(args)
     args.out = args.out or ed.ROOT / "models" / "fusion_head.onnx"
     data = ed.extract(args.labelled_dir)
@@ -216,34 +219,56 @@ def main(argv=None) -> int:
 def main_v2(args) -> int:
     import fusion_v2 as v2
 
-    from vision.classifier import FLIP_KEY
+    from vision.classifier import FLIP_KEY, TUNED_KEY
 
-    head = {"v2": "fusion", "v3": "fusion-v3"}[args.head]
+    head = {"v2": "fusion", "v3": "fusion-v3", "v4": "fusion-v4"}[args.head]
     out = args.out or ed.ROOT / "models" / f"fusion_head_{args.head}.onnx"
     rows = ed.read_labels(args.labelled_dir)
     y = np.array([label for _, label in rows])
     subjects = [ed.subject_of(p.name) for p, _ in rows]
     readings = ed.read_conditions(args.labelled_dir, args.cache, workers=args.workers)
-    report = v2.cross_validate(readings, y, subjects, head=head, with_baselines=False, workers=args.workers)
+    tuned = None
+    if args.head == "v4":
+        import tune_faceapi
+
+        tuned = tune_faceapi.read_oof(args.labelled_dir)
+    report = v2.cross_validate(readings, y, subjects, head=head, with_baselines=False, workers=args.workers,
+                               tuned=tuned)
     t, b = v2.final_calibration(report, y, readings)
-    del report["_oof_logits"]
-    x, idx = v2.stack(readings, list(readings), np.arange(len(y)), v2.FEATURES[head])
+    tuned_w = None
+    if args.head == "v4":  # the weight of the tuned net, chosen on every photo's out-of-fold readings
+        found = {k: r.found for k, r in readings.items()}
+        tuned_w = v2.tuned_weight(report["_oof"]["fusion"], tuned, y, found, np.arange(len(y)))
+    del report["_oof_logits"], report["_oof"]
+    base = "fusion" if head == "fusion-v4" else head  # v4 = the v2 head + the tuned branch
+    x, idx = v2.stack(readings, list(readings), np.arange(len(y)), v2.FEATURES[base])
     model = v2.Head().fit(x, y[idx])
     mean, scale, w, bias_w = model.export()
     flip = args.head == "v3"
     doc = (f"Fusion expression head {args.head}: blendshapes[52] + landmark geometry[104] + log fer probs[7] + "
-           "log face-api probs[7] + face-api pooled features[256] + crop sharpness[1] -> calibrated probs[7] and "
+           "log face-api probs[7] + face-api pooled features[256] + crop sharpness[1]"
+           + (" + the fine-tuned face-api's log probs[7]" if tuned_w else "") + " -> calibrated probs[7] and "
            "balanced label" + (" (each CNN's outputs averaged over the crop and its mirror image)" if flip else "")
            + ". Classes: " + ", ".join(ed.EMOTIONS))
-    blob = export_arrays(mean, scale, w, bias_w, t, b, x.shape[1], doc, metadata={FLIP_KEY: "1"} if flip else None)
+    head_logits = model.logits
+    if tuned_w:  # logits = v2's + w * log p_tuned: 7 more inputs, not standardised
+        mean, scale = np.concatenate([mean, np.zeros(7)]), np.concatenate([scale, np.ones(7)])
+        w = np.concatenate([w, tuned_w * np.eye(7)])
+        probe = np.log(np.clip(np.random.default_rng(0).dirichlet(np.ones(7), len(x)), 1e-6, 1.0))
+        x = np.concatenate([x, probe], axis=1).astype(np.float32)
+        head_logits = lambda z: model.logits(z[:, :-7]) + tuned_w * z[:, -7:]  # noqa: E731
+    meta = {FLIP_KEY: "1"} if flip else {TUNED_KEY: "1"} if tuned_w else None
+    blob = export_arrays(mean, scale, w, bias_w, t, b, x.shape[1], doc, metadata=meta)
     import onnxruntime as ort
 
     probs, label = ort.InferenceSession(blob, providers=["CPUExecutionProvider"]).run(None, {"features": x})
-    want = softmax(model.logits(x) / t + b)
-    assert np.abs(probs - want).max() < 1e-4 and (label == model.logits(x).argmax(axis=1)).mean() > 0.999
+    want = softmax(head_logits(x) / t + b)
+    assert np.abs(probs - want).max() < 1e-4 and (label == head_logits(x).argmax(axis=1)).mean() > 0.999
     out.write_bytes(blob)
     report.update(temperature=t, class_bias=np.round(b, 4).tolist(), n_features=int(x.shape[1]),
                   test_time_flip=flip, trained_on_rows=int(len(x)), sha256=hashlib.sha256(blob).hexdigest())
+    if tuned_w:
+        report["tuned_weight"] = tuned_w
     metrics_path = out.with_suffix(".metrics.json")
     metrics_path.write_text(json.dumps(report, indent=2))
     print_table(report)

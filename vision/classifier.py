@@ -128,8 +128,14 @@ class FaceApiClassifier(_Classifier):
         """[N,3,112,112] RGB crops -> ([N,7] softmax, [N,256] pooled features), in one call."""
         if len(crops_rgb) == 0:
             return np.zeros((0, 7), np.float32), np.zeros((0, 256), np.float32)
-        probs, features = self._session.run(None, {"input": crops_rgb})
+        probs, features = self._session.run(["probs", "features"], {"input": crops_rgb})
         return probs, features
+
+    def tuned_outputs(self, crops_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """With models/faceapi_tuned.onnx: (probs, pooled features, the fine-tuned branch's probs), one call."""
+        if len(crops_rgb) == 0:
+            return np.zeros((0, 7), np.float32), np.zeros((0, 256), np.float32), np.zeros((0, 7), np.float32)
+        return tuple(self._session.run(["probs", "features", "tuned_probs"], {"input": crops_rgb}))
 
     def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
         probs, _ = self.outputs(face_crops_rgb(images, observations))
@@ -172,6 +178,8 @@ class FusionClassifier(_Classifier):
 
 #: ONNX metadata key of a fusion head trained on flip-averaged CNN outputs ("1": read every crop mirrored too).
 FLIP_KEY = "test_time_flip"
+#: ONNX metadata key of a fusion head that also takes the fine-tuned face-api's log-probabilities (v4; "1").
+TUNED_KEY = "faceapi_tuned"
 
 
 def cnn_outputs(cnn: CnnClassifier, faceapi: FaceApiClassifier, crops: np.ndarray, crops_rgb: np.ndarray,
@@ -203,14 +211,21 @@ class Fusion2Classifier(_Classifier):
         self.model_path = Path(model_path)
         self.cnn, self.faceapi = cnn, faceapi
         self._session = onnx.session(self.model_path, threads, device)
-        self.flip = self._session.get_modelmeta().custom_metadata_map.get(FLIP_KEY) == "1"
+        meta = self._session.get_modelmeta().custom_metadata_map
+        self.flip, self.tuned = meta.get(FLIP_KEY) == "1", meta.get(TUNED_KEY) == "1"
 
     def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
         faces = [o for o in observations if len(o)]
         if not faces:
             return list(observations)
         crops = face_crops(images, observations)
-        outputs = cnn_outputs(self.cnn, self.faceapi, crops, face_crops_rgb(images, observations), self.flip)
-        features = fusion2_features(*outputs, sharpness(crops), *_face_inputs(faces))
+        if self.tuned:  # v4: face-api's graph also gives its fine-tuned branch, in the same call
+            fa_p, fa_f, tuned = self.faceapi.tuned_outputs(face_crops_rgb(images, observations))
+            features = np.concatenate([fusion2_features(self.cnn.probabilities(crops), fa_p, fa_f, sharpness(crops),
+                                                        *_face_inputs(faces)),
+                                       np.log(np.clip(tuned, 1e-6, 1.0))], axis=1).astype(np.float32)
+        else:
+            outputs = cnn_outputs(self.cnn, self.faceapi, crops, face_crops_rgb(images, observations), self.flip)
+            features = fusion2_features(*outputs, sharpness(crops), *_face_inputs(faces))
         probs, labels = self._session.run(None, {"features": features})
         return _split(observations, probs, labels)

@@ -27,6 +27,7 @@ from .settings import Settings
 from .tracker import FaceTracker
 
 CLASSIFIER_MODELS = {"fusion": ["cnn", "faceapi", "fusion"], "fusion-v3": ["cnn", "faceapi", "fusion_v3"],
+                     "fusion-v4": ["cnn", "faceapi_tuned", "fusion_v4"],
                      "fusion-v1": ["cnn", "fusion_v1"], "cnn": ["cnn"], "faceapi": ["faceapi"]}
 
 
@@ -134,9 +135,10 @@ def build_classifier(name: str, models: dict, threads: int = 1, device: str = "c
     if name == "faceapi":
         return FaceApiClassifier(models["faceapi"].path, threads, device)
     cnn = CnnClassifier(models["cnn"].path, threads, device)
-    if name in ("fusion", "fusion-v3"):
+    if name in ("fusion", "fusion-v3", "fusion-v4"):
+        faceapi = models["faceapi_tuned" if name == "fusion-v4" else "faceapi"].path
         return Fusion2Classifier(models[name.replace("-", "_")].path, cnn,
-                                 FaceApiClassifier(models["faceapi"].path, threads, device), threads, device)
+                                 FaceApiClassifier(faceapi, threads, device), threads, device)
     if name == "fusion-v1":
         return FusionClassifier(models["fusion_v1"].path, cnn, threads, device)
     return cnn

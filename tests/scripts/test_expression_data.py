@@ -37,3 +37,21 @@ def test_v3_inputs_average_each_cnn_over_the_crop_and_its_mirror_image():
     assert not np.allclose(r.v3_features()[ok], r.v2_features()[ok])
     # a photo without a face: the CNNs' log-probabilities are 0 (probability 1), nothing undefined
     assert np.isfinite(r.v3_features()[~ok]).all()
+
+
+def test_mesh_geometry_is_the_geometry_frame_for_every_point_and_ignores_pose_in_the_image():
+    import expression_data as ed
+    from vision import features as F
+
+    rng = np.random.default_rng(0)
+    lm = rng.uniform(0.3, 0.7, (1, 478, 3))
+    lm[:, F.RIGHT_EYE_OUTER, :2], lm[:, F.LEFT_EYE_OUTER, :2] = [0.4, 0.4], [0.6, 0.4]
+    mesh = ed.mesh_geometry(lm, 100, 100).reshape(1, 478, 3)
+    # x, y of the geometry landmarks are geometry_features'
+    assert np.allclose(mesh[0, list(F.GEOMETRY_LANDMARKS), :2].ravel(), F.geometry_features(lm, 100, 100)[0], atol=1e-5)
+    a = np.radians(25)
+    r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    moved = lm.copy()
+    moved[0, :, :2] = (lm[0, :, :2] - 0.5) @ r.T * 0.5 + [0.3, 0.2]
+    moved[0, :, 2] = lm[0, :, 2] * 0.5 + 0.1  # depth scales with the face, shifts freely
+    assert np.allclose(ed.mesh_geometry(moved, 100, 100), mesh.reshape(1, -1), atol=1e-4)

@@ -103,3 +103,19 @@ def test_test_time_flip_averages_each_cnn_over_the_crop_and_its_mirror_image(fra
     for a, b in zip(cnn_outputs(cnn, faceapi, sym, sym_rgb, flip=False),
                     cnn_outputs(cnn, faceapi, sym, sym_rgb, flip=True)):
         assert np.allclose(a, b, atol=1e-4)
+
+
+def test_v4_head_adds_the_tuned_face_api_branch_read_in_the_same_call(frames, models):
+    from vision.classifier import FaceApiClassifier, face_crops_rgb
+    from vision.onnx import registered_session
+    from vision.pipeline import build_classifier
+
+    clf = build_classifier("fusion-v4", models)
+    assert clf.tuned and not clf.flip and not build_classifier("fusion", models).tuned
+    assert registered_session("fusion_v4").get_inputs()[0].shape[1] == 52 + 104 + 7 + 7 + 256 + 1 + 7
+    # the tuned model keeps face-api's own outputs unchanged beside its branch
+    rgb = face_crops_rgb([f[0] for f in frames], [f[1] for f in frames])
+    plain = FaceApiClassifier(models["faceapi"].path).outputs(rgb)
+    probs, feats, tuned = FaceApiClassifier(models["faceapi_tuned"].path).tuned_outputs(rgb)
+    assert np.allclose(probs, plain[0], atol=1e-6) and np.allclose(feats, plain[1], atol=1e-6)
+    assert tuned.shape == (2, 7) and np.allclose(tuned.sum(axis=1), 1, atol=1e-5)
