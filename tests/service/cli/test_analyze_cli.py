@@ -56,6 +56,24 @@ def test_video_tracks_end_when_a_face_leaves_and_restart_when_it_returns(video_r
     assert len(left) >= 70 and len(before) >= 28 and len(after) >= 20
 
 
+def test_expression_every_reads_each_track_at_that_rate_and_changes_nothing_else(video_run, tmp_path):
+    _, every_frame = video_run
+    r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--out", tmp_path, "--expression-every", "0.5")
+    assert r.returncode == 0, r.stderr
+    a, b = pd.read_parquet(every_frame / "observations.parquet"), pd.read_parquet(tmp_path / "observations.parquet")
+    probs = [f"p_{e}" for e in EMOTIONS]
+    same = [c for c in COLUMNS if c not in probs + ["emotion", "valence"] and not c.endswith("_delta")]
+    pd.testing.assert_frame_equal(a[same], b[same])  # boxes, ids, metrics, pose, attention: every frame still
+    for _, track in b.groupby("track_id"):
+        t = track["t"].to_numpy()
+        changes = np.flatnonzero(np.any(np.diff(track[probs].to_numpy(), axis=0) != 0, axis=1)) + 1
+        read = np.concatenate([[0], changes])
+        assert np.all(np.diff(t[read]) >= 0.5 - 1e-6)  # a new reading at most every 0.5 s per track
+        fresh = a.loc[track.index[read], probs].to_numpy()  # a reading equals what every-frame reading gives
+        np.testing.assert_allclose(track[probs].to_numpy()[read], fresh, atol=1e-6)
+    assert json.loads((tmp_path / "summary.json").read_text())["settings"]["expression_every_s"] == 0.5
+
+
 def test_images_folder_csv(tmp_path):
     r = run_cli("analyze", FIXTURES / "images", "--out", tmp_path, "--format", "csv", "--classifier", "cnn")
     assert r.returncode == 0, r.stderr
