@@ -4,7 +4,7 @@
 
 For each video (default: the shared single-face clips WolfgangLanger_Pexels.mp4 and single_face.mp4) and each
 rate, analyses the video with the expression read on every frame (the reference) and at most every S seconds
-per track, on the same frames, and prints: the share of faces classified, the rows whose top expression
+per track, on the same frames, and prints: the share of faces whose crop the CNNs read, the rows whose top expression
 (`emotion`) agrees with the reference, the mean absolute difference of the 7 probabilities per row, and of
 the curves (`--bucket` seconds: the 7 expression shares and valence) the mean and largest absolute
 difference per bucket, beside how much the reference curve itself moves from bucket to bucket (mean
@@ -31,14 +31,20 @@ PROBS = [f"p_{e}" for e in EMOTIONS]
 
 
 class Counting:
-    """The classifier, counting the faces it is given."""
+    """The classifier, counting the faces whose crops it reads (as vision.readings calls it)."""
 
     def __init__(self, classifier):
         self.classifier, self.faces = classifier, 0
+        if hasattr(classifier, "crop_readings"):
+            self.crop_readings, self.from_crop_readings = self._crop_readings, classifier.from_crop_readings
 
     def classify(self, images, observations):
         self.faces += sum(len(o) for o in observations)
         return self.classifier.classify(images, observations)
+
+    def _crop_readings(self, images, observations):
+        self.faces += sum(len(o) for o in observations)
+        return self.classifier.crop_readings(images, observations)
 
 
 def analyse(video: Path, every_s: float) -> tuple[dict, int, object]:
@@ -84,7 +90,7 @@ def main(argv=None) -> int:
             agree = np.mean(cols["emotion"][readable] == ref["emotion"][readable]) if readable.any() else float("nan")
             prob_diff = np.nanmean(np.abs(np.stack([cols[p] - ref[p] for p in PROBS], axis=1)))
             d = np.abs(curves(cols, report, args.bucket) - ref_curves)
-            print(f"  every {every:g} s: {faces / max(ref_faces, 1):6.1%} of faces classified, top expression "
+            print(f"  every {every:g} s: {faces / max(ref_faces, 1):6.1%} of crops read, top expression "
                   f"agrees on {agree:6.1%} of rows, probabilities differ by {prob_diff:.4f} per row; curves differ by "
                   f"{np.nanmean(d):.4f} on average, {np.nanmax(d):.4f} at most")
     return 0

@@ -206,11 +206,24 @@ class Fusion2Classifier(_Classifier):
         self.flip = self._session.get_modelmeta().custom_metadata_map.get(FLIP_KEY) == "1"
 
     def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
+        if not any(len(o) for o in observations):
+            return list(observations)
+        return self.from_crop_readings(self.crop_readings(images, observations), observations)
+
+    def crop_readings(self, images: list[np.ndarray], observations: list[Observation]) -> np.ndarray:
+        """[N, 7 + 7 + 256 + 1] what is read from each face's crop (fer and face-api probabilities, face-api's
+        pooled features, sharpness): the CNNs, most of the cost, which vision.readings may carry over frames."""
+        crops = face_crops(images, observations)
+        outputs = cnn_outputs(self.cnn, self.faceapi, crops, face_crops_rgb(images, observations), self.flip)
+        return np.concatenate([*outputs, sharpness(crops)[:, None]], axis=1)
+
+    def from_crop_readings(self, readings: np.ndarray, observations: list[Observation]) -> list[Observation]:
+        """The head on crop readings (rows: the observations' faces in order) and each face's own blendshapes
+        and landmark geometry."""
         faces = [o for o in observations if len(o)]
         if not faces:
             return list(observations)
-        crops = face_crops(images, observations)
-        outputs = cnn_outputs(self.cnn, self.faceapi, crops, face_crops_rgb(images, observations), self.flip)
-        features = fusion2_features(*outputs, sharpness(crops), *_face_inputs(faces))
+        fer, fa_probs, fa_features, sharp = np.split(readings, [7, 14, readings.shape[1] - 1], axis=1)
+        features = fusion2_features(fer, fa_probs, fa_features, sharp, *_face_inputs(faces))
         probs, labels = self._session.run(None, {"features": features})
         return _split(observations, probs, labels)

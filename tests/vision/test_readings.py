@@ -71,6 +71,44 @@ def test_reset_forgets_readings():
     assert float(out[0].probs[0, 0]) == pytest.approx(0.4)
 
 
+class FakeFusion:
+    """crop_readings: the box x (what a CNN would read); the head: that reading plus the frame's blendshape 0."""
+
+    def __init__(self):
+        self.crops = 0
+
+    def crop_readings(self, images, observations):
+        self.crops += sum(len(o) for o in observations)
+        return np.concatenate([o.boxes[:, :1] for o in observations])
+
+    def from_crop_readings(self, readings, observations):
+        out, k = [], 0
+        for obs in observations:
+            r = readings[k:k + len(obs), :1] + obs.blendshapes[:, :1]
+            k += len(obs)
+            out.append(obs.replace(probs=np.repeat(r, 7, axis=1), labels=np.zeros(len(obs), np.int64)))
+        return out
+
+    def classify(self, images, observations):
+        return self.from_crop_readings(self.crop_readings(images, observations), observations)
+
+
+def test_with_a_fusion_head_crops_are_carried_and_the_head_runs_on_every_frame():
+    clf, readings = FakeFusion(), ExpressionReadings(every_s=0.1)
+    window = []
+    for k in range(4):  # t = 0, .04, .08, .12; blendshape 0 changes every frame
+        obs = tracked(0.04 * k, [1, 2], xs=[0.1 + 0.01 * k, 0.5], readable=[True, k != 1], frame=k)
+        window.append(obs.replace(blendshapes=np.full((2, 52), k, np.float32)))
+    out = readings.classify(clf, [None] * 4, window)
+    got = [[round(float(v), 3) for v in o.probs[:, 0]] for o in out]
+    # track 1: crop read at t=0 (x .10) and t=.12 (x .13); track 2 at t=0 and again at .12; frame 1's face 2 unreadable
+    assert got[0] == [0.10, 0.50] and got[2] == [2.10, 2.50] and got[3] == [3.13, 3.50]
+    assert got[1][0] == 1.10 and np.isnan(out[1].probs[1]).all()
+    assert clf.crops == 4
+    every = ExpressionReadings().classify(FakeFusion(), [None] * 4, window)  # rate 0: the classifier as is
+    assert [round(float(v), 3) for v in every[3].probs[:, 0]] == [3.13, 3.5]
+
+
 def test_negative_rate_is_refused():
     with pytest.raises(ValueError, match="expression_every_s"):
         ExpressionReadings(-1.0)
