@@ -153,16 +153,21 @@ class RayEngine:
                     if len(actors) < self._wanted(len(jobs) - next_index - len(done)):
                         actors.append(actor_cls.remote())
                         pool.push(actors[-1])
+                finished = []
                 try:
-                    index, tables, node, peak_mb = pool.get_next_unordered(timeout=GROW_CHECK_S)
+                    finished.append(pool.get_next_unordered(timeout=GROW_CHECK_S))
+                    while pool.has_next():  # every job done by now, so each idle actor gets its next job
+                        finished.append(pool.get_next_unordered(timeout=0))  # before the driver writes anything
                 except TimeoutError:
-                    continue
-                results = [(from_arrow(table), SourceReport(**report)) for table, report in tables]
-                self.nodes[index] = node
-                self.peak_rss_mb = max(self.peak_rss_mb, peak_mb)
-                if on_frame:
-                    on_frame(sum(r.frames_analysed for _, r in results), sum(r.faces for _, r in results))
-                done[index] = results
+                    if not finished:
+                        continue
+                for index, tables, node, peak_mb in finished:
+                    results = [(from_arrow(table), SourceReport(**report)) for table, report in tables]
+                    self.nodes[index] = node
+                    self.peak_rss_mb = max(self.peak_rss_mb, peak_mb)
+                    if on_frame:
+                        on_frame(sum(r.frames_analysed for _, r in results), sum(r.faces for _, r in results))
+                    done[index] = results
                 while next_index in done:
                     yield done.pop(next_index)
                     next_index += 1
