@@ -191,10 +191,13 @@ def main_whole(args) -> int:
     if args.against:
         print(f"ratio whole of {args.against} / (decode+landmarker): {other / lm:.3f} ({other:.1f} fps)")
     best = {k: max(v) for k, v in cpu.items() if v}  # CPU time: less skewed by other work on a shared machine
-    print(f"over CPU time (user+system, every thread; best of {args.rounds}): decode+landmarker {best['lm']:.1f} fps, "
-          f"whole {best['whole']:.1f} fps: ratio {best['whole'] / best['lm']:.3f}"
-          + (f"; with {' '.join(every)} {best['rated']:.1f} fps: ratio {best['rated'] / best['lm']:.3f}" if every else "")
-          + (f"; {args.against} {best['other']:.1f} fps: ratio {best['other'] / best['lm']:.3f}" if args.against else ""))
+    line = (f"over CPU time (user+system, every thread; best of {args.rounds}): decode+landmarker {best['lm']:.1f} "
+            f"fps, whole {best['whole']:.1f} fps: ratio {best['whole'] / best['lm']:.3f}")
+    if every:
+        line += f"; with {' '.join(every)} {best['rated']:.1f} fps: ratio {best['rated'] / best['lm']:.3f}"
+    if args.against:
+        line += f"; {args.against} {best['other']:.1f} fps: ratio {best['other'] / best['lm']:.3f}"
+    print(line)
     return 0
 
 

@@ -24,7 +24,7 @@ from .describe import describe_window
 from .landmarker import Landmarker, LandmarkerOptions, to_observations
 from .registry import model_file
 from .observation import Observation
-from .readings import ExpressionReadings, classify_readable  # noqa: F401 - classify_readable: public here too
+from .readings import ExpressionReadings
 from .table import TableSink
 from .seats import SeatMap, SeatTracker, mask_excluded
 from .settings import Settings
