@@ -64,13 +64,13 @@ def test_expression_every_reads_each_track_at_that_rate_and_changes_nothing_else
     probs = [f"p_{e}" for e in EMOTIONS]
     same = [c for c in COLUMNS if c not in probs + ["emotion", "valence"] and not c.endswith("_delta")]
     pd.testing.assert_frame_equal(a[same], b[same])  # boxes, ids, metrics, pose, attention: every frame still
-    for _, track in b.groupby("track_id"):
-        t = track["t"].to_numpy()
-        changes = np.flatnonzero(np.any(np.diff(track[probs].to_numpy(), axis=0) != 0, axis=1)) + 1
-        read = np.concatenate([[0], changes])
-        assert np.all(np.diff(t[read]) >= 0.5 - 1e-6)  # a new reading at most every 0.5 s per track
-        fresh = a.loc[track.index[read], probs].to_numpy()  # a reading equals what every-frame reading gives
-        np.testing.assert_allclose(track[probs].to_numpy()[read], fresh, atol=1e-6)
+    # where a crop was read, the fusion head gives what reading every frame gives; between reads its crop
+    # reading is carried and the head runs on the frame's own blendshapes, so the probabilities differ
+    fresh = np.all(np.abs(a[probs].to_numpy() - b[probs].to_numpy()) < 1e-6, axis=1)
+    assert 0 < fresh.mean() < 0.5
+    for _, track in b.assign(fresh=fresh).groupby("track_id"):
+        assert track["fresh"].iloc[0]  # a new track is read at once
+        assert np.all(np.diff(track["t"][track["fresh"]]) >= 0.5 - 1e-6)  # then at most every 0.5 s
     assert json.loads((tmp_path / "summary.json").read_text())["settings"]["expression_every_s"] == 0.5
 
 
