@@ -11,20 +11,28 @@ Prints fps for each and the ratio full / (decode + landmarker), measured in this
 `--whole` instead times the whole `audience analyze VIDEO --workers 1` command (start-up, scene choice,
 model loading, conversions and output writing included) against decode + landmarker on the same clip,
 `--rounds` times interleaved, best of each; `--repeat N` first makes a clip of VIDEO played N times (the
-issue's 2-minute clip is WolfgangLanger_Pexels.mp4 with --repeat 8). `--cores 1` pins the process
-(MediaPipe's own threads included) to one core first, as the target is stated for one core. Models are
-built before timing starts.
+issue's 2-minute clip is WolfgangLanger_Pexels.mp4 with --repeat 8). `--expression-every S` times the loop
+reading each face's crop at most every S seconds (vision.readings); with `--whole`, the command with that
+option is timed too, in the same rounds, beside the default that reads every frame. `--against CHECKOUT`
+times another checkout's command in the same rounds too (before and after in one run). `--whole` also
+prints the ratios over CPU time (user + system of every thread), which other work on a shared machine
+skews less than wall time. `--cores 1` pins the process (MediaPipe's own threads included) to one core
+first, as the target is stated for one core. Models are built before timing starts.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import cv2
 
-from _bench import Count, analyze, cores, read_frames, write_video  # first: the project on the import path
+from _bench import Count, Stopwatch, analyze, cores, read_frames, write_video  # first: the project on the import path
 from vision.capture import SourceSpec, open_source
 from vision.landmarker import Landmarker, LandmarkerOptions
 from vision.labels import CLASSIFIERS
@@ -66,7 +74,7 @@ class Full:
     def __init__(self, settings, models):
         self.stages = build_stages(settings, "video", models)
         self.count = Count()
-        self.loop = FrameLoop(self.stages, [self.count], settings.batch_frames)
+        self.loop = FrameLoop(self.stages, [self.count], settings.batch_frames, settings.expression_every_s)
 
     def push(self, frame):
         self.loop.push(frame)
@@ -78,15 +86,18 @@ class Full:
         self.stages.close()
 
 
-def separate(spec, pipeline) -> float:
+def separate(spec, pipeline, cpu: list | None = None) -> float:
+    """fps over wall time; appends fps over this process's CPU time (all its threads) to `cpu` if given."""
     src = open_source(spec)
     n = 0
     try:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for frame in src:
             pipeline.push(frame)
             n += 1
         pipeline.flush()
+        if cpu is not None:
+            cpu.append(n / (time.process_time() - c0))
         return n / (time.perf_counter() - t0)
     finally:
         src.close()
@@ -128,9 +139,24 @@ def repeated(video: str, times: int, folder: Path) -> str:
     return write_video(folder / f"repeated{times}.mp4", frames * times, fps)
 
 
-def whole_command(video: str, folder: Path, classifier: str) -> float:
-    """fps of `audience analyze VIDEO --workers 1` over its wall time, as a user runs it (this process's cores)."""
-    elapsed, summary = analyze([video], folder / "out", "--workers", "1", "--classifier", classifier)
+def whole_command(video: str, folder: Path, classifier: str, *options: str, cpu: list | None = None,
+                  checkout: Path | None = None) -> float:
+    """fps of `audience analyze VIDEO --workers 1` over its wall time, as a user runs it (this process's cores),
+    of this checkout or another one; appends fps over the command's CPU time (user + system, all its
+    threads) to `cpu` if given."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if checkout is None:
+        elapsed, summary = analyze([video], folder / "out", "--workers", "1", "--classifier", classifier, *options)
+    else:
+        out = folder / "out-checkout"
+        with Stopwatch() as sw:
+            subprocess.run([sys.executable, "-m", "service.cli", "analyze", str(Path(video).resolve()), "--out",
+                            str(out), "--quiet", "--workers", "1", "--classifier", classifier, *options], check=True,
+                           cwd=checkout, env={**os.environ, "PYTHONPATH": str(checkout)})
+        elapsed, summary = sw.s, json.loads((out / "summary.json").read_text())
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if cpu is not None:
+        cpu.append(summary["frames_analysed"] / (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime))
     return summary["frames_analysed"] / elapsed
 
 
@@ -141,16 +167,37 @@ def main_whole(args) -> int:
         video = repeated(args.video, args.repeat, Path(tmp)) if args.repeat > 1 else args.video
         spec = SourceSpec(Path(video).name, "video", video)
         models = model_files(Settings(classifier=args.classifier))
-        lm = whole = 0.0
+        every = ["--expression-every", f"{args.expression_every:g}"] if args.expression_every else None
+        lm = whole = rated = other = 0.0
+        cpu: dict[str, list] = {"lm": [], "whole": [], "rated": [], "other": []}
         for _ in range(args.rounds):
             with native_stderr_to_devnull():
-                lm = max(lm, separate(spec, MediaPipeOnly(models)))
-            whole = max(whole, whole_command(video, Path(tmp), args.classifier))
+                lm = max(lm, separate(spec, MediaPipeOnly(models), cpu["lm"]))
+            whole = max(whole, whole_command(video, Path(tmp), args.classifier, cpu=cpu["whole"]))
+            if every:
+                rated = max(rated, whole_command(video, Path(tmp), args.classifier, *every, cpu=cpu["rated"]))
+            if args.against:
+                other = max(other, whole_command(video, Path(tmp), args.classifier, cpu=cpu["other"],
+                                                 checkout=args.against))
     print(f"video: {args.video} x{args.repeat}  cores: {cores()}  classifier: {args.classifier}  "
           f"(best of {args.rounds}, interleaved)")
     print(f"  decode+landmarker  {lm:8.1f} fps")
     print(f"  whole command      {whole:8.1f} fps  (audience analyze --workers 1, wall time)")
+    if every:
+        print(f"  whole command      {rated:8.1f} fps  (the same with {' '.join(every)})")
     print(f"ratio whole / (decode+landmarker): {whole / lm:.3f} (target >= 0.90)")
+    if every:
+        print(f"ratio whole {' '.join(every)} / (decode+landmarker): {rated / lm:.3f}")
+    if args.against:
+        print(f"ratio whole of {args.against} / (decode+landmarker): {other / lm:.3f} ({other:.1f} fps)")
+    best = {k: max(v) for k, v in cpu.items() if v}  # CPU time: less skewed by other work on a shared machine
+    line = (f"over CPU time (user+system, every thread; best of {args.rounds}): decode+landmarker {best['lm']:.1f} "
+            f"fps, whole {best['whole']:.1f} fps: ratio {best['whole'] / best['lm']:.3f}")
+    if every:
+        line += f"; with {' '.join(every)} {best['rated']:.1f} fps: ratio {best['rated'] / best['lm']:.3f}"
+    if args.against:
+        line += f"; {args.against} {best['other']:.1f} fps: ratio {best['other'] / best['lm']:.3f}"
+    print(line)
     return 0
 
 
@@ -163,13 +210,19 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-frames", type=int, default=Settings.batch_frames)
     ap.add_argument("--whole", action="store_true", help="time the whole analyze command instead of the loop")
     ap.add_argument("--repeat", type=int, default=1, help="--whole: play the video this many times")
+    ap.add_argument("--against", type=Path, default=None, metavar="CHECKOUT",
+                    help="--whole: also time the command of another checkout (e.g. `git worktree add /tmp/before "
+                         "main`), in the same rounds")
+    ap.add_argument("--expression-every", type=float, default=0.0, metavar="SECONDS",
+                    help="also time reading each face's expression at most every SECONDS (0: only every frame)")
     args = ap.parse_args(argv)
     if args.cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:args.cores]))
     if args.whole:
         return main_whole(args)
     spec = SourceSpec(Path(args.video).name, "video", args.video)
-    settings = Settings(classifier=args.classifier, batch_frames=args.batch_frames)
+    settings = Settings(classifier=args.classifier, batch_frames=args.batch_frames,
+                        expression_every_s=args.expression_every)
     models = model_files(settings)
     factories = {"decode": DecodeOnly, "decode+landmarker": lambda: MediaPipeOnly(models),
                  "full loop": lambda: Full(settings, models)}

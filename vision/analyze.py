@@ -18,7 +18,6 @@ from .pipeline import model_files
 from .scene import resolve_scene
 from .plot import plot_curves
 from .progress import Progress
-from .reactions import Reactions
 from .report import TrackSummary, write_report
 from .seats import SeatMap
 from .runner import default_workers, plan_jobs, run_jobs
@@ -84,7 +83,6 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None, publisher
         try:
             for results in run_jobs(jobs, settings, workers, progress.advance, engine):
                 for cols, report in results:
-                    cols = Reactions(settings.reactions).update(cols)  # each source's viewers, in time order
                     writer.write_columns(cols)
                     stats.add_rows(cols)
                     tracks.add_rows(cols)
@@ -131,7 +129,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None, publisher
                      "seat_empty_after_s": settings.seat_empty_after_s, "confirm_hits": settings.confirm_hits,
                      "confirm_within_s": settings.confirm_within_s, "min_quality": settings.min_quality,
                      "smooth_s": settings.reactions.smooth_s, "baseline_s": settings.reactions.baseline_s,
-                     "detector": settings.detector,
+                     "detector": settings.detector, "expression_every_s": settings.expression_every_s,
                      "device": settings.device},
         "labels": list(EMOTIONS),
         "models": {n: {"file": m.path.name, "sha256": m.sha256} for n, m in models.items()},

@@ -28,7 +28,6 @@ from .errors import EXIT_OK, EXIT_PARTIAL, AudienceError, ManifestError
 from .manifest import Recording
 from .scene import resolve_scene
 from .progress import Progress
-from .reactions import Reactions
 from .runner import Job, default_workers, plan_jobs, run_jobs
 from .settings import Settings
 
@@ -127,7 +126,6 @@ def run_batch(req: BatchRequest, recordings: list[Recording], store: Store, quie
         for k, (rec, result) in enumerate(zip(todo, results)):
             t0 = time.perf_counter()
             (cols, report), = result
-            cols = Reactions(req.settings.reactions).update(cols)
             _write_parquet(cols, rec, req.out / f"{rec.key}.parquet")
             stored = store(rec, cols)
             nodes = sorted({engine.nodes[j][:8] for j in np.flatnonzero(job_recording == k)}) if engine else []

@@ -215,17 +215,32 @@ class Fusion2Classifier(_Classifier):
         self.flip, self.tuned = meta.get(FLIP_KEY) == "1", meta.get(TUNED_KEY) == "1"
 
     def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
+        if not any(len(o) for o in observations):
+            return list(observations)
+        return self.from_crop_readings(self.crop_readings(images, observations), observations)
+
+    def crop_readings(self, images: list[np.ndarray], observations: list[Observation]) -> np.ndarray:
+        """[N, 7 + 7 + 256 + 1 (+ 7)] what is read from each face's crop (fer and face-api probabilities, face-api's
+        pooled features, sharpness, and for v4 the log-probabilities of face-api's fine-tuned branch, read in the
+        same call): the CNNs, most of the cost, which vision.readings may carry over frames."""
+        crops = face_crops(images, observations)
+        rgb = face_crops_rgb(images, observations)
+        if self.tuned:
+            fa_p, fa_f, tuned = self.faceapi.tuned_outputs(rgb)
+            outputs, extra = (self.cnn.probabilities(crops), fa_p, fa_f), [np.log(np.clip(tuned, 1e-6, 1.0))]
+        else:
+            outputs, extra = cnn_outputs(self.cnn, self.faceapi, crops, rgb, self.flip), []
+        return np.concatenate([*outputs, sharpness(crops)[:, None], *extra], axis=1)
+
+    def from_crop_readings(self, readings: np.ndarray, observations: list[Observation]) -> list[Observation]:
+        """The head on crop readings (rows: the observations' faces in order) and each face's own blendshapes
+        and landmark geometry."""
         faces = [o for o in observations if len(o)]
         if not faces:
             return list(observations)
-        crops = face_crops(images, observations)
-        if self.tuned:  # v4: face-api's graph also gives its fine-tuned branch, in the same call
-            fa_p, fa_f, tuned = self.faceapi.tuned_outputs(face_crops_rgb(images, observations))
-            features = np.concatenate([fusion2_features(self.cnn.probabilities(crops), fa_p, fa_f, sharpness(crops),
-                                                        *_face_inputs(faces)),
-                                       np.log(np.clip(tuned, 1e-6, 1.0))], axis=1).astype(np.float32)
-        else:
-            outputs = cnn_outputs(self.cnn, self.faceapi, crops, face_crops_rgb(images, observations), self.flip)
-            features = fusion2_features(*outputs, sharpness(crops), *_face_inputs(faces))
+        fer, fa_probs, fa_features, sharp, tuned = np.split(readings, [7, 14, 14 + 256, 14 + 256 + 1], axis=1)
+        features = fusion2_features(fer, fa_probs, fa_features, sharp, *_face_inputs(faces))
+        if tuned.shape[1]:
+            features = np.concatenate([features, tuned], axis=1).astype(np.float32)
         probs, labels = self._session.run(None, {"features": features})
         return _split(observations, probs, labels)

@@ -1,6 +1,9 @@
 """The frame loop, and analysis of one source as a pure function of (source, settings).
 
-    source -> landmarker -> classifier -> describe -> tracker -> sinks
+    source -> landmarker -> tracker -> classifier -> describe -> sinks
+
+The tracker reads boxes and detector scores only, so it runs before the classifier: faces it drops (tentative
+tracks) are never classified, and expressions can be read per track at a set rate (vision.readings).
 
 `analyze_job` builds the stages once, runs the loop over its sources and hands back, per source, the
 observations table plus a report, so inputs can be spread over processes (and later machines) and
@@ -21,6 +24,7 @@ from .describe import describe_window
 from .landmarker import Landmarker, LandmarkerOptions, to_observations
 from .registry import model_file
 from .observation import Observation
+from .readings import ExpressionReadings
 from .table import TableSink
 from .seats import SeatMap, SeatTracker, mask_excluded
 from .settings import Settings
@@ -68,15 +72,17 @@ class Stages:
 
 class FrameLoop:
     """source -> stages -> sinks. Each frame is landmarked as it comes; everything after the landmarker
-    runs once per window of `batch_frames` frames (boxes, crops, one ONNX call per model, describe: about
-    half the per-face cost of working frame by frame), then the tracker and the sinks get one observation
-    per frame, in order. The window holds its frames' pixels until it is flushed. Use batch_frames=1
-    where latency matters (live streams)."""
+    runs once per window of `batch_frames` frames: boxes, the tracker frame by frame in order, then the
+    crops and one ONNX call per model for the window's tracked faces and describe (about half the per-face
+    cost of working frame by frame), then the sinks get one observation per frame, in order. The window
+    holds its frames' pixels until it is flushed. Use batch_frames=1 where latency matters (live streams).
+    `expression_every_s` > 0 reads each track's expression at most that often (vision.readings)."""
 
-    def __init__(self, stages: Stages, sinks: list, batch_frames: int = 8):
+    def __init__(self, stages: Stages, sinks: list, batch_frames: int = 8, expression_every_s: float = 0.0):
         if batch_frames < 1:
             raise ValueError("batch_frames must be >= 1")
         self.stages, self.sinks, self.batch_frames = stages, sinks, batch_frames
+        self.readings = ExpressionReadings(expression_every_s)
         self._frames: list[Frame] = []
         self._landmarks: list[tuple] = []
 
@@ -92,10 +98,9 @@ class FrameLoop:
             return
         frames, results = self._frames, self._landmarks
         self._frames, self._landmarks = [], []
-        observations = to_observations(frames, results)
-        observations = classify_readable(self.stages.classifier, [f.image for f in frames], observations)
+        observations = [self.stages.tracker.update(obs) for obs in to_observations(frames, results)]
+        observations = self.readings.classify(self.stages.classifier, [f.image for f in frames], observations)
         for obs in describe_window(observations):
-            obs = self.stages.tracker.update(obs)
             for sink in self.sinks:
                 sink.write(obs)
 
@@ -103,20 +108,6 @@ class FrameLoop:
         for frame in frames:
             self.push(frame)
         self.flush()
-
-
-def classify_readable(classifier, images: list, observations: list[Observation]) -> list[Observation]:
-    """The classifier on the faces that were landmarked; unreadable faces keep NaN probabilities."""
-    if all(o.readable.all() for o in observations):
-        return classifier.classify(images, observations)
-    readable = [o.select(o.readable) for o in observations]
-    out = []
-    for obs, done in zip(observations, classifier.classify(images, readable)):
-        probs = np.full((len(obs), done.probs.shape[1]), np.nan, np.float32)
-        labels = np.full(len(obs), -1, np.int64)
-        probs[obs.readable], labels[obs.readable] = done.probs, done.labels
-        out.append(obs.replace(probs=probs, labels=labels))
-    return out
 
 
 def model_files(settings: Settings) -> dict:
@@ -232,7 +223,8 @@ def _run_source(spec, settings, stages, progress):
         report.error = str(exc)
         return table.columns(), report
     try:
-        FrameLoop(stages, [table, counter], 1 if spec.kind == "stream" else settings.batch_frames).run(source)
+        FrameLoop(stages, [table, counter], 1 if spec.kind == "stream" else settings.batch_frames,
+                  settings.expression_every_s).run(source)
     except AudienceError as exc:
         if not spec.in_folder:
             raise

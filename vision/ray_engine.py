@@ -1,8 +1,9 @@
 """Analysis jobs on a Ray cluster (`--engine ray`; `pip install -e '.[ray]'`).
 
-The same pure job function as the local pool (`pipeline.analyze_job`), run by long-lived Ray actors that
+The same pure job function as the local pool (`runner.run_job`), run by long-lived Ray actors that
 load the models once (`StageCache`) and hand each job's observations back as Arrow tables (numbers and
-labels only, never pixels). Ray does the scheduling, transport and retries:
+labels only, never pixels), their viewers' reactions already computed, so the driver only writes and
+stores. Ray does the scheduling, transport and retries:
 
 - one actor per CPU of the cluster (or `--workers` at most), each `num_cpus=1`; `ray.util.ActorPool`
   keeps one job in flight per actor, so a node holds the frames of one job per core at most;
@@ -23,7 +24,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .errors import RayUnavailable
-from .pipeline import SourceReport, Stages, analyze_job, build_stages, job_mode, model_files
+from .pipeline import SourceReport, Stages, build_stages, job_mode, model_files
+from .runner import run_job
 
 GROW_CHECK_S = 1.0  # how often the driver looks for new CPUs while it waits for results
 
@@ -86,10 +88,10 @@ class JobWorker:
 
         self._cache = StageCache()
 
-    def run(self, index: int, specs, settings) -> tuple:
+    def run(self, index: int, specs, settings, boundary: int = -1) -> tuple:
         import ray
 
-        results = analyze_job(specs, settings, None, self._cache.get(settings, job_mode(specs)))
+        results = run_job(specs, settings, boundary, None, self._cache.get(settings, job_mode(specs)))
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return (index, [(to_arrow(cols), dataclasses.asdict(report)) for cols, report in results],
                 ray.get_runtime_context().get_node_id(), peak_mb)
@@ -141,7 +143,8 @@ class RayEngine:
         pool = ActorPool(actors)
         try:
             for i, job in enumerate(jobs):
-                pool.submit(lambda actor, item: actor.run.remote(*item), (i, job.specs, job.settings or settings))
+                pool.submit(lambda actor, item: actor.run.remote(*item),
+                            (i, job.specs, job.settings or settings, job.boundary))
             done: dict[int, list] = {}
             next_index, checked = 0, time.monotonic()
             while next_index < len(jobs):
@@ -150,16 +153,21 @@ class RayEngine:
                     if len(actors) < self._wanted(len(jobs) - next_index - len(done)):
                         actors.append(actor_cls.remote())
                         pool.push(actors[-1])
+                finished = []
                 try:
-                    index, tables, node, peak_mb = pool.get_next_unordered(timeout=GROW_CHECK_S)
+                    finished.append(pool.get_next_unordered(timeout=GROW_CHECK_S))
+                    while pool.has_next():  # every job done by now, so each idle actor gets its next job
+                        finished.append(pool.get_next_unordered(timeout=0))  # before the driver writes anything
                 except TimeoutError:
-                    continue
-                results = [(from_arrow(table), SourceReport(**report)) for table, report in tables]
-                self.nodes[index] = node
-                self.peak_rss_mb = max(self.peak_rss_mb, peak_mb)
-                if on_frame:
-                    on_frame(sum(r.frames_analysed for _, r in results), sum(r.faces for _, r in results))
-                done[index] = results
+                    if not finished:
+                        continue
+                for index, tables, node, peak_mb in finished:
+                    results = [(from_arrow(table), SourceReport(**report)) for table, report in tables]
+                    self.nodes[index] = node
+                    self.peak_rss_mb = max(self.peak_rss_mb, peak_mb)
+                    if on_frame:
+                        on_frame(sum(r.frames_analysed for _, r in results), sum(r.faces for _, r in results))
+                    done[index] = results
                 while next_index in done:
                     yield done.pop(next_index)
                     next_index += 1

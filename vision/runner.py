@@ -1,8 +1,12 @@
 """Spread analysis jobs over processes (both cores) and hand results back in input order.
 
-A job is one video or stream, or a run of still images; each is analysed by `analyze_job`, a pure
+A job is one video or stream, or a run of still images; each is analysed by `run_job`, a pure
 function of (sources, settings), so the output does not depend on how many workers ran it, nor on the
 engine that ran them: the local process pool here, or a Ray cluster (vision.ray_engine).
+
+Each source's viewers' reactions (vision.reactions: smoothing, baselines, the `<value>_delta` columns) are
+computed where its whole timeline is: in the job itself (the worker, so the driver only writes and stores),
+or, for the splits of a long video, once they are stitched back together.
 """
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from .capture import SourceSpec, probe_video
-from .pipeline import Settings, analyze_job
+from .pipeline import Settings, Stages, analyze_job
+from .reactions import Reactions
 from .splits import merge_splits, split_video
 
 IMAGES_PER_JOB = 64
@@ -61,14 +66,27 @@ def _report_to_queue(obs) -> None:
     _progress_queue.put((1, len(obs)))
 
 
-def _worker(specs: list[SourceSpec], settings: Settings):
-    return analyze_job(specs, settings, _report_to_queue if _progress_queue is not None else None)
+def with_reactions(results: list, settings: Settings) -> list:
+    """[(columns, report)] per source -> the same with each source's reactions (its whole timeline)."""
+    return [(Reactions(settings.reactions).update(cols), report) for cols, report in results]
+
+
+def run_job(specs: list[SourceSpec], settings: Settings, boundary: int = -1, progress=None,
+            stages: Stages | None = None) -> list:
+    """analyze_job, then the reactions of a job that holds whole sources (boundary < 0; a split's are
+    computed after stitching, by run_jobs)."""
+    results = analyze_job(specs, settings, progress, stages)
+    return with_reactions(results, settings) if boundary < 0 else results
+
+
+def _worker(specs: list[SourceSpec], settings: Settings, boundary: int):
+    return run_job(specs, settings, boundary, _report_to_queue if _progress_queue is not None else None)
 
 
 def run_jobs(jobs: list[Job], settings: Settings, workers: int,
              on_frame: Callable[[int, int], None] | None = None, engine=None) -> Iterator[list]:
-    """Yield, in input order, each job's [(columns, report)] per source; splits of one video come back
-    stitched into one source. on_frame(frames, faces) is called as frames complete (by a Ray engine, as
+    """Yield, in input order, each job's [(columns, report)] per source, reactions computed; splits of one
+    video come back stitched into one source. on_frame(frames, faces) is called as frames complete (by a Ray engine, as
     jobs complete). engine: an object with `run(jobs, settings, on_frame)` yielding each job's results in
     input order (vision.ray_engine.RayEngine); None: this machine's process pool of `workers`."""
     run = engine.run(jobs, settings, on_frame) if engine is not None else _run(jobs, settings, workers, on_frame)
@@ -79,7 +97,7 @@ def run_jobs(jobs: list[Job], settings: Settings, workers: int,
             continue
         pending.append((*results[0], jobs[i].boundary))
         if i + 1 == len(jobs) or jobs[i + 1].boundary <= 0:  # the video's last split
-            yield [merge_splits(pending)]
+            yield with_reactions([merge_splits(pending)], jobs[i].settings or settings)
             pending = []
 
 
@@ -87,7 +105,7 @@ def _run(jobs: list[Job], settings: Settings, workers: int, on_frame) -> Iterato
     if workers <= 1 or len(jobs) <= 1:
         cb = (lambda obs: on_frame(1, len(obs))) if on_frame else None
         for job in jobs:
-            yield analyze_job(job.specs, job.settings or settings, cb)
+            yield run_job(job.specs, job.settings or settings, job.boundary, cb)
         return
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -106,7 +124,7 @@ def _run(jobs: list[Job], settings: Settings, workers: int, on_frame) -> Iterato
     reader.start()
     try:
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
-            futures = [pool.submit(_worker, job.specs, job.settings or settings) for job in jobs]
+            futures = [pool.submit(_worker, job.specs, job.settings or settings, job.boundary) for job in jobs]
             for f in futures:
                 yield f.result()
     finally:

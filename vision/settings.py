@@ -41,6 +41,8 @@ class Settings:
     presence_min: float = PRESENCE_MIN  # audience scene: a face is read from this landmark presence score up
     min_quality: float = DEFAULT_MIN_QUALITY  # curves count a face's expression from this face quality up
     reactions: ReactionOptions = ReactionOptions()  # per-viewer smoothing and baselines (vision.reactions)
+    expression_every_s: float = 0.0  # 0: every face's expression read on every analysed frame; > 0: at most this
+    #                                  often per track, the last reading carried between (vision.readings)
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -65,6 +67,8 @@ class Settings:
             raise ValueError("presence_min must be within 0..1")
         if not 0 <= self.min_quality <= 1:
             raise ValueError("min_quality must be within 0..1")
+        if not self.expression_every_s >= 0:
+            raise ValueError("expression_every_s must be >= 0 seconds")
         if not isinstance(self.reactions, ReactionOptions):
             raise ValueError("reactions must be a ReactionOptions")
 

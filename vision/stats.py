@@ -99,13 +99,13 @@ def as_lists(columns: dict[str, np.ndarray]) -> dict[str, list]:
 
 def t_critical_95(df) -> np.ndarray | float:
     """Two-sided 95% Student-t critical value for `df` degrees of freedom (any real df >= 1; NaN below),
-    from scipy.stats.t."""
-    from scipy.stats import t  # on first use: scipy.stats takes a while to import
+    from scipy.stats.t (its inverse CDF, scipy.special.stdtrit)."""
+    from scipy.special import stdtrit  # what scipy.stats.t.ppf computes, without importing scipy.stats (0.2 s)
 
     df = np.asarray(df, np.float64)
     unique, where = np.unique(np.where(df >= 1, df, np.nan), return_inverse=True)  # a curve has few distinct df
     with np.errstate(invalid="ignore"):
-        crit = t.ppf(0.975, unique)[where.reshape(df.shape)]
+        crit = stdtrit(unique, 0.975)[where.reshape(df.shape)]
     return float(crit) if crit.ndim == 0 else crit
 
 
