@@ -33,7 +33,7 @@ from .capture import Frame
 from .centerface import mean_luma
 from .detection import build_detector
 from .detector import nms
-from .facemesh import FaceMesh, FaceMeshOptions, FaceMeshReadings, regions_from_boxes, regions_from_landmarks
+from .facemesh import FaceMesh, FaceMeshOptions, FaceMeshReadings, for_crops, regions_from_boxes, regions_from_landmarks
 from .headpose import rotation_matrices
 from .landmarker import Faces, boxes_from_landmarks
 from .observation import N_BLENDSHAPES, N_LANDMARKS
@@ -41,6 +41,8 @@ from .observation import N_BLENDSHAPES, N_LANDMARKS
 LOW_LIGHT_BLUR = 3  # measured on the dim variant of ../shared/data/crowds (README, the audience scene)
 PRESENT_MIN_SCORE_DIM = 0.65  # measured on ../shared/data/crowds and its dim variant (README, the audience scene)
 PRESENCE_MIN = 0.5  # the presence gate (measured on ../shared/data/crowds, README "Audience front end")
+SECOND_LOOK_MIN = 0.01  # a refused first reading is read again from this presence up (scripts/eval_second_look.py:
+#                         on ../shared/data/crowds this keeps 68% of the faces a second look turns for 34% of its cost)
 # The region read around a detector's box (box_scale, box_shift), per detector: MTCNN's boxes are fitted in
 # models/face_mesh_models.md; CenterFace's (WIDER's convention, forehead to chin) by scripts/eval_presence.py.
 BOX_ROI = {"mtcnn": (1.5, 0.07), "centerface": (1.5, 0.02), "centerface+mtcnn": (1.5, 0.02)}
@@ -70,7 +72,8 @@ class AudienceOptions:
     low_light_luma: float = 60.0  # 0-255: a frame darker than this on average is dim (as CenterFace's low light)
     low_light_blur: int = LOW_LIGHT_BLUR  # FaceMesh reads a dim frame through a Gaussian blur this wide (odd px;
     #                                       0 or 1: as is): the sensor noise of a dark frame lowers its presence
-    second_look: bool = True  # a fresh detection the gate refuses is read again on its landmarks' region
+    second_look: bool = True  # a fresh detection the gate refuses is read again on its landmarks' region ...
+    second_look_min: float = SECOND_LOOK_MIN  # ... when its first presence score is at least this
     detector: str = "mtcnn"  # which finds the faces: one of vision.detection.DETECTORS
     centerface: Path | None = None  # CenterFace's model, for the detectors that use it
     device: str = "cpu"  # the detectors' ONNX device (vision.onnx)
@@ -80,6 +83,8 @@ class AudienceOptions:
             raise ValueError("detect_every_s must be >= 0 seconds")
         if not 0 <= self.presence_min <= 1:
             raise ValueError("presence_min must be within 0..1")
+        if not 0 <= self.second_look_min <= 1:
+            raise ValueError("second_look_min must be within 0..1")
         if self.box_scale <= 0:
             raise ValueError("box_scale must be > 0")
         if self.threads < 1:
@@ -188,7 +193,7 @@ class AudienceLandmarker:
         tried, tried_scores, tried_fresh = boxes[:n], scores[:n], fresh[:n]
         dim = mean_luma(image) < self.options.low_light_luma
         k = self.options.low_light_blur
-        mesh_image = cv2.GaussianBlur(image, (k, k), 0) if dim and k > 1 else image  # what FaceMesh reads
+        mesh_image = for_crops(cv2.GaussianBlur(image, (k, k), 0) if dim and k > 1 else image)  # what FaceMesh reads
         readings = self._second_look(mesh_image, self._read(mesh_image, regions[:n]), tried_fresh)
         ok = readings.presence >= self.options.presence_min
         lost = tried[~ok & ~tried_fresh]
@@ -260,9 +265,12 @@ class AudienceLandmarker:
         return Faces(lm, bs, mx, boxes, det_score, presence, readable)
 
     def _second_look(self, image: np.ndarray, readings: FaceMeshReadings, fresh: np.ndarray) -> FaceMeshReadings:
-        """Fresh detections the gate refuses are read once more on the region their first landmarks give
-        (MediaPipe's own ROI, as a followed face is read); the better presence of the two readings is kept."""
-        again = np.flatnonzero(fresh & (readings.presence < self.options.presence_min) & (readings.presence > 0))
+        """Fresh detections the gate refuses with a presence of at least `second_look_min` are read once more on
+        the region their first landmarks give (MediaPipe's own ROI, as a followed face is read); the better
+        presence of the two readings is kept. Under `second_look_min` a second look seldom pays (measured:
+        scripts/eval_second_look.py)."""
+        p = readings.presence
+        again = np.flatnonzero(fresh & (p < self.options.presence_min) & (p > 0) & (p >= self.options.second_look_min))
         if len(again) == 0 or not self.options.second_look:
             return readings
         h, w = image.shape[:2]
