@@ -2,7 +2,8 @@
 
 MediaPipe's own detector is built for selfie distance and finds nothing in a wide shot of a theatre.
 `AudienceLandmarker.landmark(frame) -> Faces` finds faces with the configured detector (`vision.detection`) on
-the whole frame every `detect_every_s` seconds and reads each box with `vision.facemesh.FaceMesh` (MediaPipe's
+the whole frame every `detect_every_s` seconds (up to `detect_backoff` times that while nothing changes, see below) and
+reads each box with `vision.facemesh.FaceMesh` (MediaPipe's
 landmark and blendshape models run directly on the crop: no second detector). The landmark model's presence
 score gates the faces: a reading with presence >= `presence_min` is a face read. Between detections each face
 read is followed MediaPipe's own way: the next frame is read on the region its landmarks give
@@ -19,6 +20,14 @@ noise, which lowers the landmark model's presence score, is smoothed (`low_light
 it (the detector sees the frame as it is). Per face the result carries the
 detector's score (for a face followed by region: the score it was last detected with), the presence score
 (NaN for a face not read) and head rotations from the landmarks (`vision.headpose`, PnP).
+
+Detection cadence: a full detection that finds no face it did not already know (every box overlaps a followed
+face or one of the last full detection's) and a frame with no face lost let the wait before the next one double,
+up to `detect_backoff` x `detect_every_s`; a new face or a lost one brings it back to `detect_every_s`. A seated audience is
+then searched for newcomers every few seconds instead of every two (the detector on a 1080p frame costs as much
+as reading ~200 faces); faces that leave are searched for at once as before. The detector runs on
+`detector_threads` ONNX Runtime threads (1: two threads cost 1.4x the CPU time for 0.6x the wall time on an
+idle core, and more on a busy one, where the audience benchmark's two workers already fill both cores).
 """
 from __future__ import annotations
 
@@ -57,7 +66,10 @@ def box_roi(detector: str) -> tuple[float, float]:
 class AudienceOptions:
     face_mesh: tuple[Path, Path]  # the landmark and blendshape models (registry: face_landmarks, face_blendshapes)
     mtcnn: tuple[Path, Path, Path]
-    detect_every_s: float = 2.0  # full-frame detection cadence; faces are followed by region in between
+    detect_every_s: float = 2.0  # full-frame detection cadence; faces are followed by region in between ...
+    detect_backoff: float = 3.0  # ... up to this many times longer while detections find nothing new (module
+    #                              doc; 1: a fixed cadence)
+    detector_threads: int = 1  # ONNX Runtime threads of the detector (module doc)
     min_face: int = 32  # pixels, smallest face MTCNN looks for (a 48 px face gives a ~56 px box)
     presence_min: float = PRESENCE_MIN  # a reading counts as a face read from this presence score up
     box_scale: float = 1.5  # the region read around a detector box: this many times its larger side ...
@@ -81,6 +93,10 @@ class AudienceOptions:
     def __post_init__(self):
         if self.detect_every_s < 0:
             raise ValueError("detect_every_s must be >= 0 seconds")
+        if self.detect_backoff < 1:
+            raise ValueError("detect_backoff must be >= 1")
+        if self.detector_threads < 1:
+            raise ValueError("detector_threads must be >= 1")
         if not 0 <= self.presence_min <= 1:
             raise ValueError("presence_min must be within 0..1")
         if not 0 <= self.second_look_min <= 1:
@@ -137,7 +153,8 @@ class AudienceLandmarker:
     def __init__(self, options: AudienceOptions):
         self.options = options
         self._detector = build_detector(options.detector, centerface=options.centerface, mtcnn=options.mtcnn,
-                                        min_face=options.min_face, threads=options.threads, device=options.device)
+                                        min_face=options.min_face, threads=options.detector_threads,
+                                        device=options.device)
         mesh = FaceMeshOptions(*options.face_mesh, box_scale=options.box_scale, box_shift=options.box_shift,
                                device=options.device)
         self._meshes = [FaceMesh(mesh) for _ in range(options.threads)]  # one per thread
@@ -150,6 +167,8 @@ class AudienceLandmarker:
         self._followed_scores = np.zeros(0, np.float32)  # the detector score each was last found with
         self._followed_readable = np.zeros(0, bool)  # whether each was read last time
         self._last_detection_t: float | None = None
+        self._detect_wait = self.options.detect_every_s  # seconds from one full detection to the next
+        self._last_detected = np.zeros((0, 4), np.float32)  # the last full detection's boxes
 
     def _regions(self, boxes: np.ndarray) -> np.ndarray:
         return regions_from_boxes(boxes, self.options.box_scale, self.options.box_shift)
@@ -175,7 +194,7 @@ class AudienceLandmarker:
 
     def landmark(self, frame: Frame) -> Faces:
         image, t = frame.image, frame.t
-        due = self._last_detection_t is None or t - self._last_detection_t >= self.options.detect_every_s
+        due = self._last_detection_t is None or t - self._last_detection_t >= self._detect_wait
         boxes, regions = self._followed, self._followed_regions
         scores, fresh = self._followed_scores, np.zeros(len(self._followed), bool)
         was_read = self._followed_readable
@@ -184,6 +203,11 @@ class AudienceLandmarker:
             self._last_detection_t = t
             seen = (_iou_xyxy(boxes, detected).max(axis=1) >= 0.3) if len(detected) and len(boxes) else \
                 np.zeros(len(boxes), bool)
+            known = np.concatenate([boxes, self._last_detected])
+            new = len(detected) if len(known) == 0 else int((_iou_xyxy(detected, known).max(axis=1) < 0.3).sum())
+            self._last_detected = detected
+            self._detect_wait = self.options.detect_every_s if new else \
+                min(2 * self._detect_wait, self.options.detect_backoff * self.options.detect_every_s)
             boxes = np.concatenate([detected, boxes[~seen]])
             regions = np.concatenate([self._regions(detected), regions[~seen]])
             was_read = np.concatenate([np.zeros(len(detected), bool), was_read[~seen]])
@@ -197,13 +221,15 @@ class AudienceLandmarker:
         readings = self._second_look(mesh_image, self._read(mesh_image, regions[:n]), tried_fresh)
         ok = readings.presence >= self.options.presence_min
         lost = tried[~ok & ~tried_fresh]
+        if len(lost):
+            self._detect_wait = self.options.detect_every_s  # the scene changes: back to the base cadence
         if len(lost) and not due:  # search again now, not at the next full detection
             # several faces that were read are lost at once: the whole frame (faces that could not be read
             # last time either are searched for around them, however many)
             lost_read = int((~ok & ~tried_fresh & was_read[:n]).sum())
             if lost_read >= max(2, self.options.research_full_share * len(tried)):
                 extra, extra_scores = self._detector.detect(image)
-                self._last_detection_t = t
+                self._last_detection_t, self._last_detected = t, extra
             else:
                 extra, extra_scores = self._research(image, lost)
             known = np.concatenate([tried[ok], tried[~ok & tried_fresh]])
