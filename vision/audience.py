@@ -85,7 +85,9 @@ class AudienceOptions:
     low_light_blur: int = LOW_LIGHT_BLUR  # FaceMesh reads a dim frame through a Gaussian blur this wide (odd px;
     #                                       0 or 1: as is): the sensor noise of a dark frame lowers its presence
     second_look: bool = True  # a fresh detection the gate refuses is read again on its landmarks' region ...
-    second_look_min: float = SECOND_LOOK_MIN  # ... when its first presence score is at least this
+    second_look_min: float = SECOND_LOOK_MIN  # ... when its first presence score is at least this ...
+    second_look_min_dim: float = 0.0  # ... on a dim frame (its noise lowers every presence score: there a second
+    #                                   look pays from any score; measured on the dim variant of the crowds)
     detector: str = "mtcnn"  # which finds the faces: one of vision.detection.DETECTORS
     centerface: Path | None = None  # CenterFace's model, for the detectors that use it
     device: str = "cpu"  # the detectors' ONNX device (vision.onnx)
@@ -99,8 +101,8 @@ class AudienceOptions:
             raise ValueError("detector_threads must be >= 1")
         if not 0 <= self.presence_min <= 1:
             raise ValueError("presence_min must be within 0..1")
-        if not 0 <= self.second_look_min <= 1:
-            raise ValueError("second_look_min must be within 0..1")
+        if not (0 <= self.second_look_min <= 1 and 0 <= self.second_look_min_dim <= 1):
+            raise ValueError("second_look_min and second_look_min_dim must be within 0..1")
         if self.box_scale <= 0:
             raise ValueError("box_scale must be > 0")
         if self.threads < 1:
@@ -218,7 +220,7 @@ class AudienceLandmarker:
         dim = mean_luma(image) < self.options.low_light_luma
         k = self.options.low_light_blur
         mesh_image = for_crops(cv2.GaussianBlur(image, (k, k), 0) if dim and k > 1 else image)  # what FaceMesh reads
-        readings = self._second_look(mesh_image, self._read(mesh_image, regions[:n]), tried_fresh)
+        readings = self._second_look(mesh_image, self._read(mesh_image, regions[:n]), tried_fresh, dim)
         ok = readings.presence >= self.options.presence_min
         lost = tried[~ok & ~tried_fresh]
         if len(lost):
@@ -239,7 +241,7 @@ class AudienceLandmarker:
             room = max(self.options.max_faces - len(tried), 0)
             extra, extra_scores = extra[:room], extra_scores[:room]
             readings = _concat([readings, self._second_look(mesh_image, self._read(mesh_image, self._regions(extra)),
-                                                            np.ones(len(extra), bool))])
+                                                            np.ones(len(extra), bool), dim)])
             tried = np.concatenate([tried, extra])
             tried_scores = np.concatenate([tried_scores, extra_scores])
             tried_fresh = np.concatenate([tried_fresh, np.ones(len(extra), bool)])
@@ -290,13 +292,14 @@ class AudienceLandmarker:
                      det_score.copy(), readable)
         return Faces(lm, bs, mx, boxes, det_score, presence, readable)
 
-    def _second_look(self, image: np.ndarray, readings: FaceMeshReadings, fresh: np.ndarray) -> FaceMeshReadings:
-        """Fresh detections the gate refuses with a presence of at least `second_look_min` are read once more on
-        the region their first landmarks give (MediaPipe's own ROI, as a followed face is read); the better
-        presence of the two readings is kept. Under `second_look_min` a second look seldom pays (measured:
-        scripts/eval_second_look.py)."""
-        p = readings.presence
-        again = np.flatnonzero(fresh & (p < self.options.presence_min) & (p > 0) & (p >= self.options.second_look_min))
+    def _second_look(self, image: np.ndarray, readings: FaceMeshReadings, fresh: np.ndarray,
+                     dim: bool = False) -> FaceMeshReadings:
+        """Fresh detections the gate refuses with a presence of at least `second_look_min` (`second_look_min_dim`
+        on a dim frame) are read once more on the region their first landmarks give (MediaPipe's own ROI, as a
+        followed face is read); the better presence of the two readings is kept. Under `second_look_min` a
+        second look seldom pays (measured: scripts/eval_second_look.py)."""
+        p, floor = readings.presence, self.options.second_look_min_dim if dim else self.options.second_look_min
+        again = np.flatnonzero(fresh & (p < self.options.presence_min) & (p > 0) & (p >= floor))
         if len(again) == 0 or not self.options.second_look:
             return readings
         h, w = image.shape[:2]

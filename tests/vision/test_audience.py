@@ -295,9 +295,11 @@ def test_second_look_only_from_its_presence_floor():
         a._read = read
         try:
             out = a._second_look(image, first, np.ones(n, bool))
+            looked[floor] = (regions[:], out.presence)
+            a._second_look(image, first, np.ones(n, bool), dim=True)  # a dim frame: from any presence (default)
+            assert regions[len(looked[floor][0]):] == [3]
         finally:
             a.close()
-        looked[floor] = (regions, out.presence)
     assert looked[0.0][0] == [3]  # every refused reading with a presence above 0
     assert looked[0.01][0] == [2]  # 0.3 and 0.02: 0.005 is under the floor
     np.testing.assert_array_equal(looked[0.01][1], np.float32([0.9, 0.8, 0.8, 0.005, 0.0]))
