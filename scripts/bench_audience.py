@@ -11,7 +11,9 @@ the cost per frame grows with the number of faces (--scaling).
 
 `--against COMMIT` also analyses the same audience with that git commit's code (`git archive` into a temporary
 folder), the two runs interleaved `--repeat` times, and prints faces/s of each and their ratio (the same run:
-a loaded host slows both alike). `--audience DIR` reuses an audience made earlier (make_audience.py's folder)
+a loaded host slows both alike), and faces per CPU second of the whole analysis (workers included) times the
+worker count: the faces/s the workers would reach on that many idle cores, robust to the host's load (an upper
+bound: the serial start and end of a run are counted as if they ran in parallel). `--audience DIR` reuses an audience made earlier (make_audience.py's folder)
 instead of making one.
 """
 from __future__ import annotations
@@ -44,11 +46,21 @@ def analyse(folder: Path, fps: float, workers: int, extra=(), code: Path = ROOT,
     import os
 
     env = {**os.environ, "PYTHONPATH": str(code)}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _children_cpu()
     subprocess.run([sys.executable, "-m", "service.cli", "analyze", str(folder / "audience.avi"), "--scene", "audience",
                     "--fps", str(fps), "--out", str(folder / out), "--quiet", "--workers", str(workers), *extra],
                    check=True, cwd=code, env=env)
-    return time.perf_counter() - t0, json.loads((folder / out / "summary.json").read_text())
+    summary = json.loads((folder / out / "summary.json").read_text())
+    summary["cpu_seconds"] = _children_cpu() - c0
+    return time.perf_counter() - t0, summary
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children and theirs (the analysis and its workers)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def archived(commit: str, into: Path) -> Path:
@@ -186,18 +198,23 @@ def main(argv=None) -> int:
         if args.against:
             old = archived(args.against, Path(tmp) / "against")
             rates: dict[str, list[float]] = {"this checkout": [], args.against: []}
+            cpu_rates: dict[str, list[float]] = {"this checkout": [], args.against: []}
             for _ in range(args.repeat):
                 for name, code, out in (("this checkout", ROOT, "out"), (args.against, old, "out-against")):
                     e, s = analyse(main_dir, args.fps, args.workers, code=code, out=out)
                     rates[name].append(s["faces"] / e)
+                    cpu_rates[name].append(s["faces"] / s["cpu_seconds"] * args.workers)
                     if code == ROOT:
                         elapsed, summary = e, s  # this checkout's last run, for the figures below
             mo = evaluate(main_dir, args.fps, "out-against")
             for name, r in rates.items():
-                print(f"  {name}: faces analysed/s " + ", ".join(f"{x:.1f}" for x in r))
+                print(f"  {name}: faces analysed/s " + ", ".join(f"{x:.1f}" for x in r) + f"; per CPU second x "
+                      f"{args.workers} workers " + ", ".join(f"{x:.1f}" for x in cpu_rates[name]))
             now, before = np.median(rates["this checkout"]), np.median(rates[args.against])
-            print(f"  this checkout / {args.against}: {now / before:.3f} (medians {now:.1f} / {before:.1f} faces/s, "
-                  f"interleaved, the same run); {args.against}: recall {mo['recall']:.3f}, id switches "
+            cnow, cbefore = np.median(cpu_rates["this checkout"]), np.median(cpu_rates[args.against])
+            print(f"  this checkout / {args.against}: wall {now / before:.3f} (medians {now:.1f} / {before:.1f} faces/s), "
+                  f"CPU {cnow / cbefore:.3f} ({cnow:.1f} / {cbefore:.1f} faces/s on {args.workers} idle cores), "
+                  f"interleaved, the same run; {args.against}: recall {mo['recall']:.3f}, id switches "
                   f"{mo['id_switches']}, happiness r {mo['happiness_r']:.3f}")
         else:
             elapsed, summary = analyse(main_dir, args.fps, args.workers)
@@ -208,7 +225,9 @@ def main(argv=None) -> int:
         print(f"  id switches: {m['id_switches']} = {m['id_switches_per_seat_hour']:.1f} per seat-hour   target <= 1")
         print(f"  happiness share per second, correlation with truth: r = {m['happiness_r']:.3f}   target >= 0.9")
         print(f"  {summary['frames_analysed'] / elapsed:.2f} frames/s, {summary['faces'] / elapsed:.1f} faces analysed/s "
-              f"end to end ({elapsed:.1f} s, {args.workers} worker(s))   target >= 100 faces/s")
+              f"end to end ({elapsed:.1f} s, {args.workers} worker(s))   target >= 100 faces/s; "
+              f"{summary['faces'] / summary['cpu_seconds'] * args.workers:.1f} faces/s on {args.workers} idle cores "
+              f"(faces per CPU second x workers)")
         for grid in [int(g) for g in args.compare_tiles.split(",") if g.strip()]:
             print(f"  for comparison, MediaPipe alone on {grid}x{grid} overlapping tiles: recall "
                   f"{tiles_recall(main_dir, grid):.3f}")
