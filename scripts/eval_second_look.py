@@ -148,6 +148,7 @@ def bands(log: np.ndarray, gate: float) -> None:
 
 TRIGGERS = {
     "every refused (today)": lambda L: np.ones(len(L), bool),
+    "p1 >= 0.01 (shipped)": lambda L: L[:, 0] >= 0.01,
     "p1 >= 0.05": lambda L: L[:, 0] >= 0.05,
     "p1 >= 0.1": lambda L: L[:, 0] >= 0.1,
     "p1 >= 0.2": lambda L: L[:, 0] >= 0.2,
