@@ -1,13 +1,20 @@
 """Audience-scale benchmark on synthetic theatre audiences (scripts/make_audience.py), in one run.
 
     python scripts/bench_audience.py ../shared/data/expressions [--seats 32] [--seconds 20] [--fps 2]
-                                     [--scaling 10,40,100] [--workers 2]
+                                     [--scaling 10,40,100] [--workers 2] [--against COMMIT] [--repeat N]
 
 Generates the audiences into a temporary folder, runs `audience analyze --scene audience` on them and
 prints, against the ground truth: seat recall (faces found / faces visible, for faces >= 48 px tall),
 duplicate and false-positive rates, id switches per seat-hour, the per-second correlation between the
 measured happiness share (mean p_happiness) and the true share, frames/s and faces analysed/s, and how
 the cost per frame grows with the number of faces (--scaling).
+
+`--against COMMIT` also analyses the same audience with that git commit's code (`git archive` into a temporary
+folder), the two runs interleaved `--repeat` times, and prints faces/s of each and their ratio (the same run:
+a loaded host slows both alike), and faces per CPU second of the whole analysis (workers included) times the
+worker count: the faces/s the workers would reach on that many idle cores, robust to the host's load (an upper
+bound: the serial start and end of a run are counted as if they ran in parallel). `--audience DIR` reuses an audience made earlier (make_audience.py's folder)
+instead of making one.
 """
 from __future__ import annotations
 
@@ -34,12 +41,34 @@ def generate(labelled: Path, out: Path, seats: int, seconds: float) -> None:
                     "--seats", str(seats), "--seconds", str(seconds)], check=True, stdout=subprocess.DEVNULL)
 
 
-def analyse(folder: Path, fps: float, workers: int, extra=()) -> tuple[float, dict]:
-    t0 = time.perf_counter()
+def analyse(folder: Path, fps: float, workers: int, extra=(), code: Path = ROOT, out: str = "out") -> tuple[float, dict]:
+    """`audience analyze` on the folder's audience with the code in `code` (this checkout or an archived commit)."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    t0, c0 = time.perf_counter(), _children_cpu()
     subprocess.run([sys.executable, "-m", "service.cli", "analyze", str(folder / "audience.avi"), "--scene", "audience",
-                    "--fps", str(fps), "--out", str(folder / "out"), "--quiet", "--workers", str(workers), *extra],
-                   check=True)
-    return time.perf_counter() - t0, json.loads((folder / "out" / "summary.json").read_text())
+                    "--fps", str(fps), "--out", str(folder / out), "--quiet", "--workers", str(workers), *extra],
+                   check=True, cwd=code, env=env)
+    summary = json.loads((folder / out / "summary.json").read_text())
+    summary["cpu_seconds"] = _children_cpu() - c0
+    return time.perf_counter() - t0, summary
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children and theirs (the analysis and its workers)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def archived(commit: str, into: Path) -> Path:
+    """The tree of a git commit, written into `into` (models included: they are in git)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
 
 
 def analysed_frames(n_frames: int, source_fps: float, rate: float) -> list[int]:
@@ -48,11 +77,11 @@ def analysed_frames(n_frames: int, source_fps: float, rate: float) -> list[int]:
     return [0] + [i for i in range(1, n_frames) if ticks[i] != ticks[i - 1]]
 
 
-def evaluate(folder: Path, rate: float) -> dict:
+def evaluate(folder: Path, rate: float, out: str = "out") -> dict:
     import pandas as pd
 
     truth = pd.read_csv(folder / "truth.csv")
-    obs = pd.read_parquet(folder / "out" / "observations.parquet")
+    obs = pd.read_parquet(folder / out / "observations.parquet")
     meta = json.loads((folder / "seats.json").read_text())
     by_frame = dict(tuple(obs.groupby("frame")))
     visible = found = duplicates = false_pos = 0
@@ -87,7 +116,7 @@ def evaluate(folder: Path, rate: float) -> dict:
     seat_seconds = truth["visible"].sum() / meta["fps"]
     truth["sec"] = np.floor(truth["t"]).astype(int)
     true_share = truth[truth["visible"] == 1].groupby("sec")["emotion"].apply(lambda e: float((e == "happiness").mean()))
-    curves = pd.read_csv(folder / "out" / "curves.csv").set_index("t")
+    curves = pd.read_csv(folder / out / "curves.csv").set_index("t")
     common = [s for s in true_share.index if s in curves.index and np.isfinite(curves.loc[s, "p_happiness"])]
     r = float(np.corrcoef(true_share.loc[common], curves.loc[common, "p_happiness"])[0, 1]) if len(common) > 2 else float("nan")
     n_obs = max(len(obs), 1)
@@ -158,11 +187,37 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--scaling", default="10,40,100", help="seat counts for the cost-growth runs ('' to skip)")
     ap.add_argument("--compare-tiles", default="2,3,4", help="grids for the tiled-MediaPipe comparison ('' to skip)")
+    ap.add_argument("--audience", type=Path, default=None, help="an audience folder made earlier (reused as is)")
+    ap.add_argument("--against", default=None, help="a git commit analysed too, interleaved (faces/s ratio)")
+    ap.add_argument("--repeat", type=int, default=1, help="with --against: runs of each")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        main_dir = Path(tmp) / f"seats{args.seats}"
-        generate(args.labelled_dir, main_dir, args.seats, args.seconds)
-        elapsed, summary = analyse(main_dir, args.fps, args.workers)
+        main_dir = args.audience or Path(tmp) / f"seats{args.seats}"
+        if args.audience is None:
+            generate(args.labelled_dir, main_dir, args.seats, args.seconds)
+        if args.against:
+            old = archived(args.against, Path(tmp) / "against")
+            rates: dict[str, list[float]] = {"this checkout": [], args.against: []}
+            cpu_rates: dict[str, list[float]] = {"this checkout": [], args.against: []}
+            for _ in range(args.repeat):
+                for name, code, out in (("this checkout", ROOT, "out"), (args.against, old, "out-against")):
+                    e, s = analyse(main_dir, args.fps, args.workers, code=code, out=out)
+                    rates[name].append(s["faces"] / e)
+                    cpu_rates[name].append(s["faces"] / s["cpu_seconds"] * args.workers)
+                    if code == ROOT:
+                        elapsed, summary = e, s  # this checkout's last run, for the figures below
+            mo = evaluate(main_dir, args.fps, "out-against")
+            for name, r in rates.items():
+                print(f"  {name}: faces analysed/s " + ", ".join(f"{x:.1f}" for x in r) + f"; per CPU second x "
+                      f"{args.workers} workers " + ", ".join(f"{x:.1f}" for x in cpu_rates[name]))
+            now, before = np.median(rates["this checkout"]), np.median(rates[args.against])
+            cnow, cbefore = np.median(cpu_rates["this checkout"]), np.median(cpu_rates[args.against])
+            print(f"  this checkout / {args.against}: wall {now / before:.3f} (medians {now:.1f} / {before:.1f} faces/s), "
+                  f"CPU {cnow / cbefore:.3f} ({cnow:.1f} / {cbefore:.1f} faces/s on {args.workers} idle cores), "
+                  f"interleaved, the same run; {args.against}: recall {mo['recall']:.3f}, id switches "
+                  f"{mo['id_switches']}, happiness r {mo['happiness_r']:.3f}")
+        else:
+            elapsed, summary = analyse(main_dir, args.fps, args.workers)
         m = evaluate(main_dir, args.fps)
         print(f"{args.seats} seats, {args.seconds:g} s at analysis rate {args.fps:g} fps, 1920x1080:")
         print(f"  seat recall (faces >= {MIN_FACE_PX} px): {m['recall']:.3f} ({m['found']}/{m['visible']})   target >= 0.95")
@@ -170,7 +225,9 @@ def main(argv=None) -> int:
         print(f"  id switches: {m['id_switches']} = {m['id_switches_per_seat_hour']:.1f} per seat-hour   target <= 1")
         print(f"  happiness share per second, correlation with truth: r = {m['happiness_r']:.3f}   target >= 0.9")
         print(f"  {summary['frames_analysed'] / elapsed:.2f} frames/s, {summary['faces'] / elapsed:.1f} faces analysed/s "
-              f"end to end ({elapsed:.1f} s, {args.workers} worker(s))   target >= 100 faces/s")
+              f"end to end ({elapsed:.1f} s, {args.workers} worker(s))   target >= 100 faces/s; "
+              f"{summary['faces'] / summary['cpu_seconds'] * args.workers:.1f} faces/s on {args.workers} idle cores "
+              f"(faces per CPU second x workers)")
         for grid in [int(g) for g in args.compare_tiles.split(",") if g.strip()]:
             print(f"  for comparison, MediaPipe alone on {grid}x{grid} overlapping tiles: recall "
                   f"{tiles_recall(main_dir, grid):.3f}")

@@ -171,6 +171,8 @@ CANDIDATES: dict[str, Callable[[], tuple[Boxes, Callable]]] = {
     "front end (old: Tasks landmarker)": lambda: _front_end_old(OLD_FRONT_END),
     "front end": _front_end,
     "front end no second look": lambda: _front_end(second_look=False),
+    "front end second look from 0": lambda: _front_end(second_look_min=0.0),
+    "front end second look from .05": lambda: _front_end(second_look_min=0.05),
     "front end present .9": lambda: _front_end(present_min_score=0.9),
     "front end no low-light": lambda: _front_end(low_light_blur=0, present_min_score_dim=0.8),
     "front end no low-light blur": lambda: _front_end(low_light_blur=0),

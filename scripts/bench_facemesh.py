@@ -11,7 +11,9 @@ its landmarks. Measured in the same run, the four steps one after the other on e
   blendshapes).
 Prints each figure and read / (landmark + blendshape) (target <= 1.2), and read / the time of the model
 calls inside the same reads, the overhead of `read` measured free of the host's load. Times vary with the host's load:
-compare the ratios, not the absolute figures, across runs.
+compare the ratios, not the absolute figures, across runs. `--clock cpu` (default) times with the process's CPU
+time (every model runs on one thread, so this is time on one core, and a loaded host slows every step alike
+without adding its waits); `--clock wall` with the wall clock.
 
 `--crowds DIR` (../shared/data/crowds) adds the audience front end's whole reading stage per face on its first
 `--photos` photos, each one frame (`vision.audience.AudienceLandmarker`, one thread): everything but the
@@ -39,6 +41,9 @@ from vision.facemesh import (BLENDSHAPE_LANDMARKS, CROP_SIZE, FaceMesh, FaceMesh
 from vision.landmarker import Landmarker, LandmarkerOptions  # noqa: E402
 from vision.registry import model_file  # noqa: E402
 
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+clock = CLOCKS["cpu"]  # set by --clock
+
 
 def faces_in(paths: list[Path], landmarker_path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(image, box [1,4] x1 y1 x2 y2)] for every face MediaPipe finds."""
@@ -65,9 +70,9 @@ class Timed:
 
     def _timed(self, fn, *args):
         self.calls += 1
-        t0 = time.perf_counter()
+        t0 = clock()
         out = fn(*args)
-        self.spent += time.perf_counter() - t0
+        self.spent += clock() - t0
         return out
 
     def __call__(self, x):
@@ -82,11 +87,11 @@ def within_read(mesh: FaceMesh, faces, rounds: int) -> float:
     timed = [Timed(mesh._landmarks), Timed(mesh._blendshapes)]
     mesh._landmarks, mesh._blendshapes = timed
     try:
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(rounds):
             for face in faces:
                 mesh.read(*face)
-        total = time.perf_counter() - t0
+        total = clock() - t0
     finally:
         mesh._landmarks, mesh._blendshapes = timed[0].runner, timed[1].runner
     return total / (timed[0].spent + timed[1].spent)
@@ -123,9 +128,9 @@ def front_end_cost(crowds: Path, photos: int, rounds: int) -> dict:
         for _ in range(rounds):
             for image in images:
                 fe.reset()
-                t0 = time.perf_counter()
+                t0 = clock()
                 fe.landmark(Frame("crowd", 0, 0.0, image))
-                total += time.perf_counter() - t0
+                total += clock() - t0
                 faces += len(detections[id(image)][0])
         models = timed[0].spent + timed[1].spent
         pair = timed[0].spent / max(timed[0].calls, 1) + timed[1].spent / max(timed[1].calls, 1)
@@ -160,9 +165,9 @@ def read_against(commit: str, crowds: Path, photos: int, rounds: int) -> tuple[f
         for _ in range(rounds):
             for image, region in work:
                 for k, mesh in enumerate((before, now)):
-                    t0 = time.perf_counter()
+                    t0 = clock()
                     mesh.read_regions(image, region)
-                    spent[k] += time.perf_counter() - t0
+                    spent[k] += clock() - t0
     return spent[0], spent[1], len(work)
 
 
@@ -174,7 +179,11 @@ def main(argv=None) -> int:
     ap.add_argument("--crowds", type=Path, default=None, help="also the front end's reading stage on these crowd photos")
     ap.add_argument("--photos", type=int, default=10, help="with --crowds: how many photos")
     ap.add_argument("--against", default=None, help="with --crowds: a git commit whose FaceMesh read is timed too")
+    ap.add_argument("--clock", choices=tuple(CLOCKS), default="cpu",
+                    help="cpu: the process's CPU time (default; robust to the host's load), wall: the wall clock")
     args = ap.parse_args(argv)
+    global clock
+    clock = CLOCKS[args.clock]
     cv2.setNumThreads(1)
     paths = args.images or sorted((ROOT / "fixtures" / "images").glob("*.jpg"))
     task = model_file("face_landmarker").path
@@ -208,16 +217,16 @@ def main(argv=None) -> int:
             spent = np.zeros(len(steps))
             for i in range(len(faces)):
                 for k, step in enumerate(steps):
-                    t0 = time.perf_counter()
+                    t0 = clock()
                     out = step(i)
-                    spent[k] += time.perf_counter() - t0
+                    spent[k] += clock() - t0
                 found_by_mediapipe += len(out.face_landmarks)
             for k, name in enumerate(names):
                 figures[name].append(spent[k] * 1000 / len(faces))
         inside = within_read(mesh, faces, args.rounds)
     med = {k: float(np.median(v)) for k, v in figures.items()}
     print(f"{len(found)} faces in {len(paths)} images, {args.faces} per round, {args.rounds} rounds, one thread "
-          f"(LiteRT {lm_path.name}); host load {os.getloadavg()[0]:.1f}")
+          f"(LiteRT {lm_path.name}); {args.clock} clock; host load {os.getloadavg()[0]:.1f}")
     for k, v in med.items():
         print(f"  {k:34s} {v:6.2f} ms per face (rounds {min(figures[k]):.2f}-{max(figures[k]):.2f})")
     models = med["landmark model"] + med["blendshape model"]

@@ -2,7 +2,8 @@
 
 MediaPipe's own detector is built for selfie distance and finds nothing in a wide shot of a theatre.
 `AudienceLandmarker.landmark(frame) -> Faces` finds faces with the configured detector (`vision.detection`) on
-the whole frame every `detect_every_s` seconds and reads each box with `vision.facemesh.FaceMesh` (MediaPipe's
+the whole frame every `detect_every_s` seconds (up to `detect_backoff` times that while nothing changes, see below) and
+reads each box with `vision.facemesh.FaceMesh` (MediaPipe's
 landmark and blendshape models run directly on the crop: no second detector). The landmark model's presence
 score gates the faces: a reading with presence >= `presence_min` is a face read. Between detections each face
 read is followed MediaPipe's own way: the next frame is read on the region its landmarks give
@@ -19,6 +20,14 @@ noise, which lowers the landmark model's presence score, is smoothed (`low_light
 it (the detector sees the frame as it is). Per face the result carries the
 detector's score (for a face followed by region: the score it was last detected with), the presence score
 (NaN for a face not read) and head rotations from the landmarks (`vision.headpose`, PnP).
+
+Detection cadence: a full detection that finds no face it did not already know (every box overlaps a followed
+face or one of the last full detection's) and a frame with no face lost let the wait before the next one double,
+up to `detect_backoff` x `detect_every_s`; a new face or a lost one brings it back to `detect_every_s`. A seated audience is
+then searched for newcomers every few seconds instead of every two (the detector on a 1080p frame costs as much
+as reading ~200 faces); faces that leave are searched for at once as before. The detector runs on
+`detector_threads` ONNX Runtime threads (1: two threads cost 1.4x the CPU time for 0.6x the wall time on an
+idle core, and more on a busy one, where the audience benchmark's two workers already fill both cores).
 """
 from __future__ import annotations
 
@@ -33,7 +42,7 @@ from .capture import Frame
 from .centerface import mean_luma
 from .detection import build_detector
 from .detector import nms
-from .facemesh import FaceMesh, FaceMeshOptions, FaceMeshReadings, regions_from_boxes, regions_from_landmarks
+from .facemesh import FaceMesh, FaceMeshOptions, FaceMeshReadings, for_crops, regions_from_boxes, regions_from_landmarks
 from .headpose import rotation_matrices
 from .landmarker import Faces, boxes_from_landmarks
 from .observation import N_BLENDSHAPES, N_LANDMARKS
@@ -41,6 +50,8 @@ from .observation import N_BLENDSHAPES, N_LANDMARKS
 LOW_LIGHT_BLUR = 3  # measured on the dim variant of ../shared/data/crowds (README, the audience scene)
 PRESENT_MIN_SCORE_DIM = 0.65  # measured on ../shared/data/crowds and its dim variant (README, the audience scene)
 PRESENCE_MIN = 0.5  # the presence gate (measured on ../shared/data/crowds, README "Audience front end")
+SECOND_LOOK_MIN = 0.01  # a refused first reading is read again from this presence up (scripts/eval_second_look.py:
+#                         on ../shared/data/crowds this keeps 68% of the faces a second look turns for 34% of its cost)
 # The region read around a detector's box (box_scale, box_shift), per detector: MTCNN's boxes are fitted in
 # models/face_mesh_models.md; CenterFace's (WIDER's convention, forehead to chin) by scripts/eval_presence.py.
 BOX_ROI = {"mtcnn": (1.5, 0.07), "centerface": (1.5, 0.02), "centerface+mtcnn": (1.5, 0.02)}
@@ -55,7 +66,10 @@ def box_roi(detector: str) -> tuple[float, float]:
 class AudienceOptions:
     face_mesh: tuple[Path, Path]  # the landmark and blendshape models (registry: face_landmarks, face_blendshapes)
     mtcnn: tuple[Path, Path, Path]
-    detect_every_s: float = 2.0  # full-frame detection cadence; faces are followed by region in between
+    detect_every_s: float = 2.0  # full-frame detection cadence; faces are followed by region in between ...
+    detect_backoff: float = 3.0  # ... up to this many times longer while detections find nothing new (module
+    #                              doc; 1: a fixed cadence)
+    detector_threads: int = 1  # ONNX Runtime threads of the detector (module doc)
     min_face: int = 32  # pixels, smallest face MTCNN looks for (a 48 px face gives a ~56 px box)
     presence_min: float = PRESENCE_MIN  # a reading counts as a face read from this presence score up
     box_scale: float = 1.5  # the region read around a detector box: this many times its larger side ...
@@ -70,7 +84,10 @@ class AudienceOptions:
     low_light_luma: float = 60.0  # 0-255: a frame darker than this on average is dim (as CenterFace's low light)
     low_light_blur: int = LOW_LIGHT_BLUR  # FaceMesh reads a dim frame through a Gaussian blur this wide (odd px;
     #                                       0 or 1: as is): the sensor noise of a dark frame lowers its presence
-    second_look: bool = True  # a fresh detection the gate refuses is read again on its landmarks' region
+    second_look: bool = True  # a fresh detection the gate refuses is read again on its landmarks' region ...
+    second_look_min: float = SECOND_LOOK_MIN  # ... when its first presence score is at least this ...
+    second_look_min_dim: float = 0.0  # ... on a dim frame (its noise lowers every presence score: there a second
+    #                                   look pays from any score; measured on the dim variant of the crowds)
     detector: str = "mtcnn"  # which finds the faces: one of vision.detection.DETECTORS
     centerface: Path | None = None  # CenterFace's model, for the detectors that use it
     device: str = "cpu"  # the detectors' ONNX device (vision.onnx)
@@ -78,8 +95,14 @@ class AudienceOptions:
     def __post_init__(self):
         if self.detect_every_s < 0:
             raise ValueError("detect_every_s must be >= 0 seconds")
+        if self.detect_backoff < 1:
+            raise ValueError("detect_backoff must be >= 1")
+        if self.detector_threads < 1:
+            raise ValueError("detector_threads must be >= 1")
         if not 0 <= self.presence_min <= 1:
             raise ValueError("presence_min must be within 0..1")
+        if not (0 <= self.second_look_min <= 1 and 0 <= self.second_look_min_dim <= 1):
+            raise ValueError("second_look_min and second_look_min_dim must be within 0..1")
         if self.box_scale <= 0:
             raise ValueError("box_scale must be > 0")
         if self.threads < 1:
@@ -132,7 +155,8 @@ class AudienceLandmarker:
     def __init__(self, options: AudienceOptions):
         self.options = options
         self._detector = build_detector(options.detector, centerface=options.centerface, mtcnn=options.mtcnn,
-                                        min_face=options.min_face, threads=options.threads, device=options.device)
+                                        min_face=options.min_face, threads=options.detector_threads,
+                                        device=options.device)
         mesh = FaceMeshOptions(*options.face_mesh, box_scale=options.box_scale, box_shift=options.box_shift,
                                device=options.device)
         self._meshes = [FaceMesh(mesh) for _ in range(options.threads)]  # one per thread
@@ -145,6 +169,8 @@ class AudienceLandmarker:
         self._followed_scores = np.zeros(0, np.float32)  # the detector score each was last found with
         self._followed_readable = np.zeros(0, bool)  # whether each was read last time
         self._last_detection_t: float | None = None
+        self._detect_wait = self.options.detect_every_s  # seconds from one full detection to the next
+        self._last_detected = np.zeros((0, 4), np.float32)  # the last full detection's boxes
 
     def _regions(self, boxes: np.ndarray) -> np.ndarray:
         return regions_from_boxes(boxes, self.options.box_scale, self.options.box_shift)
@@ -170,7 +196,7 @@ class AudienceLandmarker:
 
     def landmark(self, frame: Frame) -> Faces:
         image, t = frame.image, frame.t
-        due = self._last_detection_t is None or t - self._last_detection_t >= self.options.detect_every_s
+        due = self._last_detection_t is None or t - self._last_detection_t >= self._detect_wait
         boxes, regions = self._followed, self._followed_regions
         scores, fresh = self._followed_scores, np.zeros(len(self._followed), bool)
         was_read = self._followed_readable
@@ -179,6 +205,11 @@ class AudienceLandmarker:
             self._last_detection_t = t
             seen = (_iou_xyxy(boxes, detected).max(axis=1) >= 0.3) if len(detected) and len(boxes) else \
                 np.zeros(len(boxes), bool)
+            known = np.concatenate([boxes, self._last_detected])
+            new = len(detected) if len(known) == 0 else int((_iou_xyxy(detected, known).max(axis=1) < 0.3).sum())
+            self._last_detected = detected
+            self._detect_wait = self.options.detect_every_s if new else \
+                min(2 * self._detect_wait, self.options.detect_backoff * self.options.detect_every_s)
             boxes = np.concatenate([detected, boxes[~seen]])
             regions = np.concatenate([self._regions(detected), regions[~seen]])
             was_read = np.concatenate([np.zeros(len(detected), bool), was_read[~seen]])
@@ -188,17 +219,19 @@ class AudienceLandmarker:
         tried, tried_scores, tried_fresh = boxes[:n], scores[:n], fresh[:n]
         dim = mean_luma(image) < self.options.low_light_luma
         k = self.options.low_light_blur
-        mesh_image = cv2.GaussianBlur(image, (k, k), 0) if dim and k > 1 else image  # what FaceMesh reads
-        readings = self._second_look(mesh_image, self._read(mesh_image, regions[:n]), tried_fresh)
+        mesh_image = for_crops(cv2.GaussianBlur(image, (k, k), 0) if dim and k > 1 else image)  # what FaceMesh reads
+        readings = self._second_look(mesh_image, self._read(mesh_image, regions[:n]), tried_fresh, dim)
         ok = readings.presence >= self.options.presence_min
         lost = tried[~ok & ~tried_fresh]
+        if len(lost):
+            self._detect_wait = self.options.detect_every_s  # the scene changes: back to the base cadence
         if len(lost) and not due:  # search again now, not at the next full detection
             # several faces that were read are lost at once: the whole frame (faces that could not be read
             # last time either are searched for around them, however many)
             lost_read = int((~ok & ~tried_fresh & was_read[:n]).sum())
             if lost_read >= max(2, self.options.research_full_share * len(tried)):
                 extra, extra_scores = self._detector.detect(image)
-                self._last_detection_t = t
+                self._last_detection_t, self._last_detected = t, extra
             else:
                 extra, extra_scores = self._research(image, lost)
             known = np.concatenate([tried[ok], tried[~ok & tried_fresh]])
@@ -208,7 +241,7 @@ class AudienceLandmarker:
             room = max(self.options.max_faces - len(tried), 0)
             extra, extra_scores = extra[:room], extra_scores[:room]
             readings = _concat([readings, self._second_look(mesh_image, self._read(mesh_image, self._regions(extra)),
-                                                            np.ones(len(extra), bool))])
+                                                            np.ones(len(extra), bool), dim)])
             tried = np.concatenate([tried, extra])
             tried_scores = np.concatenate([tried_scores, extra_scores])
             tried_fresh = np.concatenate([tried_fresh, np.ones(len(extra), bool)])
@@ -259,10 +292,14 @@ class AudienceLandmarker:
                      det_score.copy(), readable)
         return Faces(lm, bs, mx, boxes, det_score, presence, readable)
 
-    def _second_look(self, image: np.ndarray, readings: FaceMeshReadings, fresh: np.ndarray) -> FaceMeshReadings:
-        """Fresh detections the gate refuses are read once more on the region their first landmarks give
-        (MediaPipe's own ROI, as a followed face is read); the better presence of the two readings is kept."""
-        again = np.flatnonzero(fresh & (readings.presence < self.options.presence_min) & (readings.presence > 0))
+    def _second_look(self, image: np.ndarray, readings: FaceMeshReadings, fresh: np.ndarray,
+                     dim: bool = False) -> FaceMeshReadings:
+        """Fresh detections the gate refuses with a presence of at least `second_look_min` (`second_look_min_dim`
+        on a dim frame) are read once more on the region their first landmarks give (MediaPipe's own ROI, as a
+        followed face is read); the better presence of the two readings is kept. Under `second_look_min` a
+        second look seldom pays (measured: scripts/eval_second_look.py)."""
+        p, floor = readings.presence, self.options.second_look_min_dim if dim else self.options.second_look_min
+        again = np.flatnonzero(fresh & (p < self.options.presence_min) & (p > 0) & (p >= floor))
         if len(again) == 0 or not self.options.second_look:
             return readings
         h, w = image.shape[:2]

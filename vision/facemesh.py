@@ -48,6 +48,7 @@ BLENDSHAPE_LANDMARKS: tuple[int, ...] = (
 _SUBSET = np.asarray(BLENDSHAPE_LANDMARKS)
 RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263  # MediaPipe's rotation vector for the tracking ROI
 ROI_SCALE = 1.5  # MediaPipe's ROI: 1.5x the landmarks' box, square on the long side
+BGRA_FROM = 3  # read_regions turns a BGR frame into BGRA first from this many regions up (`for_crops`)
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,15 @@ def _presence(logits: np.ndarray) -> np.ndarray:
     return (1 / (1 + np.exp(-np.asarray(logits, np.float64)))).astype(np.float32)
 
 
+def _logit(p: float) -> float:
+    """The presence logit at which the score is `p` (-inf for 0: every reading passes)."""
+    if p <= 0:
+        return -np.inf
+    if p >= 1:
+        return np.inf
+    return float(np.log(p / (1 - p)))
+
+
 def crop_to_frame(points: np.ndarray, region: np.ndarray, width: int, height: int, size: int = CROP_SIZE) -> np.ndarray:
     """[478,3] landmarks in crop pixels -> normalised to the frame (z scaled like x, as MediaPipe's)."""
     return crops_to_frame(np.asarray(points)[None], np.asarray(region)[None], width, height, size)[0]
@@ -160,6 +170,18 @@ def crops_to_frame(points: np.ndarray, regions: np.ndarray, width: int, height: 
     return out
 
 
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """uint8 BGR or BGRA -> RGB."""
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+
+
+def for_crops(image_bgr: np.ndarray) -> np.ndarray:
+    """A frame as `FaceMesh` cuts crops from it fastest: BGRA (OpenCV's linear warp of a 4-channel image is
+    ~2.4x faster than of a 3-channel one and gives the same pixels; the conversion costs about one crop per
+    megapixel). Pass the result to every `read_regions` call of one frame."""
+    return image_bgr if image_bgr.shape[2] == 4 else cv2.cvtColor(image_bgr, cv2.COLOR_BGR2BGRA)
+
+
 class _LiteRT:
     def __init__(self, path: Path, threads: int):
         from ai_edge_litert.interpreter import Interpreter
@@ -175,11 +197,12 @@ class _LiteRT:
         return [self._it.get_tensor(i) for i in self._outputs]
 
     def run_image(self, bgr: np.ndarray, outputs: int | None = None) -> list[np.ndarray]:
-        """uint8 BGR [H,W,3] -> the first `outputs` outputs (default all), the image turned to RGB and scaled to
-        [0, 1] straight into the input tensor (no extra copy; scaling a channel-reversed view instead of
-        converting measured 25x slower)."""
+        """uint8 BGR [H,W,3] or BGRA [H,W,4] -> the first `outputs` outputs (default all), the image turned to
+        RGB and scaled to [0, 1] straight into the input tensor (no extra copy; scaling a channel-reversed view
+        instead of converting measured 25x slower)."""
         view = self._it.tensor(self._input)()
-        np.multiply(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[None], np.float32(1 / 255), out=view, casting="unsafe")
+        np.copyto(view[0], _rgb(bgr), casting="unsafe")  # then scaled in place: 1.5x faster than one multiply
+        view *= np.float32(1 / 255)  # that casts (the same float32 values)
         del view  # the interpreter refuses to run while a view of its buffers is alive
         self._it.invoke()
         return [self._it.get_tensor(i) for i in self._outputs[:outputs]]
@@ -194,7 +217,7 @@ class _Onnx:
         return self._s.run(None, {self._input: x})
 
     def run_image(self, bgr: np.ndarray, outputs: int | None = None) -> list[np.ndarray]:
-        return self(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[None].astype(np.float32) * np.float32(1 / 255))[:outputs]
+        return self(_rgb(bgr)[None].astype(np.float32) * np.float32(1 / 255))[:outputs]
 
 
 class FaceMesh:
@@ -222,28 +245,32 @@ class FaceMesh:
         return readings
 
     def read_regions(self, image_bgr: np.ndarray, regions: np.ndarray, min_presence: float = 0.0) -> FaceMeshReadings:
-        """One frame and [N,4] regions (cx, cy, side, angle) -> readings, one per region. Blendshapes are read
-        only where the presence score is at least `min_presence` (NaN elsewhere: the blendshape model's time is
-        not spent on faces a presence gate refuses)."""
+        """One frame (uint8 BGR, or BGRA from `for_crops`) and [N,4] regions (cx, cy, side, angle) -> readings,
+        one per region. Blendshapes are read only where the presence score is at least `min_presence` (NaN
+        elsewhere: the blendshape model's time is not spent on faces a presence gate refuses)."""
         self._check_open()
         regions = np.asarray(regions, np.float32).reshape(-1, 4)
         n = len(regions)
         if n == 0:
             return FaceMeshReadings.empty()
+        if n >= BGRA_FROM and image_bgr.shape[2] == 3:
+            image_bgr = for_crops(image_bgr)
         h, w = image_bgr.shape[:2]
         points = np.empty((n, N_LANDMARKS, 3), np.float32)  # crop pixels
         blendshapes = np.empty((n, N_BLENDSHAPES), np.float32)
         logits = np.empty(n, np.float32)
         matrices = crop_matrices(regions)
         scale = np.float32((w, h))
-        crop = np.empty((CROP_SIZE, CROP_SIZE, 3), np.uint8)
+        crop = np.empty((CROP_SIZE, CROP_SIZE, image_bgr.shape[2]), np.uint8)
+        gate = _logit(min_presence) - 1e-6  # presence >= min_presence <=> logit >= gate (the sigmoid is monotone;
+        #                                       the margin keeps float rounding from refusing a face the gate passes)
         for i in range(n):
             cv2.warpAffine(image_bgr, matrices[i], (CROP_SIZE, CROP_SIZE), dst=crop, flags=cv2.INTER_LINEAR,
                            borderMode=self._border, borderValue=(0, 0, 0))
             out, flag = self._landmarks.run_image(crop, 2)
             points[i] = out.reshape(N_LANDMARKS, 3)
             logits[i] = flag.reshape(-1)[0]
-            if min_presence > 0 and _presence(logits[i:i + 1])[0] < min_presence:
+            if logits[i] < gate:
                 blendshapes[i] = np.nan
                 continue
             pixels = crops_to_frame(points[i:i + 1, _SUBSET], regions[i:i + 1], w, h)[:, :, :2] * scale

@@ -216,3 +216,95 @@ def test_front_end_recall_on_the_first_real_crowd_photos():
     assert dim_read["readable"] >= 0.68 and dim_seen["readable"] >= 0.89
     assert seen["readable"] - dim_seen["readable"] <= 0.07
     assert dim_seen["valid"] >= 0.63 and dim_seen["fp/img"] <= 0.6
+
+
+def _fixture_face():
+    """The first face of the two-face fixture, with a face's width of margin around it."""
+    frame = cv2.VideoCapture(str(FIXTURES / "two_faces.mp4")).read()[1]
+    det = MtcnnDetector(MtcnnOptions(*(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet"))))
+    x1, y1, x2, y2 = det.detect(frame)[0][0].astype(int)
+    side = max(x2 - x1, y2 - y1)
+    return frame[max(y1 - side, 0):y2 + side, max(x1 - side, 0):x2 + side]
+
+
+def test_detection_backs_off_while_nothing_changes_and_comes_back_for_a_new_face():
+    from vision.audience import AudienceLandmarker, AudienceOptions
+    from vision.capture import Frame
+    from vision.quiet import native_stderr_to_devnull
+
+    face = _fixture_face()
+
+    def canvas(faces):
+        c = np.full((720, 1280, 3), 40, np.uint8)
+        for x in faces:
+            c[100:100 + face.shape[0], x:x + face.shape[1]] = face
+        return c
+
+    files = tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet"))
+    found_at = {}
+    for backoff in (3.0, 1.0):
+        with native_stderr_to_devnull():
+            a = AudienceLandmarker(AudienceOptions(MESH, files, detect_every_s=1.0, detect_backoff=backoff, threads=1))
+            detector, times, counts = a._detector, [], []
+
+            class Counted:  # the full-frame detections (a search around a lost face would pass a part)
+                def detect(self, image):
+                    if image.shape[:2] == (720, 1280):
+                        times.append(t)
+                    return detector.detect(image)
+
+            a._detector = Counted()
+            try:
+                for k in range(21):  # 0 .. 10 s every 0.5 s; a second viewer sits down at 6.5 s
+                    t = k * 0.5
+                    counts.append(len(a.landmark(Frame("b", k, t, canvas([100] + ([700] if t >= 6.5 else [])))).boxes))
+            finally:
+                a._detector = detector
+                a.close()
+        found_at[backoff] = (times, counts)
+    times, counts = found_at[3.0]
+    # waits 1, 2, 3 (capped at 3 x 1 s), 3; the newcomer found at 9 s brings the wait back to 1 s
+    assert times == [0.0, 1.0, 3.0, 6.0, 9.0, 10.0]
+    assert counts[:13] == [1] * 13 and counts[18:] == [2] * 3
+    times, counts = found_at[1.0]
+    assert times == [float(s) for s in range(11)] and counts[14:] == [2] * 7
+
+
+def test_second_look_only_from_its_presence_floor():
+    from vision.audience import AudienceLandmarker, AudienceOptions
+    from vision.facemesh import FaceMeshReadings
+    from vision.quiet import native_stderr_to_devnull
+
+    presence = np.array([0.9, 0.3, 0.02, 0.005, 0.0], np.float32)
+    n = len(presence)
+    first = FaceMeshReadings(np.random.default_rng(0).uniform(0.2, 0.3, (n, 478, 3)).astype(np.float32),
+                             np.zeros((n, 52), np.float32), presence, np.tile([[100, 100, 50, 0]], (n, 1)).astype(np.float32))
+    files = tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet"))
+    image = np.zeros((480, 640, 3), np.uint8)
+    looked = {}
+    for floor in (0.0, 0.01, 0.5):
+        with native_stderr_to_devnull():
+            a = AudienceLandmarker(AudienceOptions(MESH, files, threads=1, second_look_min=floor))
+        regions = []
+
+        def read(image, r):
+            regions.append(len(r))
+            return FaceMeshReadings(first.landmarks[:len(r)], first.blendshapes[:len(r)],
+                                    np.full(len(r), 0.8, np.float32), np.asarray(r, np.float32))
+
+        a._read = read
+        try:
+            out = a._second_look(image, first, np.ones(n, bool))
+            looked[floor] = (regions[:], out.presence)
+            a._second_look(image, first, np.ones(n, bool), dim=True)  # a dim frame: from any presence (default)
+            assert regions[len(looked[floor][0]):] == [3]
+        finally:
+            a.close()
+    assert looked[0.0][0] == [3]  # every refused reading with a presence above 0
+    assert looked[0.01][0] == [2]  # 0.3 and 0.02: 0.005 is under the floor
+    np.testing.assert_array_equal(looked[0.01][1], np.float32([0.9, 0.8, 0.8, 0.005, 0.0]))
+    assert looked[0.5][0] == []  # none
+    with pytest.raises(ValueError):
+        AudienceOptions(MESH, files, second_look_min=1.5)
+    with pytest.raises(ValueError):
+        AudienceOptions(MESH, files, detect_backoff=0.5)

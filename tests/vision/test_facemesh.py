@@ -249,3 +249,27 @@ def test_presence_evaluation_labels_detections(tmp_path):
     boxes = np.array([[12, 12, 40, 50], [100, 10, 130, 50], [300, 300, 340, 340], [200, 10, 210, 20]], np.float64)
     assert label_detections(boxes, truth["x.jpg"]).tolist() == [1, -1, 0, -1]  # invalid and too small: neither
     assert label_detections(boxes[:1], truth["y.jpg"]).tolist() == [0]
+
+
+def test_crops_from_a_bgra_frame_read_exactly_like_bgr_and_the_gate_skips_blendshapes(mesh):
+    from vision.facemesh import for_crops
+
+    image = cv2.imread(str(FIXTURES / "images" / "astronaut.jpg"))
+    h, w = image.shape[:2]
+    first = mediapipe_two_frames(image)[1]
+    left = first[np.argmin(first[:, 1, 0])][:, :2] * (2 * w, h)
+    box = np.concatenate([left.min(0), left.max(0)]).astype(np.float32)
+    boxes = np.stack([box, box + [w - 41 - box[0], h - 41 - box[1]] * 2,
+                      box + [3, -2, 3, -2]]).astype(np.float32)  # a face, a corner, the face shifted
+    regions = regions_from_boxes(boxes)
+    regions[2, 3] = 0.3  # turned
+    bgra = for_crops(image)
+    assert bgra.shape == (h, w, 4) and for_crops(bgra) is bgra
+    bgr_read = mesh.read_regions(image, regions[:2])  # two regions: cut from the BGR frame as it is
+    for bgra_read in (mesh.read_regions(bgra, regions[:2]), mesh.read_regions(image, regions)[:2]):
+        for f in ("landmarks", "blendshapes", "presence", "regions"):
+            assert np.array_equal(getattr(bgr_read, f), getattr(bgra_read, f), equal_nan=True), f
+    gated = mesh.read_regions(bgra, regions, min_presence=0.5)
+    read = gated.presence >= 0.5
+    assert read[0] and not read[1]
+    assert np.isfinite(gated.blendshapes[read]).all() and np.isnan(gated.blendshapes[~read]).all()
