@@ -70,8 +70,9 @@ def evaluate(values, mask, screening, truth=None, seed=0) -> None:
         if hasattr(model, "epochs_"):
             line += f"  [{model.epochs_} epochs]"
         if hasattr(model, "likelihood_weight_"):
-            line += f"  [forecast weight {model.likelihood_weight_:g}; validation " + ", ".join(
-                f"{w:g}: {e:.4f}" for w, e in model.forecast_validation_.items()) + "]"
+            line += (f"  [prior of {model.components_} component(s), forecast weight {model.likelihood_weight_:g}; "
+                     "validation " + ", ".join(f"{k}x{w:g}: {e:.4f}" for (k, w), e in model.forecast_validation_.items())
+                     + "]")
         if truth is not None:
             line += "  (" + ", ".join(f"{v:.4f}" for v in row_truth) + ")"
         print(line, flush=True)
@@ -183,7 +184,8 @@ def main() -> int:
     p.add_argument("--latent", type=int, default=20, help="VAE latent size (default 20)")
     p.add_argument("--epochs", type=int, default=60, help="VAE epochs at most (default 60)")
     p.add_argument("--prior-components", type=int, default=1,
-                   help="Gaussians in the prior of new viewers' latents, VAE and linear alike (default 1)")
+                   help="most Gaussians in the prior of new viewers' latents, the number chosen on held-out forecasts, "
+                        "VAE and linear alike (default 1)")
     args = p.parse_args()
     VAE.update(latent=args.latent, max_epochs=args.epochs, prior_components=args.prior_components)
     print(f"cpu cores: {os.cpu_count()}, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

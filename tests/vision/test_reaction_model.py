@@ -147,3 +147,58 @@ def test_a_long_title_does_not_collapse_the_plot_layout(tmp_path):
         warnings.simplefilter("error")  # matplotlib's "constrained_layout not applied" is a UserWarning
         plot_curves(curves, tmp_path / "c.png", ", ".join(f"image_{i}.jpg" for i in range(60)))
     assert len(short_title("x" * 500)) == 110
+
+
+def test_prior_candidates_keep_every_component_above_the_minimum_size():
+    from vision.reaction_model.prior import MIN_COMPONENT_VIEWERS, MixturePrior
+
+    rng = np.random.default_rng(0)
+    two = np.concatenate([rng.normal(0, 0.1, (30, 2)), rng.normal(3, 0.1, (30, 2))])
+    found = MixturePrior.candidates(two, 3)
+    assert 1 in found and 2 in found and len(found[2].weights) == 2
+    assert sorted(np.round(found[2].means[:, 0]).tolist()) == [0.0, 3.0]
+    small = np.concatenate([rng.normal(0, 0.1, (30, 2)), rng.normal(3, 0.1, (MIN_COMPONENT_VIEWERS - 5, 2))])
+    for k, prior in MixturePrior.candidates(small, 3).items():  # a component of 5 viewers is never offered
+        assert k == 1 or (prior.weights * len(small)).min() >= MIN_COMPONENT_VIEWERS - 1
+    assert list(MixturePrior.candidates(two[:15], 3)) == [1]  # too few viewers for two components
+
+
+def test_prior_and_weight_are_chosen_together_on_held_out_forecasts(season):
+    from vision.reaction_model.tensor import choose_prior_and_weight
+
+    split = ForecastHoldout.split(season.mask, 0.25, 0.1, np.random.default_rng(0))
+    current = {}
+    best = {"one": 0.25, "two": 0.5}  # the error's minimum per prior
+    k, w, errors = choose_prior_and_weight(split, {1: "one", 2: "two"}, lambda p: current.update(p=p),
+                                           lambda w: (w - best[current["p"]]) ** 2 + (current["p"] == "one"),
+                                           LIKELIHOOD_WEIGHTS)
+    assert (k, w) == (2, 0.5) and current["p"] == "two"  # the winner is left installed
+    assert {w for kk, w in errors if kk == 1} == set(LIKELIHOOD_WEIGHTS)  # one Gaussian: every weight
+    assert {w for kk, w in errors if kk == 2} == {0.1, 0.25, 0.5}  # a mixture: the Gaussian's best and its neighbours
+    none = ForecastHoldout.split(season.mask[:9], 0.25, 0.1, np.random.default_rng(0))
+    assert choose_prior_and_weight(none, {1: "one", 2: "two"}, lambda p: None, None, LIKELIHOOD_WEIGHTS)[:2] == (1, 1.0)
+
+
+def test_vae_forecasts_mix_the_components_of_a_mixture_prior(season):
+    from vision.reaction_model.prior import MixturePrior
+
+    model = FactorisedVAE(seed=2, **TINY).fit(season.values, season.mask)
+    assert model.components_ == 1 and all(k == 1 for k, _ in model.forecast_validation_)  # the default
+    lat = model.viewer_latents
+    side = lat[:, 0] > np.median(lat[:, 0])
+    cov = np.stack([np.cov(lat[s], rowvar=False) + 0.01 * np.eye(lat.shape[1]) for s in (side, ~side)])
+    prior = MixturePrior(np.array([0.5, 0.5]), np.stack([lat[side].mean(0), lat[~side].mean(0)]), cov)
+    prefix = season.mask[:6].copy()
+    prefix[:, 15:] = False
+    mu, ls, resp = model.infer(season.values[:6], prefix, weight=1.0, prior=prior)
+    assert mu.shape == ls.shape == (6, 2, 4) and np.allclose(resp.sum(1), 1)
+    mean, var = model._moments(mu, ls, resp)
+    assert (var > 0).all() and not np.isnan(mean).any()
+    ls = np.full_like(ls, -30.0)  # no spread within a component: the mixture's mean is the mix of its means
+    mean, _ = model._moments(mu, ls, resp)
+    first, _ = model._moments(mu[:, :1], ls[:, :1], np.ones((6, 1)))
+    second, _ = model._moments(mu[:, 1:], ls[:, 1:], np.ones((6, 1)))
+    mixed = resp[:, 0, None, None] * first + resp[:, 1, None, None] * second
+    assert np.allclose(mean, mixed, atol=1e-4)
+    one = MixturePrior.from_arrays(model.params_)  # one component: the same as the default inference
+    assert np.allclose(model.infer(season.values[:6], prefix, prior=one)[0][:, 0], model.infer(season.values[:6], prefix)[0][:, 0])

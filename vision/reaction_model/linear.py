@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from .prior import MixturePrior
-from .tensor import LIKELIHOOD_WEIGHTS, ForecastHoldout, Standardiser, check, holdout_cells, rmse
+from .tensor import (LIKELIHOOD_WEIGHTS, ForecastHoldout, Standardiser, check, choose_prior_and_weight,
+                     holdout_cells, rmse)
 
 
 def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -73,11 +74,15 @@ class CPFactorisation:
         self.noise_ = np.maximum(resid[train].var(0), 1e-6)
         # new viewers' factors: the posterior mean under the training viewers' distribution (empirical Bayes)
         others = np.setdiff1d(np.arange(n), held_out.viewers)
-        self.prior_ = MixturePrior.fit(self.U_[others], self.prior_components, self.seed)
-        who = held_out.viewers  # the likelihood's weight (shrinkage toward the prior), chosen on validation
-        self.likelihood_weight_ = held_out.choose(lambda w: rmse(
-            values[who], self.forecast(values[who], held_out.prefix, weight=w)[0], held_out.rest), LIKELIHOOD_WEIGHTS)
-        self.forecast_validation_ = held_out.errors
+        priors = MixturePrior.candidates(self.U_[others], self.prior_components, self.seed)
+        who = held_out.viewers  # the prior and the likelihood's weight (shrinkage), chosen on validation
+
+        def use(prior):
+            self.prior_ = prior
+
+        self.components_, self.likelihood_weight_, self.forecast_validation_ = choose_prior_and_weight(
+            held_out, priors, use, lambda w: rmse(values[who], self.forecast(values[who], held_out.prefix, weight=w)[0],
+                                                  held_out.rest), LIKELIHOOD_WEIGHTS)
         # then the validation viewers' own factors from all their cells, as every other viewer's
         full = mask & ~val
         self.U_[who] = self._viewer_factors(self.scale_.forward(values, full)[who], full[who])

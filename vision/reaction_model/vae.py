@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from .prior import MixturePrior
-from .tensor import LIKELIHOOD_WEIGHTS, ForecastHoldout, Standardiser, check, holdout_cells, rmse
+from .tensor import (LIKELIHOOD_WEIGHTS, ForecastHoldout, Standardiser, check, choose_prior_and_weight,
+                     holdout_cells, rmse)
 
 
 def require_jax():
@@ -51,7 +52,7 @@ class FactorisedVAE:
         self.latent, self.hidden, self.batch, self.max_epochs = latent, hidden, batch, max_epochs
         self.patience, self.learning_rate, self.validation = patience, learning_rate, validation
         self.samples, self.infer_steps, self.seed = samples, infer_steps, seed
-        self.prior_components = prior_components  # of the new viewers' latent prior (1: one full Gaussian)
+        self.prior_components = prior_components  # at most, in the new viewers' latent prior (chosen on validation)
         # the share of viewers whose cells after the first `forecast_first` of the content are held out of
         # the fit to choose the likelihood weight of forecasts (validation; none with under 10 viewers)
         self.forecast_viewers, self.forecast_first = forecast_viewers, forecast_first
@@ -141,16 +142,18 @@ class FactorisedVAE:
         # carries what the first minutes say about the rest (e.g. early laughers rarely warm up late)
         who = held_out.viewers
         others = np.setdiff1d(np.arange(len(mask)), who)
-        self.params_.update(MixturePrior.fit(self.params_["mu"][others], self.prior_components, self.seed).arrays())
-        # how far a new viewer's few seconds move them from that prior: chosen on the held-out forecasts;
-        # then the validation viewers' own latents from all their cells, as every other viewer's
-        self.likelihood_weight_ = held_out.choose(lambda w: rmse(
-            values[who], self._moments(*self.infer(values[who], held_out.prefix, weight=w))[0], held_out.rest),
+        priors = MixturePrior.candidates(self.params_["mu"][others], self.prior_components, self.seed)
+        # which prior, and how far a new viewer's few seconds move them from it: chosen on the held-out
+        # forecasts; then the validation viewers' own latents from all their cells, as every other viewer's
+        self.components_, self.likelihood_weight_, self.forecast_validation_ = choose_prior_and_weight(
+            held_out, priors, lambda prior: self.params_.update(prior.arrays()), lambda w: rmse(
+                values[who], self._moments(*self.infer(values[who], held_out.prefix, weight=w))[0], held_out.rest),
             LIKELIHOOD_WEIGHTS)
-        self.forecast_validation_ = held_out.errors
         if len(who):  # (from at most 600 of their seconds each: enough for a latent, and quick)
             full = (mask & ~val)[who] & (rng.random((len(who), mask.shape[1])).argsort(1).argsort(1) < 600)
-            self.params_["mu"][who], self.params_["ls"][who] = self.infer(values[who], full, weight=1.0)
+            mu, ls, resp = self.infer(values[who], full, weight=1.0)
+            top = resp.argmax(1)  # the viewer's most likely component
+            self.params_["mu"][who], self.params_["ls"][who] = mu[np.arange(len(who)), top], ls[np.arange(len(who)), top]
         return self
 
     # -- using a fitted model ---------------------------------------------------------------------------
@@ -164,55 +167,72 @@ class FactorisedVAE:
                for k in range(0, len(u), 8)]
         return np.concatenate(out) if out else np.zeros((0, *self.params_["V"].shape[:1], len(self.scale_.mean)))
 
-    def _moments(self, mu: np.ndarray, ls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _moments(self, mu: np.ndarray, ls: np.ndarray, resp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The forecast's mean and variance: draws of u from each component's posterior q_k (mean, log SD
+        [J, K, R] or [J, R]), mixed by the responsibilities [J, K]."""
+        if mu.ndim == 2:
+            mu, ls, resp = mu[:, None], ls[:, None], np.ones((len(mu), 1))
         rng = np.random.default_rng(self.seed + 1)
-        draws = [self._decode_viewers(mu + np.exp(ls) * rng.normal(size=mu.shape).astype(np.float32))
-                 for _ in range(max(self.samples, 1))]
-        mean = np.mean(draws, 0)
-        var = np.var(draws, 0) + np.exp(2 * self.params_["log_noise"])
+        mean = np.zeros((len(mu), len(self.params_["V"]), len(self.scale_.mean)), np.float32)
+        second = np.zeros_like(mean)
+        for k in range(mu.shape[1]):
+            w = resp[:, k, None, None].astype(np.float32)
+            for _ in range(max(self.samples, 1)):
+                x = self._decode_viewers(mu[:, k] + np.exp(ls[:, k]) * rng.normal(size=mu[:, k].shape).astype(np.float32))
+                mean += w * x / max(self.samples, 1)
+                second += w * x * x / max(self.samples, 1)
+        var = np.maximum(second - mean * mean, 0) + np.exp(2 * self.params_["log_noise"])
         return self.scale_.inverse(mean), self.scale_.inverse_var(var)
 
     def predict(self) -> np.ndarray:
         return self.scale_.inverse(self._decode_viewers(self.params_["mu"]))
 
-    def infer(self, values: np.ndarray, mask: np.ndarray, weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """q(u) of new viewers from their observed cells: (mean, log SD), each [J, R]. The likelihood counts
-        `weight` times (default: the weight chosen in `fit`): below 1 a viewer's seconds move them less far
-        from the prior."""
+    def infer(self, values: np.ndarray, mask: np.ndarray, weight: float | None = None,
+              prior: MixturePrior | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """q(u) of new viewers from their observed cells, one Gaussian per component of the prior (default:
+        the fitted one): means and log SDs [J, K, R], and each component's responsibility [J, K] (its
+        weight times the evidence, by the ELBO). With several components a viewer seen for a few seconds
+        is not forced into one reaction type: the forecast mixes the types the seconds leave open. The
+        likelihood counts `weight` times (default: the weight chosen in `fit`): below 1 a viewer's seconds
+        move them less far from the prior."""
         weight = getattr(self, "likelihood_weight_", 1.0) if weight is None else weight
         jax, jnp, optax = require_jax()
         values, mask = check(values, mask)
+        prior = MixturePrior.from_arrays(self.params_) if prior is None else prior
+        n_k, j, r = len(prior.weights), len(mask), self.latent
         Z = jnp.asarray(self.scale_.forward(values, mask))
         cells = np.argwhere(mask).astype(np.int32)
         p = self.params_
         fixed = {"dec": p["dec"], "V": p["V"], "log_noise": p["log_noise"], "style": p["style"]}
-        start = np.average(p["prior_means"], axis=0, weights=p["prior_weights"])
-        q = {"mu": jnp.tile(jnp.asarray(start, jnp.float32), (len(mask), 1)), "ls": jnp.full((len(mask), self.latent), -1.0)}
-        i, t = jnp.asarray(cells[:, 0]), jnp.asarray(cells[:, 1])
+        # rows: viewer x component; each row's q starts at its component's centre
+        q = {"mu": jnp.asarray(np.tile(prior.means, (j, 1)), jnp.float32), "ls": jnp.full((j * n_k, r), -1.0)}
+        row_cells = (cells[:, :1] * n_k + np.arange(n_k)[None]).reshape(-1)  # each cell once per component
+        i, t = jnp.asarray(np.repeat(cells[:, 0], n_k)), jnp.asarray(np.repeat(cells[:, 1], n_k))
+        rows = jnp.asarray(row_cells)
         opt = optax.adam(optax.cosine_decay_schedule(0.1, self.infer_steps, 0.05))
-
-        prior = MixturePrior.from_arrays(p)
-        log_w = jnp.asarray(np.log(prior.weights))
-        centres = jnp.asarray(prior.means)
-        precisions = jnp.asarray(np.linalg.inv(prior.covariances))
-        log_norm = jnp.asarray(0.5 * np.linalg.slogdet(np.linalg.inv(prior.covariances))[1])
+        comp = np.tile(np.arange(n_k), j)
+        precisions = np.linalg.inv(prior.covariances)
+        centre, precision = jnp.asarray(prior.means[comp]), jnp.asarray(precisions[comp])
+        log_norm = jnp.asarray((np.log(prior.weights) + 0.5 * np.linalg.slogdet(precisions)[1])[comp])
 
         def expected_log_prior(mu, ls):
-            # [J, R] -> [J]: E_q[log N_k(u)] in closed form per component, combined by log-sum-exp (exact for
-            # one component, the usual variational approximation for several), up to a constant
-            d = mu[:, None, :] - centres[None]
-            quad = jnp.einsum("nkr,krs,nks->nk", d, precisions, d)
-            trace = jnp.einsum("nr,kr->nk", jnp.exp(2 * ls), jnp.diagonal(precisions, axis1=1, axis2=2))
-            return jax.scipy.special.logsumexp(log_w + log_norm - 0.5 * (quad + trace), axis=1)
+            # [rows, R] -> [rows]: log pi_k + E_q[log N_k(u)] in closed form, up to a constant
+            d = mu - centre
+            quad = jnp.einsum("nr,nrs,ns->n", d, precision, d)
+            trace = jnp.einsum("nr,nr->n", jnp.exp(2 * ls), jnp.diagonal(precision, axis1=1, axis2=2))
+            return log_norm - 0.5 * (quad + trace)
 
-        def loss(q, key):
-            # the likelihood by sampling u per cell; KL(q || prior) = E_q[log q] - E_q[log prior], with
-            # E_q[log q] the Gaussian's negative entropy (-sum of log SDs, up to a constant)
-            u = q["mu"][i] + jnp.exp(q["ls"][i]) * jax.random.normal(key, (len(cells), self.latent))
+        def data_terms(q, key):
+            u = q["mu"][rows] + jnp.exp(q["ls"][rows]) * jax.random.normal(key, (len(row_cells), r))
             out = _decode(fixed["dec"], u * fixed["V"][t], jnp) + u @ fixed["style"]
             ln = fixed["log_noise"]
-            data = jnp.sum(0.5 * (Z[i, t] - out) ** 2 * jnp.exp(-2 * ln) + ln)
-            return weight * data - jnp.sum(expected_log_prior(q["mu"], q["ls"])) - jnp.sum(q["ls"])
+            return jnp.sum(0.5 * (Z[i, t] - out) ** 2 * jnp.exp(-2 * ln) + ln, -1)
+
+        def loss(q, key):
+            # the likelihood by sampling u per cell; KL(q || prior_k) = E_q[log q] - E_q[log prior_k], with
+            # E_q[log q] the Gaussian's negative entropy (-sum of log SDs, up to a constant)
+            return (weight * jnp.sum(data_terms(q, key)) - jnp.sum(expected_log_prior(q["mu"], q["ls"]))
+                    - jnp.sum(q["ls"]))
 
         @jax.jit
         def run(q, key):
@@ -224,15 +244,22 @@ class FactorisedVAE:
                 return (optax.apply_updates(q, updates), state, key), None
 
             (q, _, _), _ = jax.lax.scan(step, (q, opt.init(q), key), None, length=self.infer_steps)
-            return q
+            # each row's ELBO (the tempered likelihood, as fitted), its data term averaged over 8 draws
+            data = jnp.mean(jnp.stack([jax.ops.segment_sum(data_terms(q, k), rows, j * n_k)
+                                       for k in jax.random.split(key, 8)]), 0)
+            return q, -weight * data + expected_log_prior(q["mu"], q["ls"]) + jnp.sum(q["ls"], -1)
 
         if len(cells):
-            q = run(q, jax.random.PRNGKey(self.seed + 2))
-        return np.asarray(q["mu"]), np.asarray(q["ls"])
+            q, elbo = run(q, jax.random.PRNGKey(self.seed + 2))
+            elbo = np.asarray(elbo, np.float64).reshape(j, n_k)
+        else:
+            elbo = np.tile(np.log(prior.weights), (j, 1))
+        resp = np.exp(elbo - elbo.max(1, keepdims=True))
+        resp /= resp.sum(1, keepdims=True)
+        return (np.asarray(q["mu"]).reshape(j, n_k, r), np.asarray(q["ls"]).reshape(j, n_k, r), resp)
 
     def forecast(self, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mu, ls = self.infer(values, mask)
-        return self._moments(mu, ls)
+        return self._moments(*self.infer(values, mask))
 
     @property
     def viewer_latents(self) -> np.ndarray:
