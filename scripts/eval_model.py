@@ -68,7 +68,7 @@ def evaluate(values, mask, screening, truth=None, seed=0, span=None) -> None:
             if span is not None and label == "first 5%":
                 inside = np.zeros(t_len, bool)
                 inside[span[0]:span[1]] = True
-                row["span"] = (rmse(values[test], mean, rest & inside[None]), rmse(values[test], mean, rest & ~inside[None]))
+                row["span"] = tuple(rmse(values[test], mean, rest & part[None]) for part in (inside, ~inside))
             if truth is not None:
                 row_truth.append(rmse(truth[test], mean, rest))
         results[name] = row
@@ -77,7 +77,8 @@ def evaluate(values, mask, screening, truth=None, seed=0, span=None) -> None:
             line += f"  [{model.epochs_} epochs]"
         if hasattr(model, "likelihood_weight_"):
             line += (f"  [prior of {model.components_} component(s), forecast weight {model.likelihood_weight_:g}; "
-                     "validation " + ", ".join(f"{k}x{w:g}: {e:.4f}" for (k, w), e in model.forecast_validation_.items())
+                     "validation " + ", ".join(f"{k}x{w:g}: {e:.4f}"
+                                               for (k, w), e in model.forecast_validation_.items())
                      + "]")
         if "span" in row:
             line += "  {first 5%%, inside the cuts' middle fifth %.4f, outside %.4f}" % row["span"]

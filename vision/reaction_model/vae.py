@@ -159,7 +159,8 @@ class FactorisedVAE:
             full = (mask & ~val)[who] & (rng.random((len(who), mask.shape[1])).argsort(1).argsort(1) < 600)
             mu, ls, resp = self.infer(values[who], full, weight=1.0)
             top = resp.argmax(1)  # the viewer's most likely component
-            self.params_["mu"][who], self.params_["ls"][who] = mu[np.arange(len(who)), top], ls[np.arange(len(who)), top]
+            rows = np.arange(len(who))
+            self.params_["mu"][who], self.params_["ls"][who] = mu[rows, top], ls[rows, top]
         return self
 
     # -- using a fitted model ---------------------------------------------------------------------------
@@ -184,7 +185,8 @@ class FactorisedVAE:
         for k in range(mu.shape[1]):
             w = resp[:, k, None, None].astype(np.float32)
             for _ in range(max(self.samples, 1)):
-                x = self._decode_viewers(mu[:, k] + np.exp(ls[:, k]) * rng.normal(size=mu[:, k].shape).astype(np.float32))
+                noise = rng.normal(size=mu[:, k].shape).astype(np.float32)
+                x = self._decode_viewers(mu[:, k] + np.exp(ls[:, k]) * noise)
                 mean += w * x / max(self.samples, 1)
                 second += w * x * x / max(self.samples, 1)
         var = np.maximum(second - mean * mean, 0) + np.exp(2 * self.params_["log_noise"])
