@@ -37,9 +37,10 @@ def models(seed: int):
             "factorised VAE": FactorisedVAE(seed=seed, **VAE)}
 
 
-def evaluate(values, mask, screening, truth=None, seed=0, span=None) -> None:
+def evaluate(values, mask, screening, truth=None, seed=0, span=None, groups=None) -> None:
     """`span`: (first, last) second of a part of the content to score apart (the simulator's cuts differ
-    in the middle fifth): the forecasts from the first 5% inside and outside it."""
+    in the middle fifth): the forecasts from the first 5% inside and outside it. `groups`: a label per
+    viewer (the screening's cut) for every model's per-cut time structure (None: one for all)."""
     test = screening == screening.max()
     t_len = values.shape[1]
     keep, held = holdout_cells(mask[~test], 0.10, np.random.default_rng(seed + 11))
@@ -55,7 +56,7 @@ def evaluate(values, mask, screening, truth=None, seed=0, span=None) -> None:
     results = {}
     for name, model in models(seed).items():
         start = time.perf_counter()
-        model.fit(values[~test], keep)
+        model.fit(values[~test], keep, groups=None if groups is None else groups[~test])
         fit_s = time.perf_counter() - start
         predicted = model.predict()
         row = {"impute": rmse(values[~test], predicted, held)}
@@ -63,7 +64,7 @@ def evaluate(values, mask, screening, truth=None, seed=0, span=None) -> None:
         for label, first in firsts.items():
             prefix, rest = mask[test].copy(), mask[test].copy()
             prefix[:, first:], rest[:, :first] = False, False
-            mean, _ = model.forecast(values[test], prefix)
+            mean, _ = model.forecast(values[test], prefix, groups=None if groups is None else groups[test])
             row[label] = rmse(values[test], mean, rest)
             if span is not None and label == "first 5%":
                 inside = np.zeros(t_len, bool)
@@ -195,6 +196,8 @@ def main() -> int:
     p.add_argument("--prior-components", type=int, default=1,
                    help="most Gaussians in the prior of new viewers' latents, the number chosen on held-out forecasts, "
                         "VAE and linear alike (default 1)")
+    p.add_argument("--one-time-structure", action="store_true",
+                   help="simulator: one time factor per second for both cuts (default: per cut, every model alike)")
     args = p.parse_args()
     VAE.update(latent=args.latent, max_epochs=args.epochs, prior_components=args.prior_components)
     print(f"cpu cores: {os.cpu_count()}, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
@@ -208,8 +211,9 @@ def main() -> int:
     else:
         season = simulate(args.screenings, args.duration, tuple(args.viewers), seed=args.seed)
         t_len = season.values.shape[1]
+        groups = None if args.one_time_structure else np.array(season.cuts)[season.screening]
         evaluate(season.values, season.mask, season.screening, season.truth, seed=args.seed,
-                 span=(int(0.4 * t_len), int(0.6 * t_len)))
+                 span=(int(0.4 * t_len), int(0.6 * t_len)), groups=groups)
     if args.bench_fit:
         bench_fit(args.seed)
     return 0

@@ -203,3 +203,62 @@ def test_vae_forecasts_mix_the_components_of_a_mixture_prior(season):
     one = MixturePrior.from_arrays(model.params_)  # one component: the same as the default inference
     explicit, default = (model.infer(season.values[:6], prefix, prior=p)[0][:, 0] for p in (one, None))
     assert np.allclose(explicit, default)
+
+
+def _cut_forecasts(model, season, prefix):
+    """The forecasts of the first viewers as cut A, as cut B, as an unknown cut and with no cut."""
+    return [model.forecast(season.values[:6], prefix, groups=g)[0] for g in ("A", "B", "C", None)]
+
+
+@pytest.mark.parametrize("make", [ContentMean, ViewerMeanPlusContent, lambda: CPFactorisation(rank=3, max_iter=10)])
+def test_per_cut_time_structure_of_the_baselines_and_linear_model(season, make):
+    cuts = np.array(season.cuts)[season.screening]
+    model = make().fit(season.values, season.mask, groups=cuts)
+    prefix = season.mask[:6].copy()
+    prefix[:, 5:] = False
+    a, b, unknown, none = _cut_forecasts(model, season, prefix)
+    assert np.allclose(unknown, none)  # a cut not fitted: the shared time structure
+    middle = np.zeros(90, bool)
+    middle[36:54] = True  # where the simulator's cuts differ
+    gap = np.abs(a - b).mean((0, 2))
+    assert gap[middle].mean() > 1.5 * gap[~middle].mean()  # (14 viewers a cut: noise outside)
+    # unseen cells still ignored, and one cut for all is the model without cuts
+    again = make().fit(scrambled(season.values, season.mask), season.mask, groups=cuts)
+    assert np.allclose(model.predict(), again.predict(), atol=1e-5)
+    one = make().fit(season.values, season.mask, groups=np.full(len(cuts), "A"))
+    plain = make().fit(season.values, season.mask)
+    assert np.allclose(one.predict(), plain.predict(), atol=1e-5)
+
+
+def test_content_mean_per_cut_is_the_cuts_own_curve(season):
+    cuts = np.array(season.cuts)[season.screening]
+    model = ContentMean().fit(season.values, season.mask, groups=cuts)
+    k, mean = curve(season.values[cuts == "B"], season.mask[cuts == "B"])
+    forecast, _ = model.forecast(season.values[:2], season.mask[:2], groups="B")
+    assert np.allclose(forecast[0][k > 0], mean[k > 0], atol=1e-5)
+
+
+def test_linear_group_offsets_are_shrunk_toward_the_shared_time_factors(season):
+    cuts = np.array(season.cuts)[season.screening]
+    loose = CPFactorisation(rank=3, max_iter=10, group_ridge=0.1).fit(season.values, season.mask, groups=cuts)
+    tight = CPFactorisation(rank=3, max_iter=10, group_ridge=1e6).fit(season.values, season.mask, groups=cuts)
+    assert loose.D_.shape == (2, 90, 3)
+    assert np.abs(tight.D_).max() < 0.01 * np.abs(loose.D_).max()
+    off = CPFactorisation(rank=3, max_iter=10, group_ridge=None).fit(season.values, season.mask, groups=cuts)
+    assert off.D_ is None and off.groups_ == []
+
+
+def test_vae_per_cut_time_factors_round_trip_and_fall_back_to_the_shared_ones(season):
+    cuts = np.array(season.cuts)[season.screening]
+    model = FactorisedVAE(seed=4, **TINY).fit(season.values, season.mask, groups=cuts)
+    assert model.groups_ == ["A", "B"] and model.params_["D"].shape == (2, 90, 4)
+    restored = FactorisedVAE.from_shared_state(model.shared_state())
+    assert restored.groups_ == ["A", "B"]
+    prefix = season.mask[:6].copy()
+    prefix[:, 15:] = False
+    a, b, unknown, none = _cut_forecasts(restored, season, prefix)
+    assert np.allclose(unknown, none) and not np.allclose(a, b)
+    assert np.allclose(a, model.forecast(season.values[:6], prefix, groups="A")[0], atol=1e-5)
+    assert model.predict().shape == (28, 90, 12)
+    plain = FactorisedVAE(seed=4, **TINY).fit(season.values, season.mask)
+    assert "D" not in plain.params_ and "groups" not in plain.shared_state()
