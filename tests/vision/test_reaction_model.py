@@ -262,3 +262,12 @@ def test_vae_per_cut_time_factors_round_trip_and_fall_back_to_the_shared_ones(se
     assert model.predict().shape == (28, 90, 12)
     plain = FactorisedVAE(seed=4, **TINY).fit(season.values, season.mask)
     assert "D" not in plain.params_ and "groups" not in plain.shared_state()
+
+
+def test_a_cut_of_fewer_viewers_than_the_minimum_gets_no_time_factors_of_its_own(season):
+    cuts = np.array(season.cuts)[season.screening].astype(object)
+    cuts[:3] = "C"  # 3 viewers: below MIN_COMPONENT_VIEWERS; they use the shared factors
+    for model in (CPFactorisation(rank=3, max_iter=10), FactorisedVAE(seed=1, **{**TINY, "max_epochs": 3})):
+        model.fit(season.values, season.mask, groups=cuts)
+        assert model.groups_ == ["A", "B"] and (model.gidx_[:3] == -1).all()
+        assert not np.isnan(model.predict()).any()

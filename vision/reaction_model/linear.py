@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .prior import MixturePrior
+from .prior import MIN_COMPONENT_VIEWERS, MixturePrior
 from .tensor import (LIKELIHOOD_WEIGHTS, ForecastHoldout, Standardiser, check, choose_prior_and_weight,
                      holdout_cells, rmse)
 
@@ -81,21 +81,25 @@ class CPFactorisation:
             self.V_ = _solve(gram, ((z @ self.W_) * self.U_[:, None]).sum(0))
             return
         grams, rhss = [], []
-        for g in range(len(self.D_)):
+        for g in range(-1, len(self.D_)):  # -1: viewers of no group of their own (no offsets)
             sel = self.gidx_ == g
             grams.append(_grams(f[sel].T, self.U_[sel]) * wtw)
             rhss.append(((z[sel] @ self.W_) * self.U_[sel][:, None]).sum(0))
-        shift = sum(rhs - np.einsum("trs,ts->tr", gram, d) for gram, rhs, d in zip(grams, rhss, self.D_))
+        offsets = [np.zeros_like(self.V_), *self.D_]
+        shift = sum(rhs - np.einsum("trs,ts->tr", gram, d) for gram, rhs, d in zip(grams, rhss, offsets))
         self.V_ = _solve(sum(grams) + eye, shift)
         ridge = self.group_ridge * np.eye(self.rank)
         self.D_ = np.stack([_solve(gram + ridge, rhs - np.einsum("trs,ts->tr", gram, self.V_))
-                            for gram, rhs in zip(grams, rhss)])
+                            for gram, rhs in zip(grams[1:], rhss[1:])])
 
     def fit(self, values: np.ndarray, mask: np.ndarray, groups=None) -> "CPFactorisation":
         """`groups`: a label per viewer (e.g. the cut) for per-group time factors (with `group_ridge`)."""
         values, mask = check(values, mask)
-        labels = np.unique(np.asarray(groups)) if groups is not None else np.array([])
-        self.groups_ = labels.tolist() if len(labels) >= 2 and self.group_ridge is not None else []
+        # a group of fewer than MIN_COMPONENT_VIEWERS viewers gets no time factors of its own (they are stored
+        # with the fit: an aggregate, so the minimum audience size); its viewers use the shared ones
+        labels, counts = np.unique(np.asarray(groups), return_counts=True) if groups is not None else ([], [])
+        labels = [g for g, c in zip(labels, counts) if c >= MIN_COMPONENT_VIEWERS]
+        self.groups_ = np.array(labels).tolist() if len(labels) >= 2 and self.group_ridge is not None else []
         self.D_ = None
         self.gidx_ = self._group_index(groups, len(mask))
         rng = np.random.default_rng(self.seed)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .prior import MixturePrior
+from .prior import MIN_COMPONENT_VIEWERS, MixturePrior
 from .tensor import (LIKELIHOOD_WEIGHTS, ForecastHoldout, Standardiser, check, choose_prior_and_weight,
                      holdout_cells, rmse)
 
@@ -99,7 +99,10 @@ class FactorisedVAE:
         gidx = jnp.asarray(gidx)
 
         def time(params, i, t):
-            return params["V"][t] + params["D"][gidx[i], t] if "D" in params else params["V"][t]
+            if "D" not in params:
+                return params["V"][t]
+            g = gidx[i]  # -1: a viewer of no group of their own, the shared factors
+            return params["V"][t] + jnp.where((g >= 0)[:, None], params["D"][jnp.maximum(g, 0), t], 0.0)
 
         def nll(params, u, i, t, z):
             out = _decode(params["dec"], u * time(params, i, t), jnp) + u @ params["style"]
@@ -143,8 +146,11 @@ class FactorisedVAE:
         """`groups`: a label per viewer (e.g. the cut) for per-group time factors (with `group_sd`)."""
         jax, jnp, _ = require_jax()
         values, mask = check(values, mask)
-        labels = np.unique(np.asarray(groups)) if groups is not None else np.array([])
-        self.groups_ = labels.tolist() if len(labels) >= 2 and self.group_sd is not None else []
+        # a group of fewer than MIN_COMPONENT_VIEWERS viewers gets no time factors of its own (they are stored
+        # with the fit: an aggregate, so the minimum audience size); its viewers use the shared ones
+        labels, counts = np.unique(np.asarray(groups), return_counts=True) if groups is not None else ([], [])
+        labels = [g for g, c in zip(labels, counts) if c >= MIN_COMPONENT_VIEWERS]
+        self.groups_ = np.array(labels).tolist() if len(labels) >= 2 and self.group_sd is not None else []
         self.gidx_ = self._group_index(groups, len(mask))
         rng = np.random.default_rng(self.seed)
         held_out = ForecastHoldout.split(mask, self.forecast_viewers, self.forecast_first, rng)
@@ -157,7 +163,7 @@ class FactorisedVAE:
             raise ValueError("no observed cell to train on")
         batch = min(self.batch, len(cells))
         params = jax.tree_util.tree_map(jnp.asarray, self._init(*values.shape, rng, len(self.groups_)))
-        opt, epoch, squared_error = self._functions(len(cells), np.maximum(self.gidx_, 0))
+        opt, epoch, squared_error = self._functions(len(cells), self.gidx_)
         state = opt.init(params)
         key = jax.random.PRNGKey(self.seed)
         best, best_params, waited, self.epochs_ = np.inf, params, 0, 0
