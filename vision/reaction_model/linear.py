@@ -144,8 +144,9 @@ class CPFactorisation:
             self.prior_ = prior
 
         self.components_, self.likelihood_weight_, self.forecast_validation_ = choose_prior_and_weight(
-            held_out, priors, use, lambda w: rmse(values[who], self._forecast_index(values[who], held_out.prefix, self.gidx_[who], w)[0],
-                                                  held_out.rest), LIKELIHOOD_WEIGHTS)
+            held_out, priors, use,
+            lambda w: rmse(values[who], self._forecast_index(values[who], held_out.prefix, self.gidx_[who], w)[0],
+                           held_out.rest), LIKELIHOOD_WEIGHTS)
         # then the validation viewers' own factors from all their cells, as every other viewer's
         full = mask & ~val
         self.U_[who] = self._viewer_factors(self.scale_.forward(values, full)[who], full[who], self.gidx_[who])
