@@ -37,7 +37,10 @@ def models(seed: int):
             "factorised VAE": FactorisedVAE(seed=seed, **VAE)}
 
 
-def evaluate(values, mask, screening, truth=None, seed=0) -> None:
+def evaluate(values, mask, screening, truth=None, seed=0, span=None, groups=None) -> None:
+    """`span`: (first, last) second of a part of the content to score apart (the simulator's cuts differ
+    in the middle fifth): the forecasts from the first 5% inside and outside it. `groups`: a label per
+    viewer (the screening's cut) for every model's per-cut time structure (None: one for all)."""
     test = screening == screening.max()
     t_len = values.shape[1]
     keep, held = holdout_cells(mask[~test], 0.10, np.random.default_rng(seed + 11))
@@ -53,7 +56,7 @@ def evaluate(values, mask, screening, truth=None, seed=0) -> None:
     results = {}
     for name, model in models(seed).items():
         start = time.perf_counter()
-        model.fit(values[~test], keep)
+        model.fit(values[~test], keep, groups=None if groups is None else groups[~test])
         fit_s = time.perf_counter() - start
         predicted = model.predict()
         row = {"impute": rmse(values[~test], predicted, held)}
@@ -61,8 +64,12 @@ def evaluate(values, mask, screening, truth=None, seed=0) -> None:
         for label, first in firsts.items():
             prefix, rest = mask[test].copy(), mask[test].copy()
             prefix[:, first:], rest[:, :first] = False, False
-            mean, _ = model.forecast(values[test], prefix)
+            mean, _ = model.forecast(values[test], prefix, groups=None if groups is None else groups[test])
             row[label] = rmse(values[test], mean, rest)
+            if span is not None and label == "first 5%":
+                inside = np.zeros(t_len, bool)
+                inside[span[0]:span[1]] = True
+                row["span"] = tuple(rmse(values[test], mean, rest & part[None]) for part in (inside, ~inside))
             if truth is not None:
                 row_truth.append(rmse(truth[test], mean, rest))
         results[name] = row
@@ -70,8 +77,12 @@ def evaluate(values, mask, screening, truth=None, seed=0) -> None:
         if hasattr(model, "epochs_"):
             line += f"  [{model.epochs_} epochs]"
         if hasattr(model, "likelihood_weight_"):
-            line += f"  [forecast weight {model.likelihood_weight_:g}; validation " + ", ".join(
-                f"{w:g}: {e:.4f}" for w, e in model.forecast_validation_.items()) + "]"
+            line += (f"  [prior of {model.components_} component(s), forecast weight {model.likelihood_weight_:g}; "
+                     "validation " + ", ".join(f"{k}x{w:g}: {e:.4f}"
+                                               for (k, w), e in model.forecast_validation_.items())
+                     + "]")
+        if "span" in row:
+            line += "  {first 5%%, inside the cuts' middle fifth %.4f, outside %.4f}" % row["span"]
         if truth is not None:
             line += "  (" + ", ".join(f"{v:.4f}" for v in row_truth) + ")"
         print(line, flush=True)
@@ -183,7 +194,10 @@ def main() -> int:
     p.add_argument("--latent", type=int, default=20, help="VAE latent size (default 20)")
     p.add_argument("--epochs", type=int, default=60, help="VAE epochs at most (default 60)")
     p.add_argument("--prior-components", type=int, default=1,
-                   help="Gaussians in the prior of new viewers' latents, VAE and linear alike (default 1)")
+                   help="most Gaussians in the prior of new viewers' latents, the number chosen on held-out forecasts, "
+                        "VAE and linear alike (default 1)")
+    p.add_argument("--one-time-structure", action="store_true",
+                   help="simulator: one time factor per second for both cuts (default: per cut, every model alike)")
     args = p.parse_args()
     VAE.update(latent=args.latent, max_epochs=args.epochs, prior_components=args.prior_components)
     print(f"cpu cores: {os.cpu_count()}, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
@@ -196,7 +210,10 @@ def main() -> int:
         evaluate(values, mask, screening, seed=args.seed)
     else:
         season = simulate(args.screenings, args.duration, tuple(args.viewers), seed=args.seed)
-        evaluate(season.values, season.mask, season.screening, season.truth, seed=args.seed)
+        t_len = season.values.shape[1]
+        groups = None if args.one_time_structure else np.array(season.cuts)[season.screening]
+        evaluate(season.values, season.mask, season.screening, season.truth, seed=args.seed,
+                 span=(int(0.4 * t_len), int(0.6 * t_len)), groups=groups)
     if args.bench_fit:
         bench_fit(args.seed)
     return 0

@@ -95,6 +95,13 @@ def load_tensor(session: Session, content_id: int, screening_ids: list[int] | No
     return Tensor(values, mask, keys, np.array([position[k[0]] for k in keys], np.int64), list(screening_ids))
 
 
+def screening_cut(session: Session, screening_id: int) -> str | None:
+    """The screening's `cut` label (None without one): the models' time factors are per cut."""
+    screening = session.get(Screening, screening_id)
+    cut = (screening.labels or {}).get("cut") if screening is not None else None
+    return None if cut is None else str(cut)
+
+
 def _npz(arrays: dict[str, np.ndarray]) -> bytes:
     sink = io.BytesIO()
     np.savez_compressed(sink, **arrays)
@@ -161,9 +168,11 @@ def _fit(session: Session, content_id: int, settings: dict):
         raise NoData(f"content {content_id} has too little per-track data to fit a model "
                      f"({len(tensor.viewers)} viewer(s), {int(tensor.mask.sum())} seen viewer-second(s))")
     seed = int(settings["seed"])
+    cuts = [screening_cut(session, s) for s in tensor.screenings]  # per-cut time factors where every screening has one
+    groups = np.array(cuts)[tensor.screening_index] if cuts and None not in cuts else None
     vae = FactorisedVAE(latent=int(settings["latent"]), hidden=int(settings["hidden"]),
-                        max_epochs=int(settings["max_epochs"]), seed=seed).fit(tensor.values, tensor.mask)
-    linear = CPFactorisation(rank=int(settings["rank"]), seed=seed).fit(tensor.values, tensor.mask)
+                        max_epochs=int(settings["max_epochs"]), seed=seed).fit(tensor.values, tensor.mask, groups)
+    linear = CPFactorisation(rank=int(settings["rank"]), seed=seed).fit(tensor.values, tensor.mask, groups)
     _, held = holdout_cells(tensor.mask, 0.05, np.random.default_rng(seed))  # the models' own validation cells
     base = ContentMean().fit(tensor.values, tensor.mask & ~held)
     predicted = vae.predict()

@@ -203,7 +203,7 @@ def forecast(content_id: int, session: SessionDep, k: MinAudienceDep,
                                  f"{first_s} s, fewer than the minimum audience {k}")
     try:
         model = FactorisedVAE.from_shared_state(found["state"])
-        mean, var = model.forecast(tensor.values[chosen], prefix[chosen])
+        mean, var = model.forecast(tensor.values[chosen], prefix[chosen], groups=rs.screening_cut(session, screening))
     except ImportError as exc:
         raise HTTPException(503, str(exc)) from None
     from vision.reaction_model.tensor import curve, presence

@@ -147,3 +147,20 @@ def test_cli_fit_and_one_line_errors(tmp_path):
     assert " viewers x 30 s x 12 metrics" in done.stderr and "held-out RMSE" in done.stderr
     bad = run_cli("model", "fit", "--db", db)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+
+
+def test_fit_keeps_time_factors_per_cut_and_forecasts_with_the_screenings_cut():
+    from service import reaction_store as rs
+
+    engine, _ = _engine("sqlite")
+    client = TestClient(create_app(engine, min_audience=1))
+    season = simulate(screenings=2, duration_s=30, viewers=(12, 12), seed=2)  # 12 viewers a cut: above the minimum
+    content, ids = load_season(client, season, 30)
+    job = client.post(f"/api/v1/contents/{content}/model/fit", json=SETTINGS).json()
+    assert client.get(f"/api/v1/contents/{content}/model/jobs/{job['job_id']}").json()["status"] == "done"
+    with Session(engine) as session:
+        state = rs.latest_fit(session, content)["state"]
+        assert [str(g) for g in state["groups"]] == ["A", "B"] and state["D"].shape == (2, 30, 4)
+        assert rs.screening_cut(session, ids[1]) == "B"
+    fc = client.get(f"/api/v1/contents/{content}/forecast?screening={ids[1]}&first_s=5&metrics=smile")
+    assert fc.status_code == 200 and fc.json()["rmse"]["smile"] is not None

@@ -89,6 +89,28 @@ class ForecastHoldout:
         return float(min(self.errors, key=self.errors.get))
 
 
+def choose_prior_and_weight(held_out: "ForecastHoldout", priors: dict, use, error,
+                            weights: tuple[float, ...]) -> tuple[int, float, dict]:
+    """The prior (of `priors`, {components: prior}) and likelihood weight with the lowest held-out
+    forecast error. `use(prior)` installs a prior in the model, `error(weight)` scores its forecasts. One
+    Gaussian is tried at every weight; a mixture at the Gaussian's best weight and its two neighbours in
+    the grid (the same rule for every model). -> (components, weight, {(components, weight): error})."""
+    errors: dict = {}
+    first = min(priors)
+    use(priors[first])
+    w1 = held_out.choose(error, weights)
+    errors.update({(first, w): e for w, e in held_out.errors.items()})
+    if len(held_out.viewers) and held_out.rest.any():
+        at = weights.index(w1)
+        near = weights[max(at - 1, 0): at + 2]
+        for k in sorted(priors)[1:]:
+            use(priors[k])
+            errors.update({(k, w): error(w) for w in near})
+    k, w = min(errors, key=errors.get) if errors else (first, w1)
+    use(priors[k])
+    return k, w, errors
+
+
 #: Likelihood weights tried for a new viewer's latent (shrinkage toward the prior; chosen on validation).
 LIKELIHOOD_WEIGHTS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 
