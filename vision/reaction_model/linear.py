@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .prior import MIN_COMPONENT_VIEWERS, MixturePrior
+from .prior import MixturePrior
 from .tensor import (LIKELIHOOD_WEIGHTS, ForecastHoldout, Standardiser, check, choose_prior_and_weight,
-                     holdout_cells, rmse)
+                     fitted_groups, group_index, holdout_cells, rmse)
 
 
 def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -39,14 +39,6 @@ class CPFactorisation:
         # as the VAE: viewers whose cells after the first `forecast_first` choose the forecasts' weight
         self.forecast_viewers, self.forecast_first = forecast_viewers, forecast_first
         self.group_ridge = group_ridge  # shrinkage of the groups' time offsets (None: one V for all)
-
-    def _group_index(self, groups, n: int) -> np.ndarray:
-        """[n] index of each viewer's group among the fitted ones (-1: none, or a group not fitted)."""
-        known = list(getattr(self, "groups_", ()))
-        if groups is None or not known:
-            return np.full(n, -1)
-        groups = np.broadcast_to(np.asarray(groups), (n,))
-        return np.array([known.index(g) if g in known else -1 for g in groups.tolist()])
 
     def _times(self, gidx: np.ndarray) -> np.ndarray:
         """[n, T, R]: each viewer's time factors (their group's, the shared ones for -1)."""
@@ -95,13 +87,9 @@ class CPFactorisation:
     def fit(self, values: np.ndarray, mask: np.ndarray, groups=None) -> "CPFactorisation":
         """`groups`: a label per viewer (e.g. the cut) for per-group time factors (with `group_ridge`)."""
         values, mask = check(values, mask)
-        # a group of fewer than MIN_COMPONENT_VIEWERS viewers gets no time factors of its own (they are stored
-        # with the fit: an aggregate, so the minimum audience size); its viewers use the shared ones
-        labels, counts = np.unique(np.asarray(groups), return_counts=True) if groups is not None else ([], [])
-        labels = [g for g, c in zip(labels, counts) if c >= MIN_COMPONENT_VIEWERS]
-        self.groups_ = np.array(labels).tolist() if len(labels) >= 2 and self.group_ridge is not None else []
+        self.groups_ = fitted_groups(groups, self.group_ridge is not None)
         self.D_ = None
-        self.gidx_ = self._group_index(groups, len(mask))
+        self.gidx_ = group_index(self.groups_, groups, len(mask))
         rng = np.random.default_rng(self.seed)
         held_out = ForecastHoldout.split(mask, self.forecast_viewers, self.forecast_first, rng)
         train, val = holdout_cells(held_out.train, self.validation, rng)
@@ -175,7 +163,7 @@ class CPFactorisation:
                  groups=None) -> tuple[np.ndarray, np.ndarray]:
         """`groups`: the new viewers' group (one label or one per viewer); their group's time factors."""
         weight = getattr(self, "likelihood_weight_", 1.0) if weight is None else weight
-        return self._forecast_index(values, mask, self._group_index(groups, len(mask)), weight)
+        return self._forecast_index(values, mask, group_index(self.groups_, groups, len(mask)), weight)
 
     @property
     def viewer_latents(self) -> np.ndarray:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..labels import METRICS, PROB_COLUMNS
+from .prior import MIN_COMPONENT_VIEWERS
 
 #: The metrics the model reads: the expression probabilities and the blendshape metrics (12).
 MODEL_METRICS: tuple[str, ...] = PROB_COLUMNS + METRICS
@@ -113,6 +114,23 @@ def choose_prior_and_weight(held_out: "ForecastHoldout", priors: dict, use, erro
 
 #: Likelihood weights tried for a new viewer's latent (shrinkage toward the prior; chosen on validation).
 LIKELIHOOD_WEIGHTS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+def fitted_groups(groups, enabled: bool) -> list:
+    """The groups (e.g. cuts) that get time factors of their own: those of at least MIN_COMPONENT_VIEWERS viewers
+    (their factors are stored with the fit: an aggregate, so the minimum audience size), where at least two such
+    groups exist and per-group factors are `enabled`; the viewers of any other group use the shared ones."""
+    labels, counts = np.unique(np.asarray(groups), return_counts=True) if groups is not None else ([], [])
+    labels = [g for g, c in zip(labels, counts) if c >= MIN_COMPONENT_VIEWERS]
+    return np.array(labels).tolist() if len(labels) >= 2 and enabled else []
+
+
+def group_index(known: list, groups, n: int) -> np.ndarray:
+    """[n] index of each viewer's group among the fitted ones `known` (-1: none, or a group not fitted)."""
+    if groups is None or not known:
+        return np.full(n, -1)
+    groups = np.broadcast_to(np.asarray(groups), (n,))
+    return np.array([known.index(g) if g in known else -1 for g in groups.tolist()])
 
 
 def rmse(values: np.ndarray, predicted: np.ndarray, cells: np.ndarray) -> float:

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .prior import MIN_COMPONENT_VIEWERS, MixturePrior
+from .prior import MixturePrior
 from .tensor import (LIKELIHOOD_WEIGHTS, ForecastHoldout, Standardiser, check, choose_prior_and_weight,
-                     holdout_cells, rmse)
+                     fitted_groups, group_index, holdout_cells, rmse)
 
 
 def require_jax():
@@ -68,14 +68,6 @@ class FactorisedVAE:
         # the fit to choose the likelihood weight of forecasts (validation; none with under 10 viewers)
         self.forecast_viewers, self.forecast_first = forecast_viewers, forecast_first
         self.group_sd = group_sd  # prior SD of the groups' time offsets (None: one V for all)
-
-    def _group_index(self, groups, n: int) -> np.ndarray:
-        """[n] index of each viewer's group among the fitted ones (-1: none, or a group not fitted)."""
-        known = list(getattr(self, "groups_", ()))
-        if groups is None or not known:
-            return np.full(n, -1)
-        groups = np.broadcast_to(np.asarray(groups), (n,))
-        return np.array([known.index(g) if g in known else -1 for g in groups.tolist()])
 
     def _time_table(self) -> np.ndarray:
         """[G + 1, T, R]: each fitted group's time factors, then (index -1) the shared ones."""
@@ -146,12 +138,8 @@ class FactorisedVAE:
         """`groups`: a label per viewer (e.g. the cut) for per-group time factors (with `group_sd`)."""
         jax, jnp, _ = require_jax()
         values, mask = check(values, mask)
-        # a group of fewer than MIN_COMPONENT_VIEWERS viewers gets no time factors of its own (they are stored
-        # with the fit: an aggregate, so the minimum audience size); its viewers use the shared ones
-        labels, counts = np.unique(np.asarray(groups), return_counts=True) if groups is not None else ([], [])
-        labels = [g for g, c in zip(labels, counts) if c >= MIN_COMPONENT_VIEWERS]
-        self.groups_ = np.array(labels).tolist() if len(labels) >= 2 and self.group_sd is not None else []
-        self.gidx_ = self._group_index(groups, len(mask))
+        self.groups_ = fitted_groups(groups, self.group_sd is not None)
+        self.gidx_ = group_index(self.groups_, groups, len(mask))
         rng = np.random.default_rng(self.seed)
         held_out = ForecastHoldout.split(mask, self.forecast_viewers, self.forecast_first, rng)
         train, val = holdout_cells(held_out.train, self.validation, rng)
@@ -255,7 +243,7 @@ class FactorisedVAE:
         cells = np.argwhere(mask).astype(np.int32)
         p = self.params_
         fixed = {"dec": p["dec"], "V": self._time_table(), "log_noise": p["log_noise"], "style": p["style"]}
-        gidx = self._group_index(groups, j) if gidx is None else np.asarray(gidx)
+        gidx = group_index(self.groups_, groups, j) if gidx is None else np.asarray(gidx)
         g_of = jnp.asarray(np.repeat(gidx[cells[:, 0]], n_k))  # each cell's row's group (-1: shared)
         # rows: viewer x component; each row's q starts at its component's centre
         q = {"mu": jnp.asarray(np.tile(prior.means, (j, 1)), jnp.float32), "ls": jnp.full((j * n_k, r), -1.0)}
@@ -313,7 +301,7 @@ class FactorisedVAE:
 
     def forecast(self, values: np.ndarray, mask: np.ndarray, groups=None) -> tuple[np.ndarray, np.ndarray]:
         """`groups`: the new viewers' group (one label or one per viewer); their group's time factors."""
-        gidx = self._group_index(groups, len(mask))
+        gidx = group_index(self.groups_, groups, len(mask))
         return self._moments(*self.infer(values, mask, gidx=gidx), gidx=gidx)
 
     @property
