@@ -194,3 +194,17 @@ def module_at(commit: str, relpath: str, name: str):
     sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def audience_front_end(detector: str = "centerface+mtcnn", **options):
+    """The audience scene's front end (vision.audience) as `audience analyze --scene audience` builds it, on one
+    ONNX thread; `options` override AudienceOptions' fields (the box region defaults to the detector's)."""
+    from vision.audience import AudienceLandmarker, AudienceOptions, box_roi
+    from vision.registry import model_file
+
+    scale, shift = box_roi(detector)
+    options = {"box_scale": scale, "box_shift": shift, **options}
+    return AudienceLandmarker(AudienceOptions((model_file("face_landmarks").path, model_file("face_blendshapes").path),
+                                              tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")),
+                                              threads=1, detector=detector, centerface=model_file("centerface").path,
+                                              **options))

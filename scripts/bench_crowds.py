@@ -84,19 +84,12 @@ def _union(*factories, iou: float = 0.3):
 def _front_end(detector: str = "centerface+mtcnn", presence_min: float | None = None, box_scale=None,
                box_shift=None, second_look: bool = True, present_min_score: float | None = None, **options):
     """The shipped audience front end (vision.audience) as `audience analyze --scene audience` builds it."""
-    from vision.audience import PRESENCE_MIN, AudienceLandmarker, AudienceOptions, box_roi
+    from _bench import audience_front_end
 
-    scale, shift = box_roi(detector)
-    fe = AudienceLandmarker(AudienceOptions((model_file("face_landmarks").path, model_file("face_blendshapes").path),
-                                            tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")),
-                                            threads=1, detector=detector, centerface=model_file("centerface").path,
-                                            presence_min=PRESENCE_MIN if presence_min is None else presence_min,
-                                            box_scale=scale if box_scale is None else box_scale,
-                                            box_shift=shift if box_shift is None else box_shift,
-                                            second_look=second_look,
-                                            present_min_score=(AudienceOptions.present_min_score
-                                                               if present_min_score is None else present_min_score),
-                                            **options))
+    given = {"presence_min": presence_min, "box_scale": box_scale, "box_shift": box_shift,
+             "present_min_score": present_min_score}
+    fe = audience_front_end(detector, second_look=second_look, **{k: v for k, v in given.items() if v is not None},
+                            **options)
 
     fe._detector = _Replayed(fe._detector, detector)
     return _photo_detector(fe), fe.close

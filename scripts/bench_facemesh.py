@@ -100,16 +100,11 @@ def within_read(mesh: FaceMesh, faces, rounds: int) -> float:
 def front_end_cost(crowds: Path, photos: int, rounds: int) -> dict:
     """The audience front end's reading stage on crowd photos: seconds outside the detector, seconds in the two
     models, detected faces, model call pairs (a face read twice by the second look is two pairs)."""
-    from vision.audience import AudienceLandmarker, AudienceOptions, box_roi
+    from _bench import audience_front_end
     from vision.capture import Frame
 
     images = [cv2.imread(str(p)) for p in sorted((crowds / "images").glob("*.jpg"))[:photos]]
-    scale, shift = box_roi("centerface+mtcnn")
-    fe = AudienceLandmarker(AudienceOptions((model_file("face_landmarks").path, model_file("face_blendshapes").path),
-                                            tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")),
-                                            threads=1, detector="centerface+mtcnn",
-                                            centerface=model_file("centerface").path, box_scale=scale,
-                                            box_shift=shift))
+    fe = audience_front_end()
     mesh = fe._meshes[0]
     timed = [Timed(mesh._landmarks), Timed(mesh._blendshapes)]
     mesh._landmarks, mesh._blendshapes = timed

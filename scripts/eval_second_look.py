@@ -98,16 +98,12 @@ def crowds_log(folder: Path, limit: int | None, gate: float) -> tuple[np.ndarray
 def video_log(path: Path, gate: float) -> tuple[np.ndarray, int]:
     """The log of the whole front end's second looks on a video ([K, 6], no ground truth), and its fresh
     detections."""
-    from vision.audience import AudienceLandmarker, AudienceOptions
+    from _bench import audience_front_end
     from vision.capture import VideoSource, resolve_inputs
     from vision.settings import AUDIENCE_FPS
 
-    scale, shift = box_roi("centerface+mtcnn")
-    fe = AudienceLandmarker(AudienceOptions((model_file("face_landmarks").path, model_file("face_blendshapes").path),
-                                            tuple(model_file(f"mtcnn_{n}").path for n in ("pnet", "rnet", "onet")),
-                                            threads=1, detector="centerface+mtcnn",
-                                            centerface=model_file("centerface").path, box_scale=scale,
-                                            box_shift=shift))
+    fe = audience_front_end()
+    scale = fe.options.box_scale
     rows, fresh_total = [], [0]
     mesh = fe._meshes[0]
 
