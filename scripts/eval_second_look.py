@@ -107,7 +107,7 @@ def video_log(path: Path, gate: float) -> tuple[np.ndarray, int]:
     rows, fresh_total = [], [0]
     mesh = fe._meshes[0]
 
-    def logged(image, readings, fresh):
+    def logged(image, readings, fresh, dim=False):  # as AudienceLandmarker._second_look; logs dim frames too
         h, w = image.shape[:2]
         fresh_total[0] += int(fresh.sum())
         idx = np.flatnonzero(fresh & (readings.presence < gate) & (readings.presence > 0))
