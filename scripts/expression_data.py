@@ -158,10 +158,35 @@ def _face_box(obs, degrade):
 _MODELS = {}
 
 
-def _read_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, str, tuple | None]]:
-    """Worker: read every photo of the chunk under every condition. Models are built once per process."""
+def _conditioned(index: int, path: str, lm):
+    """(condition, image, observation or None where no face is found) for the photo under every condition:
+    degraded around the face box the full-size photo gives (the same copies for every reader)."""
     import degrade
 
+    image = read_image(path)
+    box = None
+    for cond in conditions():
+        if image is None:
+            yield cond, None, None
+            continue
+        if cond == "full":
+            img = image
+        else:
+            b = box or degrade.FaceBox.default(image.shape[1], image.shape[0])
+            img = (degrade.fixed_size(image, b, EVAL_SIZES[cond]) if cond in EVAL_SIZES else
+                   degrade.venue(image, b, np.random.default_rng([index, int(cond[5:])])))
+        with native_stderr_to_devnull():
+            obs = lm.detect(Frame(Path(path).name, 0, 0.0, img))
+        if len(obs) == 0:
+            yield cond, img, None
+            continue
+        if cond == "full":
+            box = _face_box(obs, degrade)
+        yield cond, img, obs
+
+
+def _read_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, str, tuple | None]]:
+    """Worker: read every photo of the chunk under every condition. Models are built once per process."""
     if not _MODELS:
         with native_stderr_to_devnull():
             _MODELS["cnn"] = CnnClassifier(model_file("cnn").path)
@@ -171,25 +196,10 @@ def _read_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, str, tuple | No
     cnn, fa, lm = _MODELS["cnn"], _MODELS["faceapi"], _MODELS["lm"]
     out = []
     for index, path in chunk:
-        image = read_image(path)
-        box = None
-        for cond in conditions():
-            if image is None:
+        for cond, img, obs in _conditioned(index, path, lm):
+            if obs is None:
                 out.append((index, cond, None))
                 continue
-            if cond == "full":
-                img = image
-            else:
-                b = box or degrade.FaceBox.default(image.shape[1], image.shape[0])
-                img = (degrade.fixed_size(image, b, EVAL_SIZES[cond]) if cond in EVAL_SIZES else
-                       degrade.venue(image, b, np.random.default_rng([index, int(cond[5:])])))
-            with native_stderr_to_devnull():
-                obs = lm.detect(Frame(Path(path).name, 0, 0.0, img))
-            if len(obs) == 0:
-                out.append((index, cond, None))
-                continue
-            if cond == "full":
-                box = _face_box(obs, degrade)
             crops, rgb = face_crops([img], [obs]), face_crops_rgb([img], [obs])
             # the crop and its mirror image in one call per CNN
             fer_p = cnn.probabilities(np.concatenate([crops, crops[..., ::-1]]))
@@ -292,33 +302,16 @@ def mesh_geometry(landmarks: np.ndarray, width, height) -> np.ndarray:
 def _mesh_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, str, np.ndarray | None]]:
     """Worker: the normalised 478-point mesh (`mesh_geometry`) of every photo of the chunk
     under every condition, the photos degraded exactly as in `_read_chunk`."""
-    import degrade
-
     if "lm" not in _MODELS:
         with native_stderr_to_devnull():
             _MODELS["lm"] = Landmarker(LandmarkerOptions(model_file("face_landmarker").path, mode="image",
                                                          max_faces=1))
     lm, out = _MODELS["lm"], []
     for index, path in chunk:
-        image = read_image(path)
-        box = None
-        for cond in conditions():
-            if image is None:
+        for cond, img, obs in _conditioned(index, path, lm):
+            if obs is None:
                 out.append((index, cond, None))
                 continue
-            if cond == "full":
-                img = image
-            else:
-                b = box or degrade.FaceBox.default(image.shape[1], image.shape[0])
-                img = (degrade.fixed_size(image, b, EVAL_SIZES[cond]) if cond in EVAL_SIZES else
-                       degrade.venue(image, b, np.random.default_rng([index, int(cond[5:])])))
-            with native_stderr_to_devnull():
-                obs = lm.detect(Frame(Path(path).name, 0, 0.0, img))
-            if len(obs) == 0:
-                out.append((index, cond, None))
-                continue
-            if cond == "full":
-                box = _face_box(obs, degrade)
             out.append((index, cond, mesh_geometry(obs.landmarks, obs.width, obs.height)[0]))
     return out
 
