@@ -50,8 +50,9 @@ from .observation import N_BLENDSHAPES, N_LANDMARKS
 LOW_LIGHT_BLUR = 3  # measured on the dim variant of ../shared/data/crowds (README, the audience scene)
 PRESENT_MIN_SCORE_DIM = 0.65  # measured on ../shared/data/crowds and its dim variant (README, the audience scene)
 PRESENCE_MIN = 0.5  # the presence gate (measured on ../shared/data/crowds, README "Audience front end")
-SECOND_LOOK_MIN = 0.01  # a refused first reading is read again from this presence up (scripts/eval_second_look.py:
-#                         on ../shared/data/crowds this keeps 68% of the faces a second look turns for 34% of its cost)
+SECOND_LOOK_MIN = 0.05  # a refused first reading is read again from this presence up (scripts/eval_second_look.py:
+#                         on ../shared/data/crowds this keeps 49% of the faces a second look turns for 22% of its
+#                         cost; the band 0.01-0.05 turned 28% of its faces at 0.07 landmark calls per detection)
 # The region read around a detector's box (box_scale, box_shift), per detector: MTCNN's boxes are fitted in
 # models/face_mesh_models.md; CenterFace's (WIDER's convention, forehead to chin) by scripts/eval_presence.py.
 BOX_ROI = {"mtcnn": (1.5, 0.07), "centerface": (1.5, 0.02), "centerface+mtcnn": (1.5, 0.02)}

@@ -206,9 +206,10 @@ def test_front_end_recall_on_the_first_real_crowd_photos():
     with native_stderr_to_devnull():
         rows = {r["candidate"]: r for r in bench_crowds.run(SHARED / "data" / "crowds", ["front end"], 25, True)}
     read, seen = rows["front end [read]"], rows["front end [read+present]"]
-    # measured: read 0.793 of the readable faces; read or present 0.957 of the readable, 0.725 of the valid,
-    # 0.28 false positives per photo
-    assert read["readable"] >= 0.76 and seen["readable"] >= 0.92
+    # measured: read 0.759 of the readable faces (0.776 with the second look from a first presence of 0.01: the
+    # floor moved to 0.05 for the per-face cost target, README); read or present 0.957 of the readable, 0.719 of
+    # the valid, 0.20 false positives per photo
+    assert read["readable"] >= 0.74 and seen["readable"] >= 0.92
     assert seen["valid"] >= 0.68 and seen["fp/img"] <= 0.4
     dim_read, dim_seen = rows["front end [read] (dim)"], rows["front end [read+present] (dim)"]
     # measured on the dim variant: read 0.711, read or present 0.918 (3.9 points under the originals), valid
