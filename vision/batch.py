@@ -112,7 +112,13 @@ def run_batch(req: BatchRequest, recordings: list[Recording], store: Store, quie
         models = model_files(Settings(scene="auto"))
         detector = MtcnnDetector(MtcnnOptions(*(models[f"mtcnn_{n}"].path for n in ("pnet", "rnet", "onet")),
                                               device=req.settings.device))
-    settings = [_settings(req, spec, detector) for spec in specs]
+    settings = []
+    for spec in specs:
+        settings.append(_settings(req, spec, detector))
+        if engine is not None and len(settings) == 1:  # the actors load models while the other scenes are chosen
+            from .pipeline import job_mode
+
+            engine.warm(settings[0], job_mode([spec]))
     for spec, s in zip(specs, settings):
         jobs += [dataclasses.replace(j, settings=s)
                  for j in plan_jobs([spec], workers if len(specs) < workers else 1, overlap_s=s.max_lost_s + 1.0)]

@@ -60,12 +60,21 @@ class StageCache:
 
     def __init__(self):
         self._stages: dict = {}
+        self._unused: set = set()  # stages built ahead of their first job (`warm`): nothing to rebuild yet
+
+    def warm(self, settings, mode: str) -> None:
+        """Build the stages for (settings, mode) before the first job that needs them arrives."""
+        if (settings, mode) not in self._stages:
+            self._stages[(settings, mode)] = build_stages(settings, mode, model_files(settings))
+            self._unused.add((settings, mode))
 
     def get(self, settings, mode: str) -> Stages:
         from .landmarker import Landmarker
 
         stages = self._stages.get((settings, mode))
-        if stages is None:
+        if (settings, mode) in self._unused:
+            self._unused.discard((settings, mode))
+        elif stages is None:
             stages = self._stages[(settings, mode)] = build_stages(settings, mode, model_files(settings))
         elif isinstance(stages.landmarker, Landmarker) and stages.landmarker.options.mode == "video":
             options = stages.landmarker.options
@@ -77,6 +86,7 @@ class StageCache:
         for stages in self._stages.values():
             stages.close()
         self._stages.clear()
+        self._unused.clear()
 
 
 class JobWorker:
@@ -87,6 +97,14 @@ class JobWorker:
         import onnxruntime  # noqa: F401
 
         self._cache = StageCache()
+
+    def warm(self, settings, mode: str) -> None:
+        """Load the models of the jobs to come while the driver still plans them. A failure here is left for
+        the job itself to meet and report."""
+        try:
+            self._cache.warm(settings, mode)
+        except Exception:  # noqa: BLE001 - the job that needs these stages raises the real error
+            pass
 
     def run(self, index: int, specs, settings, boundary: int = -1) -> tuple:
         import ray
@@ -122,6 +140,13 @@ class RayEngine:
         if not self._actors:  # started now, they import while the driver plans the jobs
             self._actors = [self._actor_cls().remote() for _ in range(self._wanted(10 ** 6))]
         return self._cpus()
+
+    def warm(self, settings, mode: str) -> None:
+        """Have every actor load the models for (settings, mode) now (queued before any job: an actor runs one
+        call at a time), so the loading overlaps whatever the driver does before it submits jobs. Returns at
+        once."""
+        for actor in self._actors:
+            actor.warm.remote(settings, mode)
 
     @staticmethod
     def _actor_cls():

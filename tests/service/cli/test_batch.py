@@ -140,3 +140,24 @@ def test_results_travel_as_arrow_and_come_back_the_same():
         for c in original:
             assert back[c].dtype == original[c].dtype, c
             np.testing.assert_array_equal(back[c], original[c])
+
+
+def test_stage_cache_warmed_ahead_serves_the_first_job_as_built():
+    """A Ray actor loads a job's models ahead (`warm`, while the driver still plans): the first job gets exactly
+    those stages, video landmarker included; the next video job gets a fresh landmarker (it tracks per video)."""
+    from vision.pipeline import Settings
+    from vision.ray_engine import StageCache
+
+    cache, settings = StageCache(), Settings(scene="single")
+    try:
+        cache.warm(settings, "video")
+        built = cache._stages[(settings, "video")]
+        first_landmarker = built.landmarker
+        cache.warm(settings, "video")  # warming twice builds nothing more
+        assert cache._stages[(settings, "video")] is built
+        first = cache.get(settings, "video")
+        assert first is built and first.landmarker is first_landmarker
+        second = cache.get(settings, "video")
+        assert second is built and second.landmarker is not first_landmarker
+    finally:
+        cache.close()
