@@ -283,8 +283,8 @@ def main(argv=None) -> int:
           f"{1000 * (full_s - raw_s) / n:.2f} ms/frame")
     print(f"ratio full / (decode+landmarker): {full_fps / lm_fps:.3f} (target >= 0.90)")
     if args.stages:
-        timed = Full(settings, models, timed=True)
         with native_stderr_to_devnull():
+            timed = Full(settings, models, timed=True)
             separate(spec, timed)
         print("after the landmarker, ms/frame (one timed pass, the table sink included): " + ", ".join(
             f"{k} {1000 * v / timed.count.frames:.3f}" for k, v in timed.loop.times.items()))

@@ -68,7 +68,8 @@ class _Track:
 def face_scores(obs: Observation) -> np.ndarray:
     """Per face, the score the trackers split confident from less confident faces by: the detector's
     score, 1 where no detector scored the face."""
-    return np.nan_to_num(obs.det_score.astype(np.float64), nan=1.0)
+    score = obs.det_score.astype(np.float64)
+    return np.where(np.isnan(score), 1.0, score)
 
 
 class FaceTracker:
