@@ -16,7 +16,8 @@ reading each face's crop at most every S seconds (vision.readings); with `--whol
 option is timed too, in the same rounds, beside the default that reads every frame. `--against CHECKOUT`
 times another checkout's command in the same rounds too (before and after in one run). `--whole` also
 prints the ratios over CPU time (user + system of every thread), which other work on a shared machine
-skews less than wall time. `--cores 1` pins the process (MediaPipe's own threads included) to one core
+skews less than wall time. `--stages` adds one timed pass printing ms/frame of each stage after the landmarker.
+`--cores 1` pins the process (MediaPipe's own threads included) to one core
 first, as the target is stated for one core. Models are built before timing starts.
 """
 from __future__ import annotations
@@ -70,11 +71,47 @@ class MediaPipeOnly:
         self._lm.close()
 
 
+class TimedLoop(FrameLoop):
+    """The FrameLoop with each stage after the landmarker timed (seconds summed over the run)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.times = dict.fromkeys(("to_observations", "tracker", "classifier", "describe", "sinks"), 0.0)
+
+    def flush(self) -> None:
+        from vision.describe import describe_window
+        from vision.landmarker import to_observations
+
+        if not self._frames:
+            return
+        frames, results = self._frames, self._landmarks
+        self._frames, self._landmarks = [], []
+        t0 = time.perf_counter()
+        observations = to_observations(frames, results)
+        t1 = time.perf_counter()
+        observations = [self.stages.tracker.update(obs) for obs in observations]
+        t2 = time.perf_counter()
+        observations = self.readings.classify(self.stages.classifier, [f.image for f in frames], observations)
+        t3 = time.perf_counter()
+        observations = describe_window(observations)
+        t4 = time.perf_counter()
+        for obs in observations:
+            for sink in self.sinks:
+                sink.write(obs)
+        t5 = time.perf_counter()
+        for k, a, b in zip(self.times, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5)):
+            self.times[k] += b - a
+
+
 class Full:
-    def __init__(self, settings, models):
+    def __init__(self, settings, models, timed: bool = False):
+        from vision.table import TableSink
+
         self.stages = build_stages(settings, "video", models)
         self.count = Count()
-        self.loop = FrameLoop(self.stages, [self.count], settings.batch_frames, settings.expression_every_s)
+        sinks = [self.count, TableSink()] if timed else [self.count]  # timed: the table analyze keeps too
+        self.loop = (TimedLoop if timed else FrameLoop)(self.stages, sinks, settings.batch_frames,
+                                                        settings.expression_every_s)
 
     def push(self, frame):
         self.loop.push(frame)
@@ -215,6 +252,8 @@ def main(argv=None) -> int:
                          "main`), in the same rounds")
     ap.add_argument("--expression-every", type=float, default=0.0, metavar="SECONDS",
                     help="also time reading each face's expression at most every SECONDS (0: only every frame)")
+    ap.add_argument("--stages", action="store_true",
+                    help="also print ms/frame of each stage after the landmarker (one more pass)")
     args = ap.parse_args(argv)
     if args.cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:args.cores]))
@@ -243,6 +282,12 @@ def main(argv=None) -> int:
     print(f"paired pass: decode+landmarker {lm_fps:.1f} fps, full loop {full_fps:.1f} fps, after the landmarker "
           f"{1000 * (full_s - raw_s) / n:.2f} ms/frame")
     print(f"ratio full / (decode+landmarker): {full_fps / lm_fps:.3f} (target >= 0.90)")
+    if args.stages:
+        with native_stderr_to_devnull():
+            timed = Full(settings, models, timed=True)
+            separate(spec, timed)
+        print("after the landmarker, ms/frame (one timed pass, the table sink included): " + ", ".join(
+            f"{k} {1000 * v / timed.count.frames:.3f}" for k, v in timed.loop.times.items()))
     return 0
 
 

@@ -16,7 +16,7 @@ from .errors import EXIT_OK, EXIT_PARTIAL, AudienceError, UnsupportedInput
 from .labels import EMOTIONS
 from .pipeline import model_files
 from .scene import resolve_scene
-from .plot import plot_curves
+from .plot import curves_figure, save
 from .progress import Progress
 from .report import TrackSummary, write_report
 from .seats import SeatMap
@@ -100,9 +100,9 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None, publisher
     curves = stats.curves()
     write_curves_csv(curves, req.out / "curves.csv")
     names = ", ".join(dict.fromkeys(r.source for r in reports))
-    plot_curves(curves, req.out / "curves.png",
-                f"{names[:90]}{'…' if len(names) > 90 else ''} — {writer.rows} face observations, "
-                f"bucket {req.bucket:g} s")
+    figure = curves_figure(curves, f"{names[:90]}{'…' if len(names) > 90 else ''} — {writer.rows} face "
+                                   f"observations, bucket {req.bucket:g} s")
+    save(figure, req.out / "curves.png")  # drawn once: the report writes the same figure as SVG
 
     frames_analysed = sum(r.frames_analysed for r in reports)
     images = [r for r in reports if r.kind == "image" and not r.error]
@@ -137,7 +137,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None, publisher
         "outputs": [obs_path.name, "curves.csv", "curves.png", "summary.json", "report.html"],
     }
     (req.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    write_report(req.out / "report.html", summary, curves, tracks.rows(), names)
+    write_report(req.out / "report.html", summary, curves, tracks.rows(), names, figure)
 
     if publisher is not None:
         summary["published"], line = publisher.publish()

@@ -8,7 +8,6 @@ conversion (the filter's noise grows with the time between updates).
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 
 class BoxKalman:
@@ -79,6 +78,11 @@ def match(tracks: np.ndarray, faces: np.ndarray, min_iou: float, max_jump: float
         return []
     cost = np.where(iou >= min_iou, 1.0 - iou, 1.0 + dist)
     cost = np.where(allowed, cost, 1e6)
+    if min(cost.shape) == 1:  # one track or one face: the assignment is the cheapest pair (no scipy import)
+        r, c = np.unravel_index(np.argmin(cost), cost.shape)
+        return [(int(r), int(c))] if allowed[r, c] else []
+    from scipy.optimize import linear_sum_assignment  # 0.3 s to import: only where there is a choice
+
     rows, cols = linear_sum_assignment(cost)
     return [(int(r), int(c)) for r, c in zip(rows, cols) if allowed[r, c]]
 

@@ -16,19 +16,32 @@ def short_title(title: str, limit: int = TITLE_CHARS) -> str:
     return title if len(title) <= limit else title[: limit - 1] + "…"
 
 
+DPI = 110
+
+
 def plot_curves(curves: dict[str, np.ndarray], path, title: str, fmt: str | None = None) -> None:
     """Write the figure to `path` (a file name, or a binary file object with `fmt`, e.g. "svg"); the title
     is cut to one line (`TITLE_CHARS`)."""
-    import matplotlib
+    save(curves_figure(curves, title), path, fmt)
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+
+def save(fig, path, fmt: str | None = None, title: str | None = None) -> None:
+    """Write a figure of `curves_figure` (again, in another format or under another `title`)."""
+    if title is not None:
+        fig.axes[0].set_title(short_title(title), fontsize=11, loc="left")
+    fig.savefig(path, dpi=DPI, format=fmt)
+
+
+def curves_figure(curves: dict[str, np.ndarray], title: str):
+    """The figure, built once (matplotlib's object API: no pyplot, no backend switch, nothing global), so one
+    run can write it as curves.png and as the report's inline SVG."""
+    from matplotlib.figure import Figure
 
     t = np.asarray(curves["t"], float)
     width = float(t[1] - t[0]) if len(t) > 1 else 1.0
     centre = t + width / 2  # lines at bucket centres, bars over the whole bucket
-    fig, axes = plt.subplots(3, 1, figsize=(12, 8.5), sharex=True,
-                             gridspec_kw={"height_ratios": [3, 2, 1]}, constrained_layout=True)
+    fig = Figure(figsize=(12, 8.5), layout="constrained")
+    axes = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2, 1]})
     step = len(t) <= 1
 
     def line(ax, key, label, colour, style="-"):
@@ -58,5 +71,4 @@ def plot_curves(curves: dict[str, np.ndarray], path, title: str, fmt: str | None
     axes[2].set_xlabel("content time (s); bands: 95% CI over faces")
     for ax in axes:
         ax.grid(alpha=0.25)
-    fig.savefig(path, dpi=110, format=fmt)
-    plt.close(fig)
+    return fig

@@ -22,11 +22,16 @@ import numpy as np
 from .observation import Observation
 
 
+def _select(obs: Observation, mask: np.ndarray) -> Observation:
+    """obs.select(mask), or obs itself where the mask keeps every face (observations are immutable)."""
+    return obs if mask.all() else obs.select(mask)
+
+
 def classify_readable(classifier, images: list, observations: list[Observation]) -> list[Observation]:
     """The classifier on the faces that were landmarked; unreadable faces keep NaN probabilities."""
     if all(o.readable.all() for o in observations):
         return classifier.classify(images, observations)
-    readable = [o.select(o.readable) for o in observations]
+    readable = [_select(o, o.readable) for o in observations]
     out = []
     for obs, done in zip(observations, classifier.classify(images, readable)):
         probs = np.full((len(obs), done.probs.shape[1]), np.nan, np.float32)
@@ -52,7 +57,7 @@ class ExpressionReadings:
         if self.every_s == 0:
             return classify_readable(classifier, images, observations)
         masks = self._due(observations)
-        read = [o.select(m) for o, m in zip(observations, masks)]
+        read = [_select(o, m) for o, m in zip(observations, masks)]
         if hasattr(classifier, "crop_readings"):  # a fusion head: carry the crop readings, run the head every frame
             fresh = classifier.crop_readings(images, read) if any(len(o) for o in read) else None
             rows, k = [], 0
@@ -63,7 +68,7 @@ class ExpressionReadings:
                         k += 1
                     if obs.readable[i]:
                         rows.append(self._last[tid][1])
-            readable = [o.select(o.readable) for o in observations]
+            readable = [_select(o, o.readable) for o in observations]
             if not rows:
                 return classify_readable(_Done(), images, observations)
             done = classifier.from_crop_readings(np.stack(rows), readable)

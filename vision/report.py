@@ -12,7 +12,7 @@ import numpy as np
 
 from .stats import find_moments, read_mask
 from .labels import EMOTIONS
-from .plot import plot_curves
+from .plot import curves_figure, save
 
 TRACK_VALUES = ("p_happiness", "valence", "smile", "attention")
 
@@ -91,9 +91,12 @@ text-align:left;font-variant-numeric:tabular-nums}th{background:#f2f4f7}.muted{c
 .figures td:first-child{color:#667085}svg{max-width:100%;height:auto}code{font-size:.9em}"""
 
 
-def write_report(path: Path, summary: dict, curves: dict[str, np.ndarray], tracks: list[dict], title: str) -> None:
+def write_report(path: Path, summary: dict, curves: dict[str, np.ndarray], tracks: list[dict], title: str,
+                 figure=None) -> None:
+    """`figure`: the run's curves figure (vision.plot.curves_figure) when it is already built; its title is
+    set to `title` here."""
     svg = io.BytesIO()
-    plot_curves(curves, svg, title, fmt="svg")
+    save(figure if figure is not None else curves_figure(curves, title), svg, "svg", title)
     svg_text = svg.getvalue().decode("utf-8")
     svg_text = svg_text[svg_text.index("<svg"):]  # drop the XML prologue and doctype: inline in HTML
     t = np.asarray(curves["t"], np.float64)

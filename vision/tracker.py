@@ -68,7 +68,8 @@ class _Track:
 def face_scores(obs: Observation) -> np.ndarray:
     """Per face, the score the trackers split confident from less confident faces by: the detector's
     score, 1 where no detector scored the face."""
-    return np.nan_to_num(obs.det_score.astype(np.float64), nan=1.0)
+    score = obs.det_score.astype(np.float64)
+    return np.where(np.isnan(score), 1.0, score)
 
 
 class FaceTracker:
@@ -114,7 +115,9 @@ class FaceTracker:
         free_tentative = [k for k, tr in enumerate(self._tracks) if tr.track_id < 0]
         # confirmed tracks: confident faces first, then the less confident ones; then tentative tracks
         for pool, faces in ((free_tracks, high), (free_tracks, ~high), (free_tentative, high)):
-            idx = np.nonzero(faces & (track_of < 0))[0]
+            idx = np.nonzero(faces & (track_of < 0))[0] if pool else ()
+            if len(idx) == 0:
+                continue  # no track or no face left for this pass
             for r, c in match(predicted[pool], obs.boxes[idx], self.min_iou, self.max_jump):
                 track_of[idx[c]] = pool[r]
             taken = set(track_of[track_of >= 0].tolist())

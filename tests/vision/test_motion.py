@@ -31,6 +31,25 @@ def test_match_is_optimal_and_gated():
     assert match(tracks, np.zeros((0, 4)), 0.2, 0.6) == []
 
 
+def test_one_track_or_one_face_matches_as_the_full_assignment():
+    """The shortcut for one track or one face (no scipy) picks the pair linear_sum_assignment would."""
+    from scipy.optimize import linear_sum_assignment
+
+    from vision.tracker import centre_distance, iou_matrix
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n, m = (1, int(rng.integers(1, 6))) if rng.random() < 0.5 else (int(rng.integers(1, 6)), 1)
+        tracks = np.c_[rng.uniform(0, 0.8, (n, 2)), rng.uniform(0.05, 0.2, (n, 2))]
+        faces = np.c_[rng.uniform(0, 0.8, (m, 2)), rng.uniform(0.05, 0.2, (m, 2))]
+        iou, dist = iou_matrix(tracks, faces), centre_distance(tracks, faces)
+        allowed = (iou >= 0.2) | (dist <= 0.6)
+        cost = np.where(allowed, np.where(iou >= 0.2, 1.0 - iou, 1.0 + dist), 1e6)
+        rows, cols = linear_sum_assignment(cost)
+        expected = [(int(r), int(c)) for r, c in zip(rows, cols) if allowed[r, c]] if allowed.any() else []
+        assert match(tracks, faces, 0.2, 0.6) == expected
+
+
 def test_confirmation_counts_hits_within_the_window():
     assert not confirmed([0.0], 0.0, 2, 1.0)
     assert confirmed([0.0, 0.5], 0.5, 2, 1.0)
