@@ -60,7 +60,7 @@ class StageCache:
 
     def __init__(self):
         self._stages: dict = {}
-        self._unused: set = set()  # stages built ahead of their first job (`warm`): nothing to rebuild yet
+        self._unused: set = set()  # stages built and not yet given to a job: nothing to rebuild yet
 
     def warm(self, settings, mode: str) -> None:
         """Build the stages for (settings, mode) before the first job that needs them arrives."""
@@ -71,11 +71,10 @@ class StageCache:
     def get(self, settings, mode: str) -> Stages:
         from .landmarker import Landmarker
 
-        stages = self._stages.get((settings, mode))
+        self.warm(settings, mode)
+        stages = self._stages[(settings, mode)]
         if (settings, mode) in self._unused:
             self._unused.discard((settings, mode))
-        elif stages is None:
-            stages = self._stages[(settings, mode)] = build_stages(settings, mode, model_files(settings))
         elif isinstance(stages.landmarker, Landmarker) and stages.landmarker.options.mode == "video":
             options = stages.landmarker.options
             stages.landmarker.close()
