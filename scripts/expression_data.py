@@ -209,6 +209,19 @@ def _read_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, str, tuple | No
     return out
 
 
+def _per_photo(chunk_fn, rows: list, workers: int) -> list:
+    """`chunk_fn` over every photo of `rows` ([(path, label)]), in chunks of (index, path), on `workers`
+    spawned processes (1: in this one); its results, concatenated in the order the chunks finish."""
+    items = [(i, str(p)) for i, (p, _) in enumerate(rows)]
+    chunks = [items[k::workers * 8] for k in range(workers * 8)]
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            return [r for part in pool.imap_unordered(chunk_fn, chunks) for r in part]
+    return [r for c in chunks for r in chunk_fn(c)]
+
+
 def read_conditions(folder: Path, cache: Path, workers: int = 2, limit: int | None = None) -> dict[str, Readings]:
     """Readings of every photo under every condition, cached in `cache` (.npz) once computed."""
     rows = read_labels(folder)[:limit]
@@ -218,15 +231,7 @@ def read_conditions(folder: Path, cache: Path, workers: int = 2, limit: int | No
         z = np.load(cache)
         if "key" in z and str(z["key"]) == key:
             return {c: Readings(*(z[f"{c}/{f}"] for f in Readings.__dataclass_fields__)) for c in conditions()}
-    items = [(i, str(p)) for i, (p, _) in enumerate(rows)]
-    chunks = [items[k::workers * 8] for k in range(workers * 8)]
-    if workers > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(workers) as pool:
-            results = [r for part in pool.imap_unordered(_read_chunk, chunks) for r in part]
-    else:
-        results = [r for c in chunks for r in _read_chunk(c)]
+    results = _per_photo(_read_chunk, rows, workers)
     n = len(rows)
     data = {c: Readings.zeros(n) for c in conditions()}
     for index, cond, values in results:
@@ -324,15 +329,7 @@ def read_mesh(folder: Path, cache: Path = DEFAULT_MESH_CACHE, workers: int = 2) 
         z = np.load(cache)
         if "key" in z and str(z["key"]) == key:
             return {c: z[c] for c in conditions()}
-    items = [(i, str(p)) for i, (p, _) in enumerate(rows)]
-    chunks = [items[k::workers * 8] for k in range(workers * 8)]
-    if workers > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(workers) as pool:
-            results = [r for part in pool.imap_unordered(_mesh_chunk, chunks) for r in part]
-    else:
-        results = [r for c in chunks for r in _mesh_chunk(c)]
+    results = _per_photo(_mesh_chunk, rows, workers)
     data = {c: np.zeros((len(rows), 478 * 3), np.float32) for c in conditions()}
     for index, cond, values in results:
         if values is not None:
