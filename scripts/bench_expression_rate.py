@@ -8,7 +8,8 @@ per track, on the same frames, and prints: the share of faces whose crop the CNN
 (`emotion`) agrees with the reference, the mean absolute difference of the 7 probabilities per row, and of
 the curves (`--bucket` seconds: the 7 expression shares and valence) the mean and largest absolute
 difference per bucket, beside how much the reference curve itself moves from bucket to bucket (mean
-absolute step), for scale. Boxes, ids, metrics, head pose and attention are read on every frame either way.
+absolute step), for scale, and the frame-sampling noise: the reference curves from its even vs its odd
+frames only. Boxes, ids, metrics, head pose and attention are read on every frame either way.
 """
 from __future__ import annotations
 
@@ -60,10 +61,15 @@ def analyse(video: Path, every_s: float) -> tuple[dict, int, object]:
     return cols, counting.faces, report
 
 
-def curves(cols: dict, report, bucket: float) -> np.ndarray:
+def curves(cols: dict, report, bucket: float, half: int | None = None) -> np.ndarray:
+    """The per-bucket curves (7 probabilities and valence); `half` 0 or 1: from the even or odd analysed frames only."""
+    frames = np.asarray(report.analysed_t, np.float64)
+    if half is not None:
+        keep = np.searchsorted(frames, np.asarray(cols["t"], np.float64)) % 2 == half
+        cols, frames = {k: np.asarray(v)[keep] for k, v in cols.items()}, frames[half::2]
     stats = BucketStats(bucket, 0.0, Settings().min_quality)
     stats.add_rows(cols)
-    stats.add_frames(np.asarray(report.analysed_t, np.float64))
+    stats.add_frames(frames)
     c = stats.curves()
     return np.stack([np.asarray(c[k], np.float64) for k in PROBS + ["valence"]], axis=1)
 
@@ -82,6 +88,9 @@ def main(argv=None) -> int:
         step = np.nanmean(np.abs(np.diff(ref_curves, axis=0)))
         print(f"{video.name}: {len(ref['t'])} faces in {ref_report.frames_analysed} frames; reference curves move "
               f"{step:.4f} per {args.bucket:g} s bucket on average (7 shares and valence)")
+        halves = np.abs(curves(ref, ref_report, args.bucket, 0) - curves(ref, ref_report, args.bucket, 1))
+        print(f"  frame-sampling noise: the reference's curves from its even vs its odd frames differ by "
+              f"{np.nanmean(halves):.4f} on average, {np.nanmax(halves):.4f} at most")
         for every in rates:
             cols, faces, report = analyse(video, every)
             if not np.array_equal(cols["track_id"], ref["track_id"]) or not np.array_equal(cols["t"], ref["t"]):
