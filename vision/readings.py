@@ -1,5 +1,5 @@
-"""How often a face's expression is read: every analysed frame (the default), or its crop at most every
-`every_s` seconds per track, carried in between (`--expression-every SECONDS`).
+"""How often a face's expression is read: its crop at most every `every_s` seconds per track, carried in
+between (`--expression-every SECONDS`, default 0.1), or on every analysed frame (0).
 
 The CNNs that read a face's crop (fer and face-api, about 1.3 ms per face on one core) are most of the
 per-frame cost after the landmarker. A researcher who wants the whole command near the landmarker's own

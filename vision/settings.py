@@ -41,8 +41,9 @@ class Settings:
     presence_min: float = PRESENCE_MIN  # audience scene: a face is read from this landmark presence score up
     min_quality: float = DEFAULT_MIN_QUALITY  # curves count a face's expression from this face quality up
     reactions: ReactionOptions = ReactionOptions()  # per-viewer smoothing and baselines (vision.reactions)
-    expression_every_s: float = 0.0  # 0: every face's expression read on every analysed frame; > 0: at most this
-    #                                  often per track, the last reading carried between (vision.readings)
+    expression_every_s: float = 0.1  # a face's crop read at most this often per track, the last crop reading
+    #                                  carried between (vision.readings; README: within frame-sampling noise at 0.1);
+    #                                  0: read on every analysed frame
 
     def __post_init__(self):
         if self.device not in DEVICES:

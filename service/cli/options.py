@@ -135,13 +135,14 @@ def add_analysis_options(parser, command: str) -> None:
     g.add_argument("--baseline", type=positive(float), default=r.baseline_s, metavar="SECONDS",
                    help="each viewer's opening window in seconds: its median is their resting baseline, "
                         f"and <value>_delta columns read against it (default {r.baseline_s:g})")
-    if command == "live":  # live reads every frame it analyses (its rate is --fps)
+    if command == "live":  # live reads at the default cadence (the same numbers as analyze; at --fps <= 10 every frame)
         parser.set_defaults(expression_every=d["expression_every_s"])
     else:
         g.add_argument("--expression-every", type=not_negative, default=d["expression_every_s"], metavar="SECONDS",
                        help="read each viewer's face crop at most every SECONDS, carrying the last reading between "
-                            "(default 0: every analysed frame; the CNNs are most of the per-frame cost; README: what "
-                            "it costs in accuracy); the fusion head, metrics, head pose and attention stay per frame")
+                            f"(default {d['expression_every_s']:g}; 0: every analysed frame; the CNNs are most of the per-frame "
+                            "cost; README: what it costs in accuracy); the fusion head, metrics, head pose and "
+                            "attention stay per frame")
     g.add_argument("--device", choices=DEVICES, default=d["device"],
                    help=f"where the ONNX models run (default {d['device']}): cpu, cuda (an error without a CUDA "
                         "provider) or auto (cuda when there is one, else cpu with a notice)")
