@@ -14,7 +14,8 @@ model loading, conversions and output writing included) against decode + landmar
 issue's 2-minute clip is WolfgangLanger_Pexels.mp4 with --repeat 8). `--expression-every S` times the loop
 reading each face's crop at most every S seconds (vision.readings); with `--whole`, the command with that
 option is timed too, in the same rounds, beside the default that reads every frame. `--against CHECKOUT`
-times another checkout's command in the same rounds too (before and after in one run). `--whole` also
+times another checkout's command in the same rounds too (before and after in one run; with
+`--expression-every`, that checkout's command with it too). `--whole` also
 prints the ratios over CPU time (user + system of every thread), which other work on a shared machine
 skews less than wall time. `--stages` adds one timed pass printing ms/frame of each stage after the landmarker.
 `--whole` also prints the CPU-time ratios against decode + landmarker with the project's own conversion of
@@ -80,7 +81,10 @@ class MediaPipeFast(MediaPipeOnly):
     def push(self, frame):
         rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
-        self._lm._reader.detect(image, int(frame.t * 1000))
+        if self._lm._reader is None:  # MediaPipe's structs are not the known ones: the command uses the stock API
+            self._lm._task.detect_for_video(image, int(frame.t * 1000))
+        else:
+            self._lm._reader.detect(image, int(frame.t * 1000))
 
 
 class Conversion(MediaPipeOnly):
@@ -244,8 +248,8 @@ def main_whole(args) -> int:
         spec = SourceSpec(Path(video).name, "video", video)
         models = model_files(Settings(classifier=args.classifier))
         every = ["--expression-every", f"{args.expression_every:g}"] if args.expression_every else None
-        lm = fast = whole = rated = other = 0.0
-        cpu: dict[str, list] = {"lm": [], "fast": [], "whole": [], "rated": [], "other": []}
+        lm = fast = whole = rated = other = other_rated = 0.0
+        cpu: dict[str, list] = {"lm": [], "fast": [], "whole": [], "rated": [], "other": [], "other_rated": []}
         for _ in range(args.rounds):
             with native_stderr_to_devnull():
                 lm = max(lm, separate(spec, MediaPipeOnly(models), cpu["lm"]))
@@ -256,6 +260,9 @@ def main_whole(args) -> int:
             if args.against:
                 other = max(other, whole_command(video, Path(tmp), args.classifier, cpu=cpu["other"],
                                                  checkout=args.against))
+                if every:
+                    other_rated = max(other_rated, whole_command(video, Path(tmp), args.classifier, *every,
+                                                                 cpu=cpu["other_rated"], checkout=args.against))
     print(f"video: {args.video} x{args.repeat}  cores: {cores()}  classifier: {args.classifier}  "
           f"(best of {args.rounds}, interleaved)")
     print(f"  decode+landmarker  {lm:8.1f} fps")
@@ -267,6 +274,9 @@ def main_whole(args) -> int:
         print(f"ratio whole {' '.join(every)} / (decode+landmarker): {rated / lm:.3f}")
     if args.against:
         print(f"ratio whole of {args.against} / (decode+landmarker): {other / lm:.3f} ({other:.1f} fps)")
+        if every:
+            print(f"ratio whole of {args.against} {' '.join(every)} / (decode+landmarker): {other_rated / lm:.3f} "
+                  f"({other_rated:.1f} fps)")
     best = {k: max(v) for k, v in cpu.items() if v}  # CPU time: less skewed by other work on a shared machine
     line = (f"over CPU time (user+system, every thread; best of {args.rounds}): decode+landmarker {best['lm']:.1f} "
             f"fps, whole {best['whole']:.1f} fps: ratio {best['whole'] / best['lm']:.3f}")
@@ -274,6 +284,9 @@ def main_whole(args) -> int:
         line += f"; with {' '.join(every)} {best['rated']:.1f} fps: ratio {best['rated'] / best['lm']:.3f}"
     if args.against:
         line += f"; {args.against} {best['other']:.1f} fps: ratio {best['other'] / best['lm']:.3f}"
+        if every:
+            line += (f", with {' '.join(every)} {best['other_rated']:.1f} fps: ratio "
+                     f"{best['other_rated'] / best['lm']:.3f}")
     print(line)
     line = (f"against decode+landmarker with the project's C-result conversion (ResultReader; CPU time): "
             f"{best['fast']:.1f} fps: ratio whole {best['whole'] / best['fast']:.3f}")
@@ -281,6 +294,8 @@ def main_whole(args) -> int:
         line += f", with {' '.join(every)} {best['rated'] / best['fast']:.3f}"
     if args.against:
         line += f", {args.against} {best['other'] / best['fast']:.3f}"
+        if every:
+            line += f", {args.against} with {' '.join(every)} {best['other_rated'] / best['fast']:.3f}"
     print(line)
     return 0
 
@@ -296,7 +311,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="--whole: play the video this many times")
     ap.add_argument("--against", type=Path, default=None, metavar="CHECKOUT",
                     help="--whole: also time the command of another checkout (e.g. `git worktree add /tmp/before "
-                         "main`), in the same rounds")
+                         "main`), in the same rounds (with --expression-every, with it too)")
     ap.add_argument("--expression-every", type=float, default=0.0, metavar="SECONDS",
                     help="also time reading each face's expression at most every SECONDS (0: only every frame)")
     ap.add_argument("--conversion", action="store_true",
