@@ -14,10 +14,13 @@ model loading, conversions and output writing included) against decode + landmar
 issue's 2-minute clip is WolfgangLanger_Pexels.mp4 with --repeat 8). `--expression-every S` times the loop
 reading each face's crop at most every S seconds (vision.readings); with `--whole`, the command with that
 option is timed too, in the same rounds, beside the default that reads every frame. `--against CHECKOUT`
-times another checkout's command in the same rounds too (before and after in one run). `--whole` also
+times another checkout's command in the same rounds too (before and after in one run; with
+`--expression-every`, that checkout's command with it too). `--whole` also
 prints the ratios over CPU time (user + system of every thread), which other work on a shared machine
 skews less than wall time. `--stages` adds one timed pass printing ms/frame of each stage after the landmarker.
-`--cores 1` pins the process (MediaPipe's own threads included) to one core
+`--whole` also prints the CPU-time ratios against decode + landmarker with the project's own conversion of
+MediaPipe's C result (vision.landmarker.ResultReader) beside the stock API's. `--conversion` only times the
+two conversions on the same results. `--cores 1` pins the process (MediaPipe's own threads included) to one core
 first, as the target is stated for one core. Models are built before timing starts.
 """
 from __future__ import annotations
@@ -69,6 +72,46 @@ class MediaPipeOnly:
 
     def close(self):
         self._lm.close()
+
+
+class MediaPipeFast(MediaPipeOnly):
+    """decode + landmarker with the project's conversion of MediaPipe's C result (vision.landmarker.ResultReader)
+    instead of the stock result objects: the floor of the command as it is built."""
+
+    def push(self, frame):
+        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+        if self._lm._reader is None:  # MediaPipe's structs are not the known ones: the command uses the stock API
+            self._lm._task.detect_for_video(image, int(frame.t * 1000))
+        else:
+            self._lm._reader.detect(image, int(frame.t * 1000))
+
+
+class Conversion(MediaPipeOnly):
+    """Times, on each frame's one C result, the stock conversion (`FaceLandmarkerResult.from_ctypes` +
+    `result_to_arrays`) against ResultReader's, CPU time, alternating which goes first."""
+
+    def __init__(self, models):
+        super().__init__(models)
+        self.stock = self.fast = 0.0
+        self.frames = self.faces = 0
+
+    def _both(self, result_c):
+        reader = self._lm._reader
+        order = (reader.stock, reader.arrays) if self.frames % 2 else (reader.arrays, reader.stock)
+        for convert in order:
+            t0 = time.process_time()
+            arrays = convert(result_c)
+            dt = time.process_time() - t0
+            self.stock, self.fast = (self.stock + dt, self.fast) if convert == reader.stock else (self.stock,
+                                                                                                 self.fast + dt)
+        self.frames += 1
+        self.faces += len(arrays[0])
+
+    def push(self, frame):
+        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+        self._lm._reader.detect(image, int(frame.t * 1000), convert=self._both)
 
 
 class TimedLoop(FrameLoop):
@@ -205,17 +248,21 @@ def main_whole(args) -> int:
         spec = SourceSpec(Path(video).name, "video", video)
         models = model_files(Settings(classifier=args.classifier))
         every = ["--expression-every", f"{args.expression_every:g}"] if args.expression_every else None
-        lm = whole = rated = other = 0.0
-        cpu: dict[str, list] = {"lm": [], "whole": [], "rated": [], "other": []}
+        lm = fast = whole = rated = other = other_rated = 0.0
+        cpu: dict[str, list] = {"lm": [], "fast": [], "whole": [], "rated": [], "other": [], "other_rated": []}
         for _ in range(args.rounds):
             with native_stderr_to_devnull():
                 lm = max(lm, separate(spec, MediaPipeOnly(models), cpu["lm"]))
+                fast = max(fast, separate(spec, MediaPipeFast(models), cpu["fast"]))
             whole = max(whole, whole_command(video, Path(tmp), args.classifier, cpu=cpu["whole"]))
             if every:
                 rated = max(rated, whole_command(video, Path(tmp), args.classifier, *every, cpu=cpu["rated"]))
             if args.against:
                 other = max(other, whole_command(video, Path(tmp), args.classifier, cpu=cpu["other"],
                                                  checkout=args.against))
+                if every:
+                    other_rated = max(other_rated, whole_command(video, Path(tmp), args.classifier, *every,
+                                                                 cpu=cpu["other_rated"], checkout=args.against))
     print(f"video: {args.video} x{args.repeat}  cores: {cores()}  classifier: {args.classifier}  "
           f"(best of {args.rounds}, interleaved)")
     print(f"  decode+landmarker  {lm:8.1f} fps")
@@ -227,6 +274,9 @@ def main_whole(args) -> int:
         print(f"ratio whole {' '.join(every)} / (decode+landmarker): {rated / lm:.3f}")
     if args.against:
         print(f"ratio whole of {args.against} / (decode+landmarker): {other / lm:.3f} ({other:.1f} fps)")
+        if every:
+            print(f"ratio whole of {args.against} {' '.join(every)} / (decode+landmarker): {other_rated / lm:.3f} "
+                  f"({other_rated:.1f} fps)")
     best = {k: max(v) for k, v in cpu.items() if v}  # CPU time: less skewed by other work on a shared machine
     line = (f"over CPU time (user+system, every thread; best of {args.rounds}): decode+landmarker {best['lm']:.1f} "
             f"fps, whole {best['whole']:.1f} fps: ratio {best['whole'] / best['lm']:.3f}")
@@ -234,6 +284,18 @@ def main_whole(args) -> int:
         line += f"; with {' '.join(every)} {best['rated']:.1f} fps: ratio {best['rated'] / best['lm']:.3f}"
     if args.against:
         line += f"; {args.against} {best['other']:.1f} fps: ratio {best['other'] / best['lm']:.3f}"
+        if every:
+            line += (f", with {' '.join(every)} {best['other_rated']:.1f} fps: ratio "
+                     f"{best['other_rated'] / best['lm']:.3f}")
+    print(line)
+    line = (f"against decode+landmarker with the project's C-result conversion (ResultReader; CPU time): "
+            f"{best['fast']:.1f} fps: ratio whole {best['whole'] / best['fast']:.3f}")
+    if every:
+        line += f", with {' '.join(every)} {best['rated'] / best['fast']:.3f}"
+    if args.against:
+        line += f", {args.against} {best['other'] / best['fast']:.3f}"
+        if every:
+            line += f", {args.against} with {' '.join(every)} {best['other_rated'] / best['fast']:.3f}"
     print(line)
     return 0
 
@@ -249,9 +311,11 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="--whole: play the video this many times")
     ap.add_argument("--against", type=Path, default=None, metavar="CHECKOUT",
                     help="--whole: also time the command of another checkout (e.g. `git worktree add /tmp/before "
-                         "main`), in the same rounds")
+                         "main`), in the same rounds (with --expression-every, with it too)")
     ap.add_argument("--expression-every", type=float, default=0.0, metavar="SECONDS",
                     help="also time reading each face's expression at most every SECONDS (0: only every frame)")
+    ap.add_argument("--conversion", action="store_true",
+                    help="only time MediaPipe's stock result conversion against ResultReader's on each frame")
     ap.add_argument("--stages", action="store_true",
                     help="also print ms/frame of each stage after the landmarker (one more pass)")
     args = ap.parse_args(argv)
@@ -259,6 +323,15 @@ def main(argv=None) -> int:
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:args.cores]))
     if args.whole:
         return main_whole(args)
+    if args.conversion:
+        spec = SourceSpec(Path(args.video).name, "video", args.video)
+        with native_stderr_to_devnull():
+            conv = Conversion(model_files(Settings(classifier=args.classifier)))
+            separate(spec, conv)
+        print(f"MediaPipe result -> arrays, CPU ms/frame over {conv.frames} frames ({conv.faces} faces): stock "
+              f"from_ctypes + result_to_arrays {1000 * conv.stock / conv.frames:.3f}, ResultReader "
+              f"{1000 * conv.fast / conv.frames:.3f} ({conv.stock / conv.fast:.1f}x)")
+        return 0
     spec = SourceSpec(Path(args.video).name, "video", args.video)
     settings = Settings(classifier=args.classifier, batch_frames=args.batch_frames,
                         expression_every_s=args.expression_every)

@@ -3,10 +3,13 @@
 `Landmarker.detect(frame)` returns an `Observation` with boxes, landmarks, blendshapes and facial
 transformation matrices for every face found. Video mode takes its timestamps from the capture; image
 mode pads each still with a black border first (it halves the no-face rate on tight portrait crops) and
-maps the landmarks back to the original image.
+maps the landmarks back to the original image. MediaPipe's C result is read straight into numpy
+(`ResultReader`) when its ctypes structs are the ones this module knows; otherwise through the stock
+`FaceLandmarkerResult` objects (`result_to_arrays`), with the same numbers either way.
 """
 from __future__ import annotations
 
+import ctypes
 import itertools
 import operator
 from dataclasses import dataclass
@@ -55,6 +58,138 @@ def result_to_arrays(result, n_landmarks: int = N_LANDMARKS):
         if result.facial_transformation_matrixes:
             matrices[i] = np.asarray(result.facial_transformation_matrixes[i], np.float32)
     return landmarks, blendshapes, matrices
+
+
+class ResultReader:
+    """MediaPipe's C result (`MpFaceLandmarkerResultC`) -> the arrays of `result_to_arrays`, read straight
+    from the C structs with numpy instead of through the 478 `NormalizedLandmark` and 52 `Category` objects
+    per face that the stock `FaceLandmarkerResult.from_ctypes` builds. Calls the task's own C functions
+    through its own library handle, as its `detect` / `detect_for_video` do. `for_task` builds one only
+    when MediaPipe's structs have the fields, types and layout read here (else None: use the stock API);
+    a result outside what is read here (a face without its 478 landmarks, 52 blendshapes or a 4x4 matrix)
+    goes through the stock conversion, so the numbers are the stock ones either way."""
+
+    def __init__(self, task, module):
+        self._task, self._fl = task, module
+        point = module.landmark_c_lib.MpNormalizedLandmarkC
+        self._xyz = np.dtype({"names": ["xyz"], "formats": [("<f4", (3,))], "offsets": [point.x.offset],
+                              "itemsize": ctypes.sizeof(point)})
+        category = module.category_c_lib.MpCategoryC
+        self._score = np.dtype({"names": ["score"], "formats": ["<f4"], "offsets": [category.score.offset],
+                                "itemsize": ctypes.sizeof(category)})
+
+    @classmethod
+    def for_task(cls, task) -> "ResultReader | None":
+        try:
+            from mediapipe.tasks.python.vision import face_landmarker as module
+
+            lib = task._lib
+            if not (task._handle and all(callable(getattr(lib, name, None)) for name in _C_FUNCTIONS)):
+                return None
+            if not all(struct_matches(getattr(lib_module(module, where), name), fields)
+                       for where, name, fields in _C_STRUCTS):
+                return None
+            point = module.landmark_c_lib.MpNormalizedLandmarkC
+            if (point.y.offset, point.z.offset) != (point.x.offset + 4, point.x.offset + 8):
+                return None
+            return cls(task, module)
+        except (ImportError, AttributeError, TypeError):
+            return None
+
+    def detect(self, image, timestamp_ms: int | None = None, convert=None):
+        """mp.Image -> `convert(result_c)` (default: `arrays`) of one detect (image mode, timestamp None) or
+        detect_for_video call; the C result is closed after conversion, as in MediaPipe's own methods."""
+        task, result_c = self._task, self._fl.MpFaceLandmarkerResultC()
+        ref = ctypes.byref(result_c)
+        if timestamp_ms is None:
+            task._lib.MpFaceLandmarkerDetectImage(task._handle, image._image_ptr, None, ref)
+        else:
+            task._lib.MpFaceLandmarkerDetectForVideo(task._handle, image._image_ptr, None, timestamp_ms, ref)
+        try:
+            return (convert or self.arrays)(result_c)
+        finally:
+            task._lib.MpFaceLandmarkerCloseResult(ref)
+
+    def stock(self, result_c):
+        """The stock conversion of the same C result: `FaceLandmarkerResult.from_ctypes` + `result_to_arrays`."""
+        return result_to_arrays(self._fl.FaceLandmarkerResult.from_ctypes(result_c))
+
+    def arrays(self, result_c):
+        """(landmarks [N,478,3], blendshapes [N,52], matrices [N,4,4]) of one C result, as `stock` gives them."""
+        n = result_c.face_landmarks_count
+        n_blend, n_matrix = result_c.face_blendshapes_count, result_c.facial_transformation_matrixes_count
+        if (n_blend and n_blend < n) or (n_matrix and n_matrix < n):
+            return self.stock(result_c)
+        landmarks = np.zeros((n, N_LANDMARKS, 3), np.float32)
+        blendshapes = np.zeros((n, N_BLENDSHAPES), np.float32)
+        matrices = np.tile(np.eye(4, dtype=np.float32), (n, 1, 1))
+        for i in range(n):
+            face = result_c.face_landmarks[i]
+            points = _c_array(face.landmarks, face.landmarks_count, N_LANDMARKS, self._xyz)
+            if points is None:
+                return self.stock(result_c)
+            landmarks[i] = points["xyz"]
+            if n_blend:
+                categories = result_c.face_blendshapes[i]
+                scores = _c_array(categories.categories, categories.categories_count, N_BLENDSHAPES, self._score)
+                if scores is None:
+                    return self.stock(result_c)
+                blendshapes[i] = scores["score"]
+            if n_matrix:
+                matrix = result_c.facial_transformation_matrixes[i]
+                if (matrix.rows, matrix.cols) != (4, 4) or not matrix.data:
+                    return self.stock(result_c)
+                matrices[i] = np.ctypeslib.as_array(matrix.data, shape=(4, 4)).T  # column-major, as to_numpy
+        return landmarks, blendshapes, matrices
+
+
+def _c_array(pointer, count: int, need: int, dtype: np.dtype):
+    """The first `need` elements of a C array of structs as a numpy view (valid until the result is closed);
+    None when it has fewer or is NULL."""
+    address = ctypes.cast(pointer, ctypes.c_void_p).value
+    if count < need or not address:
+        return None
+    return np.frombuffer((ctypes.c_char * (need * dtype.itemsize)).from_address(address), dtype, need)
+
+
+def struct_matches(struct, fields: tuple) -> bool:
+    """Whether a ctypes struct's `_fields_` are exactly `fields` ((name, ctypes type or type name) pairs; a
+    name stands for a pointer to the struct of that name)."""
+    actual = getattr(struct, "_fields_", None)
+    if actual is None or len(actual) != len(fields):
+        return False
+    for (name, kind), (want_name, want) in zip(actual, fields):
+        if name != want_name:
+            return False
+        if isinstance(want, str):
+            if getattr(getattr(kind, "_type_", None), "__name__", None) != want:
+                return False
+        elif kind is not want:
+            return False
+    return True
+
+
+def lib_module(module, where: str):
+    return module if where == "" else getattr(module, where)
+
+
+_C_FUNCTIONS = ("MpFaceLandmarkerDetectImage", "MpFaceLandmarkerDetectForVideo", "MpFaceLandmarkerCloseResult")
+_U32, _F32, _PTR_F32 = ctypes.c_uint32, ctypes.c_float, ctypes.POINTER(ctypes.c_float)
+_C_STRUCTS = (  # (attribute of face_landmarker holding the module, struct name, its fields)
+    ("", "MpFaceLandmarkerResultC", (("face_landmarks", "MpNormalizedLandmarksC"), ("face_landmarks_count", _U32),
+                                     ("face_blendshapes", "MpCategoriesC"), ("face_blendshapes_count", _U32),
+                                     ("facial_transformation_matrixes", "MpMatrixC"),
+                                     ("facial_transformation_matrixes_count", _U32))),
+    ("landmark_c_lib", "MpNormalizedLandmarksC", (("landmarks", "MpNormalizedLandmarkC"), ("landmarks_count", _U32))),
+    ("landmark_c_lib", "MpNormalizedLandmarkC", (("x", _F32), ("y", _F32), ("z", _F32),
+                                                 ("has_visibility", ctypes.c_bool), ("visibility", _F32),
+                                                 ("has_presence", ctypes.c_bool), ("presence", _F32),
+                                                 ("name", ctypes.c_char_p))),
+    ("category_c_lib", "MpCategoriesC", (("categories", "MpCategoryC"), ("categories_count", _U32))),
+    ("category_c_lib", "MpCategoryC", (("index", ctypes.c_int), ("score", _F32), ("category_name", ctypes.c_char_p),
+                                       ("display_name", ctypes.c_char_p))),
+    ("matrix_c_lib", "MpMatrixC", (("rows", _U32), ("cols", _U32), ("data", _PTR_F32))),
+)
 
 
 def boxes_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
@@ -125,6 +260,7 @@ class Landmarker:
             output_facial_transformation_matrixes=True,
         )
         self._task = vision.FaceLandmarker.create_from_options(mp_options)
+        self._reader = ResultReader.for_task(self._task)  # None: MediaPipe's structs are not the known ones
         self._last_ms = -1
 
     def detect(self, frame: Frame) -> Observation:
@@ -142,13 +278,15 @@ class Landmarker:
             pad = int(round(self.options.image_padding * max(h, w)))
             rgb = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        ms = None
         if self.options.mode == "video":
             ms = max(int(round(frame.t * 1000)), self._last_ms + 1)  # MediaPipe needs strictly increasing
             self._last_ms = ms
-            result = self._task.detect_for_video(image, ms)
+        if self._reader is not None:
+            landmarks, blendshapes, matrices = self._reader.detect(image, ms)
         else:
-            result = self._task.detect(image)
-        landmarks, blendshapes, matrices = result_to_arrays(result)
+            result = self._task.detect(image) if ms is None else self._task.detect_for_video(image, ms)
+            landmarks, blendshapes, matrices = result_to_arrays(result)
         if pad:
             scale = np.array([(w + 2 * pad) / w, (h + 2 * pad) / h, (w + 2 * pad) / w], np.float32)
             offset = np.array([pad / w, pad / h, 0], np.float32)
