@@ -12,8 +12,9 @@ Prints fps for each and the ratio full / (decode + landmarker), measured in this
 model loading, conversions and output writing included) against decode + landmarker on the same clip,
 `--rounds` times interleaved, best of each; `--repeat N` first makes a clip of VIDEO played N times (the
 issue's 2-minute clip is WolfgangLanger_Pexels.mp4 with --repeat 8). `--expression-every S` times the loop
-reading each face's crop at most every S seconds (vision.readings); with `--whole`, the command with that
-option is timed too, in the same rounds, beside the default that reads every frame. `--against CHECKOUT`
+reading each face's crop at most every S seconds (vision.readings; 0: every frame; without it, the default
+cadence, 0.1 s); with `--whole`, the command with that option is timed too, in the same rounds, beside the
+command as it runs by default. `--against CHECKOUT`
 times another checkout's command in the same rounds too (before and after in one run; with
 `--expression-every`, that checkout's command with it too). `--whole` also
 prints the ratios over CPU time (user + system of every thread), which other work on a shared machine
@@ -247,7 +248,7 @@ def main_whole(args) -> int:
         video = repeated(args.video, args.repeat, Path(tmp)) if args.repeat > 1 else args.video
         spec = SourceSpec(Path(video).name, "video", video)
         models = model_files(Settings(classifier=args.classifier))
-        every = ["--expression-every", f"{args.expression_every:g}"] if args.expression_every else None
+        every = None if args.expression_every is None else ["--expression-every", f"{args.expression_every:g}"]
         lm = fast = whole = rated = other = other_rated = 0.0
         cpu: dict[str, list] = {"lm": [], "fast": [], "whole": [], "rated": [], "other": [], "other_rated": []}
         for _ in range(args.rounds):
@@ -266,7 +267,8 @@ def main_whole(args) -> int:
     print(f"video: {args.video} x{args.repeat}  cores: {cores()}  classifier: {args.classifier}  "
           f"(best of {args.rounds}, interleaved)")
     print(f"  decode+landmarker  {lm:8.1f} fps")
-    print(f"  whole command      {whole:8.1f} fps  (audience analyze --workers 1, wall time)")
+    print(f"  whole command      {whole:8.1f} fps  (audience analyze --workers 1, wall time; its default "
+          f"--expression-every {Settings().expression_every_s:g})")
     if every:
         print(f"  whole command      {rated:8.1f} fps  (the same with {' '.join(every)})")
     print(f"ratio whole / (decode+landmarker): {whole / lm:.3f} (target >= 0.90)")
@@ -312,8 +314,9 @@ def main(argv=None) -> int:
     ap.add_argument("--against", type=Path, default=None, metavar="CHECKOUT",
                     help="--whole: also time the command of another checkout (e.g. `git worktree add /tmp/before "
                          "main`), in the same rounds (with --expression-every, with it too)")
-    ap.add_argument("--expression-every", type=float, default=0.0, metavar="SECONDS",
-                    help="also time reading each face's expression at most every SECONDS (0: only every frame)")
+    ap.add_argument("--expression-every", type=float, default=None, metavar="SECONDS",
+                    help="read each face's crop at most every SECONDS (0: every frame; default: the command's "
+                         f"default, {Settings().expression_every_s:g}); --whole: timed beside the default command")
     ap.add_argument("--conversion", action="store_true",
                     help="only time MediaPipe's stock result conversion against ResultReader's on each frame")
     ap.add_argument("--stages", action="store_true",
@@ -334,7 +337,7 @@ def main(argv=None) -> int:
         return 0
     spec = SourceSpec(Path(args.video).name, "video", args.video)
     settings = Settings(classifier=args.classifier, batch_frames=args.batch_frames,
-                        expression_every_s=args.expression_every)
+                        **({} if args.expression_every is None else {"expression_every_s": args.expression_every}))
     models = model_files(settings)
     factories = {"decode": DecodeOnly, "decode+landmarker": lambda: MediaPipeOnly(models),
                  "full loop": lambda: Full(settings, models)}
