@@ -32,11 +32,20 @@ def faceapi_block(n_features: int) -> slice:
     return slice(n_features - 1 - N_BLOCK, n_features - 1)
 
 
-class Head:
-    """standardise -> weight face-api's block -> balanced logistic regression (scikit-learn)."""
+def fer_block(n_features: int) -> slice:
+    """Columns of fer's penultimate features in the v5 inputs (the last FER_BLOCK columns)."""
+    return slice(n_features - FER_BLOCK, n_features)
 
-    def __init__(self, c: float = C, faceapi_weight: float = FACEAPI_WEIGHT):
-        self.c, self.w = c, faceapi_weight
+
+FER_BLOCK = 128
+
+
+class Head:
+    """standardise -> weight face-api's block (and, `fer_weight`, fer's penultimate block at the end of the v5
+    inputs) -> balanced logistic regression (scikit-learn)."""
+
+    def __init__(self, c: float = C, faceapi_weight: float = FACEAPI_WEIGHT, fer_weight: float | None = None):
+        self.c, self.w, self.w_fer = c, faceapi_weight, fer_weight
 
     def fit(self, x, y):
         from sklearn.linear_model import LogisticRegression
@@ -44,7 +53,10 @@ class Head:
 
         self.scaler = StandardScaler().fit(x)
         self.weights = np.ones(x.shape[1])
-        self.weights[faceapi_block(x.shape[1])] = self.w
+        n = x.shape[1] - (FER_BLOCK if self.w_fer is not None else 0)
+        self.weights[faceapi_block(n)] = self.w
+        if self.w_fer is not None:
+            self.weights[fer_block(x.shape[1])] = self.w_fer
         self.lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=3000).fit(self._z(x), y)
         return self
 
@@ -101,7 +113,16 @@ def calibration_error(probs, y, found) -> dict:
 
 #: The heads of this form: name -> how a photo's readings become its inputs (expression_data.Readings).
 #: "fusion" (v2, the default) reads both CNNs on the crop; "fusion-v3" on the crop and its mirror image.
-FEATURES = {"fusion": lambda r: r.v2_features(), "fusion-v3": lambda r: r.v3_features()}
+#: "fusion-v5" is v3 plus fer's 128 penultimate features (flip-averaged too), that block weighted by FER_WEIGHT.
+FEATURES = {"fusion": lambda r: r.v2_features(), "fusion-v3": lambda r: r.v3_features(),
+            "fusion-v5": lambda r: r.v5_features(flip=True)}
+#: The weight of fer's penultimate block in the v5 head (chosen from 0.25, 0.5, 1: scripts/try_fusion_v5.py).
+FER_WEIGHT = 0.25
+
+
+def make_head(head: str, c: float = C, faceapi_weight: float = FACEAPI_WEIGHT) -> "Head":
+    """An unfitted head of the form `head` (a FEATURES name)."""
+    return Head(c, faceapi_weight, FER_WEIGHT if head == "fusion-v5" else None)
 
 
 def _fold_logits(readings, y, tr, te, head, train_conds, c, faceapi_weight) -> dict:
@@ -111,7 +132,7 @@ def _fold_logits(readings, y, tr, te, head, train_conds, c, faceapi_weight) -> d
         s, m = fit_head(x, y[rows])
         return {k: m.decision_function(s.transform(r.v1_features()[te])) for k, r in readings.items()}
     x, rows = stack(readings, train_conds, tr, FEATURES[head])
-    model = Head(c, faceapi_weight).fit(x, y[rows])
+    model = make_head(head, c, faceapi_weight).fit(x, y[rows])
     return {k: model.logits(FEATURES[head](r)[te]) for k, r in readings.items()}
 
 
