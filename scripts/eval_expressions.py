@@ -11,13 +11,14 @@ geometry, trained on the photos as they are), the default (v2: both CNNs, traine
 their venue-camera degradations) and its test-time-flip variant (v3: the v2 head on each CNN's outputs
 averaged over the crop and its mirror image), face-api's fine-tuned last block alone ("faceapi-tuned",
 out-of-fold readings from `scripts/tune_faceapi.py ... cv`, required unless --no-tuned) and the v4 head (v2 +
-the tuned branch's log-probabilities, its weight chosen on out-of-fold readings) - macro recall over 7 and
+the tuned branch's log-probabilities, its weight chosen on out-of-fold readings) and v5 (v3 + fer's
+penultimate features) - macro recall over 7 and
 over 5 classes (anger, happiness, sadness, surprise, neutral), per-class recall, the no-face rate (counted wrong) and the calibration error (largest
 |mean probability - share| over the classes, faces found). The heads are measured by subject-disjoint
 5-fold cross-validation (nobody in both training and validation; a photo's degraded copies in its fold).
 Last, a timing line: per face after the landmarks, on one thread, fer's CNN alone (the baseline), the v2
 classifier (both CNNs + head, the default), the v3 one (both CNNs on crop and mirror image + head) and v4
-(v2 reading face-api through models/faceapi_tuned.onnx, its tuned branch in the same call),
+(v2 reading face-api through models/faceapi_tuned.onnx, its tuned branch in the same call) and v5,
 measured interleaved in the same run on a window of faces. The model cards' figures come from
 `OMP_NUM_THREADS=1 python scripts/eval_expressions.py ../shared/data/expressions --workers 3` (with several
 BLAS threads the heads' fits, and so a figure, can move by 0.001).

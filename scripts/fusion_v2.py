@@ -3,7 +3,8 @@
 Used by train_fusion_head.py (`--head v2`, the default, or `v3`) and eval_expressions.py. Inputs per face are
 `vision.classifier.fusion2_features`: blendshapes, landmark geometry, the log-probabilities of both CNNs,
 face-api's 256 pooled features and the crop's sharpness; the v2 head (the default "fusion") takes each CNN's
-outputs on the crop, the v3 head ("fusion-v3") those averaged over the crop and its mirror image.
+outputs on the crop, the v3 head ("fusion-v3") those averaged over the crop and its mirror image, the v5 head
+("fusion-v5") v3's inputs then fer's 128 penultimate features (flip-averaged too), a block weighted like face-api's.
 Model: standardise, shrink face-api's pooled block
 by FACEAPI_WEIGHT (a stronger L2 penalty on those 256 coefficients than on the rest), multinomial logistic
 regression with balanced class weights (L2, C), then vector scaling (temperature + per-class bias) fitted

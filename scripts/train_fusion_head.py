@@ -4,7 +4,8 @@
 
 `--head v2` (models/fusion_head_v2.onnx), `v3` (its test-time-flip variant, models/fusion_head_v3.onnx)
 and `v4` (v2 plus the fine-tuned face-api's log-probabilities, models/fusion_head_v4.onnx; needs
-`scripts/tune_faceapi.py ... cv` first) are trained by
+`scripts/tune_faceapi.py ... cv` first) and `v5` (v3 plus fer's penultimate features,
+models/fusion_head_v5.onnx) are trained by
 scripts/fusion_v2.py on the photos and their venue-camera degradations; what follows describes `v1`
 (models/fusion_head.onnx), the first head, trained on the photos as they are.
 

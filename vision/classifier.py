@@ -14,7 +14,9 @@ explicit model path, and takes a window of frames at once so the frame loop can 
   and pooled features and the crop's sharpness, trained on the labelled photos and their venue-camera
   degradations. "fusion" (the default, models/fusion_head_v2.md) reads each crop once; "fusion-v3"
   (models/fusion_head_v3.md, more accurate at twice the CNN work) reads both CNNs on each crop and on its
-  mirror image and averages the two (test-time flip: the model's `test_time_flip` metadata asks for it).
+  mirror image and averages the two (test-time flip: the model's `test_time_flip` metadata asks for it);
+  "fusion-v5" (models/fusion_head_v5.md) is v3 plus fer's 128 penultimate features (its `fer_features`
+  metadata: fer's graph gets that second output in memory, `CnnClassifier(features=True)`).
 The fusion heads' `probs` are calibrated (means over faces estimate shares); their `labels` are the
 balanced decision (best macro recall), so a face's label is not always the argmax of its probabilities.
 """
