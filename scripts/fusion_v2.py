@@ -117,13 +117,16 @@ def calibration_error(probs, y, found) -> dict:
 #: "fusion-v5" is v3 plus fer's 128 penultimate features (flip-averaged too), that block weighted by FER_WEIGHT.
 FEATURES = {"fusion": lambda r: r.v2_features(), "fusion-v3": lambda r: r.v3_features(),
             "fusion-v5": lambda r: r.v5_features(flip=True)}
-#: The weight of fer's penultimate block in the v5 head (chosen from 0.25, 0.5, 1: scripts/try_fusion_v5.py).
-FER_WEIGHT = 0.25
+#: The v5 head's C and fer block weight: chosen by nested CV (`scripts/try_fusion_v5.py --nested`: an inner
+#: 4-fold CV inside each outer training fold picked C=0.015 in 5 of 5 folds and fer weight 0.25 in 4 of 5).
+C_V5, FER_WEIGHT = 0.015, 0.25
 
 
-def make_head(head: str, c: float = C, faceapi_weight: float = FACEAPI_WEIGHT) -> "Head":
-    """An unfitted head of the form `head` (a FEATURES name)."""
-    return Head(c, faceapi_weight, FER_WEIGHT if head == "fusion-v5" else None)
+def make_head(head: str, c: float | None = None, faceapi_weight: float = FACEAPI_WEIGHT) -> "Head":
+    """An unfitted head of the form `head` (a FEATURES name); `c` None: the form's own (C, or C_V5 for v5)."""
+    if head == "fusion-v5":
+        return Head(C_V5 if c is None else c, faceapi_weight, FER_WEIGHT)
+    return Head(C if c is None else c, faceapi_weight)
 
 
 def _fold_logits(readings, y, tr, te, head, train_conds, c, faceapi_weight) -> dict:
@@ -133,7 +136,7 @@ def _fold_logits(readings, y, tr, te, head, train_conds, c, faceapi_weight) -> d
         s, m = fit_head(x, y[rows])
         return {k: m.decision_function(s.transform(r.v1_features()[te])) for k, r in readings.items()}
     x, rows = stack(readings, train_conds, tr, FEATURES[head])
-    model = make_head(head, c, faceapi_weight).fit(x, y[rows])
+    model = make_head(head, None if head == "fusion-v5" else c, faceapi_weight).fit(x, y[rows])
     return {k: model.logits(FEATURES[head](r)[te]) for k, r in readings.items()}
 
 

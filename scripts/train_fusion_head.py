@@ -274,6 +274,8 @@ def main_v2(args) -> int:
                   test_time_flip=flip, trained_on_rows=int(len(x)), sha256=hashlib.sha256(blob).hexdigest())
     if tuned_w:
         report["tuned_weight"] = tuned_w
+    if args.head == "v5":
+        report.update(C=v2.C_V5, fer_weight=v2.FER_WEIGHT)
     metrics_path = out.with_suffix(".metrics.json")
     metrics_path.write_text(json.dumps(report, indent=2))
     print_table(report)
