@@ -246,7 +246,7 @@ def read_conditions(folder: Path, cache: Path, workers: int = 2, limit: int | No
     """Readings of every photo under every condition, cached in `cache` (.npz) once computed."""
     rows = read_labels(folder)[:limit]
     cache = Path(cache)
-    key = _cache_key(rows)
+    key = _cache_key(rows) + ":" + ",".join(Readings.__dataclass_fields__)
     if cache.is_file():
         z = np.load(cache)
         if "key" in z and str(z["key"]) == key:
@@ -266,8 +266,15 @@ def read_conditions(folder: Path, cache: Path, workers: int = 2, limit: int | No
     return data
 
 
+#: The readings' fields as they were before fer's penultimate features: part of every derived cache's key (the
+#: tuned face-api's out-of-fold file, the mesh), which do not depend on the readings added since.
+_KEY_FIELDS = ("found", "blendshapes", "geometry", "fer", "faceapi", "faceapi_features", "sharpness", "fer_flip",
+               "faceapi_flip", "faceapi_features_flip")
+
+
 def _cache_key(rows) -> str:
-    """What the cached readings depend on: the photos and labels, the models, the degradations' code."""
+    """What the cached photos' numbers depend on: the photos and labels, the models, the degradations' code
+    (read_conditions adds the readings' own fields)."""
     import hashlib
 
     import degrade
@@ -279,7 +286,7 @@ def _cache_key(rows) -> str:
         h.update(model_file(name).sha256.encode())
     h.update(Path(degrade.__file__).read_bytes())
     h.update(",".join(conditions()).encode())
-    h.update(",".join(Readings.__dataclass_fields__).encode())
+    h.update(",".join(_KEY_FIELDS).encode())
     return h.hexdigest()
 
 
