@@ -11,13 +11,14 @@ geometry, trained on the photos as they are), the default (v2: both CNNs, traine
 their venue-camera degradations) and its test-time-flip variant (v3: the v2 head on each CNN's outputs
 averaged over the crop and its mirror image), face-api's fine-tuned last block alone ("faceapi-tuned",
 out-of-fold readings from `scripts/tune_faceapi.py ... cv`, required unless --no-tuned) and the v4 head (v2 +
-the tuned branch's log-probabilities, its weight chosen on out-of-fold readings) - macro recall over 7 and
+the tuned branch's log-probabilities, its weight chosen on out-of-fold readings) and v5 (v3 + fer's
+penultimate features) - macro recall over 7 and
 over 5 classes (anger, happiness, sadness, surprise, neutral), per-class recall, the no-face rate (counted wrong) and the calibration error (largest
 |mean probability - share| over the classes, faces found). The heads are measured by subject-disjoint
 5-fold cross-validation (nobody in both training and validation; a photo's degraded copies in its fold).
 Last, a timing line: per face after the landmarks, on one thread, fer's CNN alone (the baseline), the v2
 classifier (both CNNs + head, the default), the v3 one (both CNNs on crop and mirror image + head) and v4
-(v2 reading face-api through models/faceapi_tuned.onnx, its tuned branch in the same call),
+(v2 reading face-api through models/faceapi_tuned.onnx, its tuned branch in the same call) and v5,
 measured interleaved in the same run on a window of faces. The model cards' figures come from
 `OMP_NUM_THREADS=1 python scripts/eval_expressions.py ../shared/data/expressions --workers 3` (with several
 BLAS threads the heads' fits, and so a figure, can move by 0.001).
@@ -92,6 +93,7 @@ def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
     v2 = Fusion2Classifier(model_file("fusion").path, cnn, faceapi, 1)
     v3 = Fusion2Classifier(model_file("fusion_v3").path, cnn, faceapi, 1)
     v4 = Fusion2Classifier(model_file("fusion_v4").path, cnn, FaceApiClassifier(model_file("faceapi_tuned").path, 1), 1)
+    v5 = Fusion2Classifier(model_file("fusion_v5").path, cnn, faceapi, 1)
     images, window = [image] * n_faces, [obs] * n_faces
 
     def once(classifier):
@@ -99,13 +101,13 @@ def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
         classifier.classify(images, window)
         return time.perf_counter() - t0
 
-    once(cnn), once(v2), once(v3), once(v4)  # warm up
+    once(cnn), once(v2), once(v3), once(v4), once(v5)  # warm up
     # interleaved, so all see the same load on a shared machine; the best of `repeats` each
-    runs = [(once(cnn), once(v2), once(v3), once(v4)) for _ in range(repeats)]
-    base, old, new, tuned = (1000 * min(r[i] for r in runs) / n_faces for i in range(4))
+    runs = [(once(cnn), once(v2), once(v3), once(v4), once(v5)) for _ in range(repeats)]
+    base, old, new, tuned, fer = (1000 * min(r[i] for r in runs) / n_faces for i in range(5))
     return {"faces_per_call": n_faces, "cnn_ms_per_face": base, "fusion_ms_per_face": old,
-            "fusion_v3_ms_per_face": new, "fusion_v4_ms_per_face": tuned, "ratio": old / base,
-            "ratio_v3": new / base, "ratio_v4": tuned / base}
+            "fusion_v3_ms_per_face": new, "fusion_v4_ms_per_face": tuned, "fusion_v5_ms_per_face": fer,
+            "ratio": old / base, "ratio_v3": new / base, "ratio_v4": tuned / base, "ratio_v5": fer / base}
 
 
 def main(argv=None) -> int:
@@ -151,7 +153,8 @@ def main(argv=None) -> int:
               f"{t['cnn_ms_per_face']:.2f} ms (baseline), v2 (both CNNs + head, the default) "
               f"{t['fusion_ms_per_face']:.2f} ms ({t['ratio']:.1f}x), v3 (both CNNs on crop + mirror + head) "
               f"{t['fusion_v3_ms_per_face']:.2f} ms ({t['ratio_v3']:.1f}x), v4 (v2 + the tuned face-api branch) "
-              f"{t['fusion_v4_ms_per_face']:.2f} ms ({t['ratio_v4']:.1f}x the baseline, same run)")
+              f"{t['fusion_v4_ms_per_face']:.2f} ms ({t['ratio_v4']:.1f}x), v5 (v3 + fer's penultimate features) "
+              f"{t['fusion_v5_ms_per_face']:.2f} ms ({t['ratio_v5']:.1f}x the baseline, same run)")
     return 0
 
 

@@ -98,7 +98,7 @@ def extract(folder: Path, limit: int | None = None) -> LabelledSet:
 EVAL_SIZES = {"full": None, "48px": 48, "32px": 32}
 #: Where eval_expressions.py, train_fusion_head.py and the golden test keep the readings (keyed on photos,
 #: models and code; a file of another key is recomputed and replaced).
-DEFAULT_CACHE = Path("/tmp/audience_expression_conditions_v3.npz")
+DEFAULT_CACHE = Path("/tmp/audience_expression_conditions_v5.npz")
 VENUE_COPIES = 2
 
 
@@ -119,11 +119,14 @@ class Readings:
     fer_flip: np.ndarray  # [N, 7] fer CNN probabilities on the mirrored crop (test-time flip)
     faceapi_flip: np.ndarray  # [N, 7] face-api probabilities on the mirrored crop
     faceapi_features_flip: np.ndarray  # [N, 256]
+    fer_features: np.ndarray  # [N, 128] fer's penultimate features (its last block, pooled: CnnClassifier.outputs)
+    fer_features_flip: np.ndarray  # [N, 128] the same on the mirrored crop
 
     @classmethod
     def zeros(cls, n: int) -> "Readings":
         widths = {"blendshapes": 52, "geometry": 104, "fer": 7, "faceapi": 7, "faceapi_features": 256,
-                  "fer_flip": 7, "faceapi_flip": 7, "faceapi_features_flip": 256}
+                  "fer_flip": 7, "faceapi_flip": 7, "faceapi_features_flip": 256, "fer_features": 128,
+                  "fer_features_flip": 128}
         return cls(np.zeros(n, bool), **{f: np.zeros((n, widths[f]) if f in widths else n, np.float32)
                                          for f in list(cls.__dataclass_fields__)[1:]})
 
@@ -145,6 +148,22 @@ class Readings:
 
     def v3_features(self) -> np.ndarray:
         return self.v2_features(flip=True)
+
+    def v5_features(self, flip: bool = False, fer_flip: bool | None = None) -> np.ndarray:
+        """The v2-form inputs then fer's 128 penultimate features. `flip`: both CNNs' outputs averaged over the
+        crop and its mirror image (v3 form); `fer_flip` (default: `flip`): fer's alone (the cheap CNN)."""
+        from vision.classifier import fusion2_features
+        fer_flip = flip if fer_flip is None else fer_flip
+        ok = self.found[:, None]
+        fer, fer_f = self.fer, self.fer_features
+        fa, fa_f = self.faceapi, self.faceapi_features
+        if fer_flip:
+            fer, fer_f = (fer + self.fer_flip) / 2, (fer_f + self.fer_features_flip) / 2
+        if flip:
+            fa, fa_f = (fa + self.faceapi_flip) / 2, (fa_f + self.faceapi_features_flip) / 2
+        x = fusion2_features(np.where(ok, fer, 1.0), np.where(ok, fa, 1.0), fa_f, self.sharpness,
+                             self.blendshapes, self.geometry)
+        return np.concatenate([x, fer_f], axis=1).astype(np.float32)
 
 
 def _face_box(obs, degrade):
@@ -189,7 +208,7 @@ def _read_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, str, tuple | No
     """Worker: read every photo of the chunk under every condition. Models are built once per process."""
     if not _MODELS:
         with native_stderr_to_devnull():
-            _MODELS["cnn"] = CnnClassifier(model_file("cnn").path)
+            _MODELS["cnn"] = CnnClassifier(model_file("cnn").path, features=True)
             _MODELS["faceapi"] = FaceApiClassifier(model_file("faceapi").path)
             _MODELS["lm"] = Landmarker(LandmarkerOptions(model_file("face_landmarker").path, mode="image",
                                                          max_faces=1))
@@ -202,10 +221,11 @@ def _read_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, str, tuple | No
                 continue
             crops, rgb = face_crops([img], [obs]), face_crops_rgb([img], [obs])
             # the crop and its mirror image in one call per CNN
-            fer_p = cnn.probabilities(np.concatenate([crops, crops[..., ::-1]]))
+            fer_p, fer_f = cnn.outputs(np.ascontiguousarray(np.concatenate([crops, crops[..., ::-1]])))
             fa_p, fa_f = fa.outputs(np.ascontiguousarray(np.concatenate([rgb, rgb[..., ::-1]])))
             out.append((index, cond, (obs.blendshapes[0], geometry_features(obs.landmarks, obs.width, obs.height)[0],
-                                      fer_p[0], fa_p[0], fa_f[0], sharpness(crops)[0], fer_p[1], fa_p[1], fa_f[1])))
+                                      fer_p[0], fa_p[0], fa_f[0], sharpness(crops)[0], fer_p[1], fa_p[1], fa_f[1],
+                                      fer_f[0], fer_f[1])))
     return out
 
 
@@ -226,7 +246,7 @@ def read_conditions(folder: Path, cache: Path, workers: int = 2, limit: int | No
     """Readings of every photo under every condition, cached in `cache` (.npz) once computed."""
     rows = read_labels(folder)[:limit]
     cache = Path(cache)
-    key = _cache_key(rows)
+    key = _cache_key(rows) + ":" + ",".join(Readings.__dataclass_fields__)
     if cache.is_file():
         z = np.load(cache)
         if "key" in z and str(z["key"]) == key:
@@ -246,8 +266,15 @@ def read_conditions(folder: Path, cache: Path, workers: int = 2, limit: int | No
     return data
 
 
+#: The readings' fields as they were before fer's penultimate features: part of every derived cache's key (the
+#: tuned face-api's out-of-fold file, the mesh), which do not depend on the readings added since.
+_KEY_FIELDS = ("found", "blendshapes", "geometry", "fer", "faceapi", "faceapi_features", "sharpness", "fer_flip",
+               "faceapi_flip", "faceapi_features_flip")
+
+
 def _cache_key(rows) -> str:
-    """What the cached readings depend on: the photos and labels, the models, the degradations' code."""
+    """What the cached photos' numbers depend on: the photos and labels, the models, the degradations' code
+    (read_conditions adds the readings' own fields)."""
     import hashlib
 
     import degrade
@@ -259,7 +286,7 @@ def _cache_key(rows) -> str:
         h.update(model_file(name).sha256.encode())
     h.update(Path(degrade.__file__).read_bytes())
     h.update(",".join(conditions()).encode())
-    h.update(",".join(Readings.__dataclass_fields__).encode())
+    h.update(",".join(_KEY_FIELDS).encode())
     return h.hexdigest()
 
 

@@ -3,7 +3,8 @@
 Used by train_fusion_head.py (`--head v2`, the default, or `v3`) and eval_expressions.py. Inputs per face are
 `vision.classifier.fusion2_features`: blendshapes, landmark geometry, the log-probabilities of both CNNs,
 face-api's 256 pooled features and the crop's sharpness; the v2 head (the default "fusion") takes each CNN's
-outputs on the crop, the v3 head ("fusion-v3") those averaged over the crop and its mirror image.
+outputs on the crop, the v3 head ("fusion-v3") those averaged over the crop and its mirror image, the v5 head
+("fusion-v5") v3's inputs then fer's 128 penultimate features (flip-averaged too), a block weighted like face-api's.
 Model: standardise, shrink face-api's pooled block
 by FACEAPI_WEIGHT (a stronger L2 penalty on those 256 coefficients than on the rest), multinomial logistic
 regression with balanced class weights (L2, C), then vector scaling (temperature + per-class bias) fitted
@@ -32,11 +33,20 @@ def faceapi_block(n_features: int) -> slice:
     return slice(n_features - 1 - N_BLOCK, n_features - 1)
 
 
-class Head:
-    """standardise -> weight face-api's block -> balanced logistic regression (scikit-learn)."""
+def fer_block(n_features: int) -> slice:
+    """Columns of fer's penultimate features in the v5 inputs (the last FER_BLOCK columns)."""
+    return slice(n_features - FER_BLOCK, n_features)
 
-    def __init__(self, c: float = C, faceapi_weight: float = FACEAPI_WEIGHT):
-        self.c, self.w = c, faceapi_weight
+
+FER_BLOCK = 128
+
+
+class Head:
+    """standardise -> weight face-api's block (and, `fer_weight`, fer's penultimate block at the end of the v5
+    inputs) -> balanced logistic regression (scikit-learn)."""
+
+    def __init__(self, c: float = C, faceapi_weight: float = FACEAPI_WEIGHT, fer_weight: float | None = None):
+        self.c, self.w, self.w_fer = c, faceapi_weight, fer_weight
 
     def fit(self, x, y):
         from sklearn.linear_model import LogisticRegression
@@ -44,7 +54,10 @@ class Head:
 
         self.scaler = StandardScaler().fit(x)
         self.weights = np.ones(x.shape[1])
-        self.weights[faceapi_block(x.shape[1])] = self.w
+        n = x.shape[1] - (FER_BLOCK if self.w_fer is not None else 0)
+        self.weights[faceapi_block(n)] = self.w
+        if self.w_fer is not None:
+            self.weights[fer_block(x.shape[1])] = self.w_fer
         self.lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=3000).fit(self._z(x), y)
         return self
 
@@ -101,7 +114,19 @@ def calibration_error(probs, y, found) -> dict:
 
 #: The heads of this form: name -> how a photo's readings become its inputs (expression_data.Readings).
 #: "fusion" (v2, the default) reads both CNNs on the crop; "fusion-v3" on the crop and its mirror image.
-FEATURES = {"fusion": lambda r: r.v2_features(), "fusion-v3": lambda r: r.v3_features()}
+#: "fusion-v5" is v3 plus fer's 128 penultimate features (flip-averaged too), that block weighted by FER_WEIGHT.
+FEATURES = {"fusion": lambda r: r.v2_features(), "fusion-v3": lambda r: r.v3_features(),
+            "fusion-v5": lambda r: r.v5_features(flip=True)}
+#: The v5 head's C and fer block weight: chosen by nested CV (`scripts/try_fusion_v5.py --nested`: an inner
+#: 4-fold CV inside each outer training fold picked C=0.015 in 5 of 5 folds and fer weight 0.25 in 4 of 5).
+C_V5, FER_WEIGHT = 0.015, 0.25
+
+
+def make_head(head: str, c: float | None = None, faceapi_weight: float = FACEAPI_WEIGHT) -> "Head":
+    """An unfitted head of the form `head` (a FEATURES name); `c` None: the form's own (C, or C_V5 for v5)."""
+    if head == "fusion-v5":
+        return Head(C_V5 if c is None else c, faceapi_weight, FER_WEIGHT)
+    return Head(C if c is None else c, faceapi_weight)
 
 
 def _fold_logits(readings, y, tr, te, head, train_conds, c, faceapi_weight) -> dict:
@@ -111,7 +136,7 @@ def _fold_logits(readings, y, tr, te, head, train_conds, c, faceapi_weight) -> d
         s, m = fit_head(x, y[rows])
         return {k: m.decision_function(s.transform(r.v1_features()[te])) for k, r in readings.items()}
     x, rows = stack(readings, train_conds, tr, FEATURES[head])
-    model = Head(c, faceapi_weight).fit(x, y[rows])
+    model = make_head(head, None if head == "fusion-v5" else c, faceapi_weight).fit(x, y[rows])
     return {k: model.logits(FEATURES[head](r)[te]) for k, r in readings.items()}
 
 

@@ -4,7 +4,8 @@
 
 `--head v2` (models/fusion_head_v2.onnx), `v3` (its test-time-flip variant, models/fusion_head_v3.onnx)
 and `v4` (v2 plus the fine-tuned face-api's log-probabilities, models/fusion_head_v4.onnx; needs
-`scripts/tune_faceapi.py ... cv` first) are trained by
+`scripts/tune_faceapi.py ... cv` first) and `v5` (v3 plus fer's penultimate features,
+models/fusion_head_v5.onnx) are trained by
 scripts/fusion_v2.py on the photos and their venue-camera degradations; what follows describes `v1`
 (models/fusion_head.onnx), the first head, trained on the photos as they are.
 
@@ -167,17 +168,18 @@ def export_arrays(mean, scale, w, bias_w, t, b, n_features, doc, quality_slope=N
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("labelled_dir", type=Path)
-    ap.add_argument("--head", choices=("v2", "v3", "v4", "v1"), default="v2",
+    ap.add_argument("--head", choices=("v2", "v3", "v4", "v5", "v1"), default="v2",
                     help="v2: both CNNs, trained on venue-camera degradations (default); v3: the same on each "
                          "CNN's outputs averaged over the crop and its mirror image; v4: v2 plus the fine-tuned "
-                         "face-api's log-probabilities (run scripts/tune_faceapi.py cv and export first); "
+                         "face-api's log-probabilities (run scripts/tune_faceapi.py cv and export first); v5: v3 "
+                         "plus fer's penultimate features; "
                          "v1: the first head")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=ed.DEFAULT_CACHE,
                     help="v2/v3: the photos' readings under every condition, computed once (.npz)")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
-    if args.head in ("v2", "v3", "v4"):
+    if args.head in ("v2", "v3", "v4", "v5"):
         return main_v2(args)
     args.out = args.out or ed.ROOT / "models" / "fusion_head.onnx"
     data = ed.extract(args.labelled_dir)
@@ -219,9 +221,9 @@ def main(argv=None) -> int:
 def main_v2(args) -> int:
     import fusion_v2 as v2
 
-    from vision.classifier import FLIP_KEY, TUNED_KEY
+    from vision.classifier import FER_FEATURES_KEY, FLIP_KEY, TUNED_KEY
 
-    head = {"v2": "fusion", "v3": "fusion-v3", "v4": "fusion-v4"}[args.head]
+    head = {"v2": "fusion", "v3": "fusion-v3", "v4": "fusion-v4", "v5": "fusion-v5"}[args.head]
     out = args.out or ed.ROOT / "models" / f"fusion_head_{args.head}.onnx"
     rows = ed.read_labels(args.labelled_dir)
     y = np.array([label for _, label in rows])
@@ -242,12 +244,13 @@ def main_v2(args) -> int:
     del report["_oof_logits"], report["_oof"]
     base = "fusion" if head == "fusion-v4" else head  # v4 = the v2 head + the tuned branch
     x, idx = v2.stack(readings, list(readings), np.arange(len(y)), v2.FEATURES[base])
-    model = v2.Head().fit(x, y[idx])
+    model = v2.make_head(base).fit(x, y[idx])
     mean, scale, w, bias_w = model.export()
-    flip = args.head == "v3"
+    flip = args.head in ("v3", "v5")
     doc = (f"Fusion expression head {args.head}: blendshapes[52] + landmark geometry[104] + log fer probs[7] + "
            "log face-api probs[7] + face-api pooled features[256] + crop sharpness[1]"
-           + (" + the fine-tuned face-api's log probs[7]" if tuned_w else "") + " -> calibrated probs[7] and "
+           + (" + the fine-tuned face-api's log probs[7]" if tuned_w else "")
+           + (" + fer's penultimate features[128]" if args.head == "v5" else "") + " -> calibrated probs[7] and "
            "balanced label" + (" (each CNN's outputs averaged over the crop and its mirror image)" if flip else "")
            + ". Classes: " + ", ".join(ed.EMOTIONS))
     head_logits = model.logits
@@ -258,6 +261,8 @@ def main_v2(args) -> int:
         x = np.concatenate([x, probe], axis=1).astype(np.float32)
         head_logits = lambda z: model.logits(z[:, :-7]) + tuned_w * z[:, -7:]  # noqa: E731
     meta = {FLIP_KEY: "1"} if flip else {TUNED_KEY: "1"} if tuned_w else None
+    if args.head == "v5":
+        meta[FER_FEATURES_KEY] = "1"
     blob = export_arrays(mean, scale, w, bias_w, t, b, x.shape[1], doc, metadata=meta)
     import onnxruntime as ort
 
@@ -269,6 +274,8 @@ def main_v2(args) -> int:
                   test_time_flip=flip, trained_on_rows=int(len(x)), sha256=hashlib.sha256(blob).hexdigest())
     if tuned_w:
         report["tuned_weight"] = tuned_w
+    if args.head == "v5":
+        report.update(C=v2.C_V5, fer_weight=v2.FER_WEIGHT)
     metrics_path = out.with_suffix(".metrics.json")
     metrics_path.write_text(json.dumps(report, indent=2))
     print_table(report)

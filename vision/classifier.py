@@ -14,7 +14,9 @@ explicit model path, and takes a window of frames at once so the frame loop can 
   and pooled features and the crop's sharpness, trained on the labelled photos and their venue-camera
   degradations. "fusion" (the default, models/fusion_head_v2.md) reads each crop once; "fusion-v3"
   (models/fusion_head_v3.md, more accurate at twice the CNN work) reads both CNNs on each crop and on its
-  mirror image and averages the two (test-time flip: the model's `test_time_flip` metadata asks for it).
+  mirror image and averages the two (test-time flip: the model's `test_time_flip` metadata asks for it);
+  "fusion-v5" (models/fusion_head_v5.md) is v3 plus fer's 128 penultimate features (its `fer_features`
+  metadata: fer's graph gets that second output in memory, `CnnClassifier(features=True)`).
 The fusion heads' `probs` are calibrated (means over faces estimate shares); their `labels` are the
 balanced decision (best macro recall), so a face's label is not always the argmax of its probabilities.
 """
@@ -96,18 +98,53 @@ class _Classifier:
         return self.classify([image_bgr], [obs])[0]
 
 
+#: The fer graph's last residual block output ([N,128,4,4], before the 7-channel class convolution): its global
+#: average is fer's penultimate-layer feature vector (`CnnClassifier(..., features=True)`).
+FER_BLOCK = "add_4"
+FER_FEATURES = 128
+
+
+def with_pooled_output(model_bytes: bytes, tensor: str = FER_BLOCK, name: str = "features") -> bytes:
+    """The same graph with one more output, `name` = the global average of `tensor` ([N,C,H,W] -> [N,C]),
+    built in memory (the pinned file is unchanged; the first output stays bit-identical)."""
+    import onnx as onnx_lib
+    from onnx import TensorProto, helper
+
+    model = onnx_lib.load_from_string(model_bytes)
+    graph = model.graph
+    graph.node.extend([helper.make_node("GlobalAveragePool", [tensor], [f"{name}_pool"]),
+                       helper.make_node("Flatten", [f"{name}_pool"], [name], axis=1)])
+    graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", None]))
+    return model.SerializeToString()
+
+
 class CnnClassifier(_Classifier):
     name = "cnn"
 
-    def __init__(self, model_path: Path, threads: int = 1, device: str = "cpu"):
+    def __init__(self, model_path: Path, threads: int = 1, device: str = "cpu", features: bool = False):
+        """`features`: also hand out fer's penultimate features (`outputs`), from the graph with one more
+        output made in memory (`with_pooled_output`)."""
         self.model_path = Path(model_path)
-        self._session = onnx.session(self.model_path, threads, device)
+        self.threads, self.device, self.features = threads, device, features
+        model = with_pooled_output(self.model_path.read_bytes()) if features else self.model_path
+        self._session = onnx.session(model, threads, device)
+
+    def with_features(self) -> "CnnClassifier":
+        """This classifier if it hands out features, else the same model built to do so."""
+        return self if self.features else CnnClassifier(self.model_path, self.threads, self.device, features=True)
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         """[N,1,64,64] crops -> [N,7] softmax, in one call."""
         if len(crops) == 0:
             return np.zeros((0, 7), np.float32)
-        return self._session.run(None, {"input": crops})[0]
+        return self._session.run(["probs"], {"input": crops})[0]
+
+    def outputs(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[N,1,64,64] crops -> ([N,7] softmax, [N,128] penultimate features), in one call (`features=True`)."""
+        if len(crops) == 0:
+            return np.zeros((0, 7), np.float32), np.zeros((0, FER_FEATURES), np.float32)
+        probs, features = self._session.run(["probs", "features"], {"input": crops})
+        return probs, features
 
     def predict(self, image_bgr: np.ndarray, obs: Observation) -> np.ndarray:
         return self.probabilities(face_crops([image_bgr], [obs]))
@@ -180,19 +217,22 @@ class FusionClassifier(_Classifier):
 FLIP_KEY = "test_time_flip"
 #: ONNX metadata key of a fusion head that also takes the fine-tuned face-api's log-probabilities (v4; "1").
 TUNED_KEY = "faceapi_tuned"
+#: ONNX metadata key of a fusion head that also takes fer's 128 penultimate features, after the v2 inputs (v5; "1").
+FER_FEATURES_KEY = "fer_features"
 
 
 def cnn_outputs(cnn: CnnClassifier, faceapi: FaceApiClassifier, crops: np.ndarray, crops_rgb: np.ndarray,
-                flip: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fer probabilities, face-api probabilities, face-api pooled features) of every crop, one call per CNN.
-    With `flip`, each CNN reads the crops and their mirror images in that one call and the two readings of a
-    face are averaged (a face and its mirror image show the same expression)."""
-    if not flip:
-        return (cnn.probabilities(crops), *faceapi.outputs(crops_rgb))
+                flip: bool, fer_features: bool = False) -> tuple[np.ndarray, ...]:
+    """(fer probabilities, face-api probabilities, face-api pooled features[, fer's penultimate features]) of
+    every crop, one call per CNN. With `flip`, each CNN reads the crops and their mirror images in that one
+    call and the two readings of a face are averaged (a face and its mirror image show the same expression)."""
     n = len(crops)
-    fer = cnn.probabilities(np.concatenate([crops, crops[..., ::-1]]))
-    fa_p, fa_f = faceapi.outputs(np.concatenate([crops_rgb, crops_rgb[..., ::-1]]))
-    return (fer[:n] + fer[n:]) / 2, (fa_p[:n] + fa_p[n:]) / 2, (fa_f[:n] + fa_f[n:]) / 2
+    if flip:
+        crops = np.concatenate([crops, crops[..., ::-1]])
+        crops_rgb = np.concatenate([crops_rgb, crops_rgb[..., ::-1]])
+    fer = cnn.outputs(np.ascontiguousarray(crops)) if fer_features else (cnn.probabilities(crops),)
+    out = (fer[0], *faceapi.outputs(crops_rgb), *fer[1:])
+    return tuple((o[:n] + o[n:]) / 2 for o in out) if flip else out
 
 
 def fusion2_features(cnn_probs, faceapi_probs, faceapi_features, sharp, blendshapes, geometry) -> np.ndarray:
@@ -213,6 +253,9 @@ class Fusion2Classifier(_Classifier):
         self._session = onnx.session(self.model_path, threads, device)
         meta = self._session.get_modelmeta().custom_metadata_map
         self.flip, self.tuned = meta.get(FLIP_KEY) == "1", meta.get(TUNED_KEY) == "1"
+        self.fer_features = meta.get(FER_FEATURES_KEY) == "1"
+        if self.fer_features:  # fer's graph with its penultimate output added in memory
+            self.cnn = cnn.with_features()
 
     def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
         if not any(len(o) for o in observations):
@@ -220,16 +263,18 @@ class Fusion2Classifier(_Classifier):
         return self.from_crop_readings(self.crop_readings(images, observations), observations)
 
     def crop_readings(self, images: list[np.ndarray], observations: list[Observation]) -> np.ndarray:
-        """[N, 7 + 7 + 256 + 1 (+ 7)] what is read from each face's crop (fer and face-api probabilities, face-api's
-        pooled features, sharpness, and for v4 the log-probabilities of face-api's fine-tuned branch, read in the
-        same call): the CNNs, most of the cost, which vision.readings may carry over frames."""
+        """[N, 7 + 7 + 256 + 1 (+ 7 | + 128)] what is read from each face's crop (fer and face-api probabilities,
+        face-api's pooled features, sharpness, and for v4 the log-probabilities of face-api's fine-tuned branch,
+        read in the same call, for v5 fer's penultimate features): the CNNs, most of the cost, which
+        vision.readings may carry over frames."""
         crops = face_crops(images, observations)
         rgb = face_crops_rgb(images, observations)
         if self.tuned:
             fa_p, fa_f, tuned = self.faceapi.tuned_outputs(rgb)
             outputs, extra = (self.cnn.probabilities(crops), fa_p, fa_f), [np.log(np.clip(tuned, 1e-6, 1.0))]
         else:
-            outputs, extra = cnn_outputs(self.cnn, self.faceapi, crops, rgb, self.flip), []
+            outputs = cnn_outputs(self.cnn, self.faceapi, crops, rgb, self.flip, self.fer_features)
+            outputs, extra = outputs[:3], list(outputs[3:])
         return np.concatenate([*outputs, sharpness(crops)[:, None], *extra], axis=1)
 
     def from_crop_readings(self, readings: np.ndarray, observations: list[Observation]) -> list[Observation]:
@@ -238,9 +283,9 @@ class Fusion2Classifier(_Classifier):
         faces = [o for o in observations if len(o)]
         if not faces:
             return list(observations)
-        fer, fa_probs, fa_features, sharp, tuned = np.split(readings, [7, 14, 14 + 256, 14 + 256 + 1], axis=1)
+        fer, fa_probs, fa_features, sharp, extra = np.split(readings, [7, 14, 14 + 256, 14 + 256 + 1], axis=1)
         features = fusion2_features(fer, fa_probs, fa_features, sharp, *_face_inputs(faces))
-        if tuned.shape[1]:
-            features = np.concatenate([features, tuned], axis=1).astype(np.float32)
+        if extra.shape[1]:  # v4: the tuned branch's log-probabilities; v5: fer's penultimate features
+            features = np.concatenate([features, extra], axis=1).astype(np.float32)
         probs, labels = self._session.run(None, {"features": features})
         return _split(observations, probs, labels)

@@ -31,7 +31,7 @@ from .settings import Settings
 from .tracker import FaceTracker
 
 CLASSIFIER_MODELS = {"fusion": ["cnn", "faceapi", "fusion"], "fusion-v3": ["cnn", "faceapi", "fusion_v3"],
-                     "fusion-v4": ["cnn", "faceapi_tuned", "fusion_v4"],
+                     "fusion-v4": ["cnn", "faceapi_tuned", "fusion_v4"], "fusion-v5": ["cnn", "faceapi", "fusion_v5"],
                      "fusion-v1": ["cnn", "fusion_v1"], "cnn": ["cnn"], "faceapi": ["faceapi"]}
 
 
@@ -126,7 +126,7 @@ def build_classifier(name: str, models: dict, threads: int = 1, device: str = "c
     if name == "faceapi":
         return FaceApiClassifier(models["faceapi"].path, threads, device)
     cnn = CnnClassifier(models["cnn"].path, threads, device)
-    if name in ("fusion", "fusion-v3", "fusion-v4"):
+    if name in ("fusion", "fusion-v3", "fusion-v4", "fusion-v5"):
         faceapi = models["faceapi_tuned" if name == "fusion-v4" else "faceapi"].path
         return Fusion2Classifier(models[name.replace("-", "_")].path, cnn,
                                  FaceApiClassifier(faceapi, threads, device), threads, device)

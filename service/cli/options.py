@@ -97,8 +97,8 @@ def add_analysis_options(parser, command: str) -> None:
                    help=f"expression model (default {d['classifier']}): fusion (blendshapes+geometry+both CNNs), "
                         "fusion-v4 (the same head plus face-api's last block fine-tuned on venue-like faces), "
                         "fusion-v3 (the same head reading both CNNs on the face and its mirror image: more accurate, "
-                        "twice the CNN work), fusion-v1 (the previous head: blendshapes+geometry+fer CNN), cnn (fer "
-                        "mini-Xception) or faceapi")
+                        "twice the CNN work), fusion-v5 (fusion-v3 plus fer's penultimate features), fusion-v1 "
+                        "(the previous head: blendshapes+geometry+fer CNN), cnn (fer mini-Xception) or faceapi")
     g.add_argument("--scene", choices=SCENES, default=d["scene"],
                    help="single: faces near the camera (MediaPipe's detector); audience: a wide shot of many "
                         "small faces (a detector every --detect-every seconds, then each face followed by crop); "

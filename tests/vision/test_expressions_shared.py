@@ -67,3 +67,12 @@ def test_v4_with_the_tuned_face_api_branch_holds_v2s_figures_and_the_branch_read
         assert part["faceapi-tuned"]["macro_recall"] > part["faceapi"]["macro_recall"], cond
     assert report["conditions"]["full"]["fusion-v4"]["macro_recall_5"] >= 0.69
     assert report["conditions"]["32px"]["fusion-v4"]["macro_recall_5"] >= 0.65
+
+
+def test_v5_with_fer_penultimate_features_beats_v2_on_every_figure_and_stays_calibrated(report):
+    for cond, part in report["conditions"].items():
+        for figure in ("macro_recall", "macro_recall_5"):
+            assert part["fusion-v5"][figure] > part["fusion"][figure], (cond, figure)
+        assert part["fusion-v5"]["calibration"]["max_abs_error"] <= 0.02, cond
+    assert report["conditions"]["48px"]["fusion-v5"]["macro_recall_5"] >= 0.715
+    assert report["conditions"]["32px"]["fusion-v5"]["macro_recall_5"] >= 0.675
