@@ -128,15 +128,14 @@ def main(argv=None) -> int:
     import fusion_v2 as v2
     from train_fusion_head import print_table
 
-    rows = ed.read_labels(args.labelled_dir)
-    y = np.array([label for _, label in rows])
+    y, subjects = ed.labels_and_subjects(ed.read_labels(args.labelled_dir))
     readings = ed.read_conditions(args.labelled_dir, args.cache, workers=args.workers)
     tuned = None
     if not args.no_tuned:
         import tune_faceapi
 
         tuned = tune_faceapi.read_oof(args.labelled_dir)
-    report = v2.cross_validate(readings, y, [ed.subject_of(p.name) for p, _ in rows], workers=args.workers,
+    report = v2.cross_validate(readings, y, subjects, workers=args.workers,
                                tuned=tuned)
     del report["_oof_logits"], report["_oof"]
     if not args.no_timing:

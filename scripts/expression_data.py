@@ -63,6 +63,11 @@ def read_labels(folder: Path) -> list[tuple[Path, int]]:
     return rows
 
 
+def labels_and_subjects(rows: list[tuple[Path, int]]) -> tuple[np.ndarray, list[str]]:
+    """`read_labels`' rows -> each photo's label and its person (the groups of subject-disjoint folds)."""
+    return np.array([label for _, label in rows]), [subject_of(p.name) for p, _ in rows]
+
+
 def extract(folder: Path, limit: int | None = None) -> LabelledSet:
     rows = read_labels(folder)[:limit]
     with native_stderr_to_devnull():

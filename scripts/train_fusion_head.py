@@ -225,9 +225,7 @@ def main_v2(args) -> int:
 
     head = {"v2": "fusion", "v3": "fusion-v3", "v4": "fusion-v4", "v5": "fusion-v5"}[args.head]
     out = args.out or ed.ROOT / "models" / f"fusion_head_{args.head}.onnx"
-    rows = ed.read_labels(args.labelled_dir)
-    y = np.array([label for _, label in rows])
-    subjects = [ed.subject_of(p.name) for p, _ in rows]
+    y, subjects = ed.labels_and_subjects(ed.read_labels(args.labelled_dir))
     readings = ed.read_conditions(args.labelled_dir, args.cache, workers=args.workers)
     tuned = None
     if args.head == "v4":

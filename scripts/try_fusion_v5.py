@@ -46,10 +46,9 @@ def main(argv=None) -> int:
     import fusion_v2 as v2
     from train_fusion_head import print_table
 
-    rows = ed.read_labels(args.labelled_dir)
-    y = np.array([label for _, label in rows])
+    y, subjects = ed.labels_and_subjects(ed.read_labels(args.labelled_dir))
     readings = ed.read_conditions(args.labelled_dir, args.cache, workers=args.workers)
-    split = v2.folds(y, [ed.subject_of(p.name) for p, _ in rows])
+    split = v2.folds(y, subjects)
     conds = list(readings)
     found = {k: readings[k].found for k in conds}
     heads = {"fusion": (lambda r: r.v2_features(), None), "fusion-v3": (lambda r: r.v3_features(), None)}
@@ -102,9 +101,8 @@ def nested(args) -> int:
     from sklearn.model_selection import StratifiedGroupKFold
     from train_fusion_head import print_table
 
-    rows = ed.read_labels(args.labelled_dir)
-    y = np.array([label for _, label in rows])
-    subjects = np.array([ed.subject_of(p.name) for p, _ in rows])
+    y, subjects = ed.labels_and_subjects(ed.read_labels(args.labelled_dir))
+    subjects = np.array(subjects)
     readings = ed.read_conditions(args.labelled_dir, args.cache, workers=args.workers)
     split = v2.folds(y, subjects)
     conds = list(readings)

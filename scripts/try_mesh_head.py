@@ -53,13 +53,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from joblib import Parallel, delayed
 
-    rows = ed.read_labels(args.labelled_dir)
-    y = np.array([label for _, label in rows])
+    y, subjects = ed.labels_and_subjects(ed.read_labels(args.labelled_dir))
     readings = ed.read_conditions(args.labelled_dir, ed.DEFAULT_CACHE, workers=args.workers)
     mesh = ed.read_mesh(args.labelled_dir, workers=args.workers)
     x_all = {c: np.concatenate([r.v2_features(), mesh[c]], 1) for c, r in readings.items()}
     n_v2 = readings["full"].v2_features().shape[1]
-    split = v2.folds(y, [ed.subject_of(p.name) for p, _ in rows])
+    split = v2.folds(y, subjects)
 
     def fold(k, tr, te):
         keep = {c: tr[r.found[tr]] for c, r in readings.items()}

@@ -289,10 +289,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ed.ROOT / "models" / "faceapi_tuned.onnx")
     args = ap.parse_args(argv)
     rows = ed.read_labels(args.labelled_dir)
-    y = np.array([label for _, label in rows])
+    y, subjects = ed.labels_and_subjects(rows)
     maps = read_maps(args.labelled_dir, args.maps, args.workers)
     if args.mode == "cv":
-        oof = cross_validate(maps, y, [ed.subject_of(p.name) for p, _ in rows], args.epochs)
+        oof = cross_validate(maps, y, subjects, args.epochs)
         np.savez(args.oof, key=ed._cache_key(rows) + f":tuned:{args.epochs}", **oof)
         for c in ed.EVAL_SIZES:
             found = maps[c][0]
