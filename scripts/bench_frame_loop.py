@@ -244,61 +244,43 @@ def whole_command(video: str, folder: Path, classifier: str, *options: str, cpu:
 def main_whole(args) -> int:
     import tempfile
 
+    every = [] if args.expression_every is None else ["--expression-every", f"{args.expression_every:g}"]
+    runs = [("whole", "whole", [], None)]  # (key, label, options, checkout) of each command timed
+    if every:
+        runs.append(("rated", f"with {' '.join(every)}", every, None))
+    if args.against:
+        runs.append(("other", str(args.against), [], args.against))
+        if every:
+            runs.append(("other_rated", f"{args.against} with {' '.join(every)}", every, args.against))
     with tempfile.TemporaryDirectory() as tmp:
         video = repeated(args.video, args.repeat, Path(tmp)) if args.repeat > 1 else args.video
         spec = SourceSpec(Path(video).name, "video", video)
         models = model_files(Settings(classifier=args.classifier))
-        every = None if args.expression_every is None else ["--expression-every", f"{args.expression_every:g}"]
-        lm = fast = whole = rated = other = other_rated = 0.0
-        cpu: dict[str, list] = {"lm": [], "fast": [], "whole": [], "rated": [], "other": [], "other_rated": []}
+        wall = dict.fromkeys(["lm", "fast"] + [key for key, *_ in runs], 0.0)
+        cpu: dict[str, list] = {key: [] for key in wall}
         for _ in range(args.rounds):
             with native_stderr_to_devnull():
-                lm = max(lm, separate(spec, MediaPipeOnly(models), cpu["lm"]))
-                fast = max(fast, separate(spec, MediaPipeFast(models), cpu["fast"]))
-            whole = max(whole, whole_command(video, Path(tmp), args.classifier, cpu=cpu["whole"]))
-            if every:
-                rated = max(rated, whole_command(video, Path(tmp), args.classifier, *every, cpu=cpu["rated"]))
-            if args.against:
-                other = max(other, whole_command(video, Path(tmp), args.classifier, cpu=cpu["other"],
-                                                 checkout=args.against))
-                if every:
-                    other_rated = max(other_rated, whole_command(video, Path(tmp), args.classifier, *every,
-                                                                 cpu=cpu["other_rated"], checkout=args.against))
+                wall["lm"] = max(wall["lm"], separate(spec, MediaPipeOnly(models), cpu["lm"]))
+                wall["fast"] = max(wall["fast"], separate(spec, MediaPipeFast(models), cpu["fast"]))
+            for key, _, options, checkout in runs:
+                wall[key] = max(wall[key], whole_command(video, Path(tmp), args.classifier, *options, cpu=cpu[key],
+                                                         checkout=checkout))
     print(f"video: {args.video} x{args.repeat}  cores: {cores()}  classifier: {args.classifier}  "
           f"(best of {args.rounds}, interleaved)")
-    print(f"  decode+landmarker  {lm:8.1f} fps")
-    print(f"  whole command      {whole:8.1f} fps  (audience analyze --workers 1, wall time; its default "
+    print(f"  decode+landmarker  {wall['lm']:8.1f} fps")
+    print(f"  whole command      {wall['whole']:8.1f} fps  (audience analyze --workers 1, wall time; its default "
           f"--expression-every {Settings().expression_every_s:g})")
     if every:
-        print(f"  whole command      {rated:8.1f} fps  (the same with {' '.join(every)})")
-    print(f"ratio whole / (decode+landmarker): {whole / lm:.3f} (target >= 0.90)")
-    if every:
-        print(f"ratio whole {' '.join(every)} / (decode+landmarker): {rated / lm:.3f}")
-    if args.against:
-        print(f"ratio whole of {args.against} / (decode+landmarker): {other / lm:.3f} ({other:.1f} fps)")
-        if every:
-            print(f"ratio whole of {args.against} {' '.join(every)} / (decode+landmarker): {other_rated / lm:.3f} "
-                  f"({other_rated:.1f} fps)")
+        print(f"  whole command      {wall['rated']:8.1f} fps  (the same with {' '.join(every)})")
+    print(f"ratio whole / (decode+landmarker): {wall['whole'] / wall['lm']:.3f} (target >= 0.90)")
+    for key, label, _, _ in runs[1:]:
+        print(f"ratio {label} / (decode+landmarker): {wall[key] / wall['lm']:.3f} ({wall[key]:.1f} fps)")
     best = {k: max(v) for k, v in cpu.items() if v}  # CPU time: less skewed by other work on a shared machine
-    line = (f"over CPU time (user+system, every thread; best of {args.rounds}): decode+landmarker {best['lm']:.1f} "
-            f"fps, whole {best['whole']:.1f} fps: ratio {best['whole'] / best['lm']:.3f}")
-    if every:
-        line += f"; with {' '.join(every)} {best['rated']:.1f} fps: ratio {best['rated'] / best['lm']:.3f}"
-    if args.against:
-        line += f"; {args.against} {best['other']:.1f} fps: ratio {best['other'] / best['lm']:.3f}"
-        if every:
-            line += (f", with {' '.join(every)} {best['other_rated']:.1f} fps: ratio "
-                     f"{best['other_rated'] / best['lm']:.3f}")
-    print(line)
-    line = (f"against decode+landmarker with the project's C-result conversion (ResultReader; CPU time): "
-            f"{best['fast']:.1f} fps: ratio whole {best['whole'] / best['fast']:.3f}")
-    if every:
-        line += f", with {' '.join(every)} {best['rated'] / best['fast']:.3f}"
-    if args.against:
-        line += f", {args.against} {best['other'] / best['fast']:.3f}"
-        if every:
-            line += f", {args.against} with {' '.join(every)} {best['other_rated'] / best['fast']:.3f}"
-    print(line)
+    labels = [(key, label) for key, label, *_ in runs]
+    print(f"over CPU time (user+system, every thread; best of {args.rounds}): decode+landmarker {best['lm']:.1f} "
+          "fps; " + "; ".join(f"{label} {best[k]:.1f} fps: ratio {best[k] / best['lm']:.3f}" for k, label in labels))
+    print(f"against decode+landmarker with the project's C-result conversion (ResultReader; CPU time): "
+          f"{best['fast']:.1f} fps: ratio " + ", ".join(f"{label} {best[k] / best['fast']:.3f}" for k, label in labels))
     return 0
 
 
