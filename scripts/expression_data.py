@@ -139,24 +139,11 @@ class Readings:
         from vision.classifier import _features
         return _features(np.where(self.found[:, None], self.fer, 1.0), self.blendshapes, self.geometry)
 
-    def v2_features(self, flip: bool = False) -> np.ndarray:
+    def v2_features(self, flip: bool = False, fer_flip: bool | None = None, with_fer_features: bool = False
+                    ) -> np.ndarray:
         """Inputs of the v2-form heads; `flip`: each CNN's outputs averaged over the crop and its mirror
-        image (the v3 head, `vision.classifier.cnn_outputs`)."""
-        from vision.classifier import fusion2_features
-        ok = self.found[:, None]
-        fer, fa, fa_f = self.fer, self.faceapi, self.faceapi_features
-        if flip:
-            fer, fa = (fer + self.fer_flip) / 2, (fa + self.faceapi_flip) / 2
-            fa_f = (fa_f + self.faceapi_features_flip) / 2
-        return fusion2_features(np.where(ok, fer, 1.0), np.where(ok, fa, 1.0), fa_f, self.sharpness,
-                                self.blendshapes, self.geometry)
-
-    def v3_features(self) -> np.ndarray:
-        return self.v2_features(flip=True)
-
-    def v5_features(self, flip: bool = False, fer_flip: bool | None = None) -> np.ndarray:
-        """The v2-form inputs then fer's 128 penultimate features. `flip`: both CNNs' outputs averaged over the
-        crop and its mirror image (v3 form); `fer_flip` (default: `flip`): fer's alone (the cheap CNN)."""
+        image (the v3 head, `vision.classifier.cnn_outputs`); `fer_flip` (default: `flip`): fer's alone (the cheap
+        CNN); `with_fer_features`: fer's 128 penultimate features after them (the v5 form)."""
         from vision.classifier import fusion2_features
         fer_flip = flip if fer_flip is None else fer_flip
         ok = self.found[:, None]
@@ -168,7 +155,14 @@ class Readings:
             fa, fa_f = (fa + self.faceapi_flip) / 2, (fa_f + self.faceapi_features_flip) / 2
         x = fusion2_features(np.where(ok, fer, 1.0), np.where(ok, fa, 1.0), fa_f, self.sharpness,
                              self.blendshapes, self.geometry)
-        return np.concatenate([x, fer_f], axis=1).astype(np.float32)
+        return np.concatenate([x, fer_f], axis=1).astype(np.float32) if with_fer_features else x
+
+    def v3_features(self) -> np.ndarray:
+        return self.v2_features(flip=True)
+
+    def v5_features(self, flip: bool = False, fer_flip: bool | None = None) -> np.ndarray:
+        """The v2-form inputs (`v2_features`' `flip`, `fer_flip`) then fer's 128 penultimate features."""
+        return self.v2_features(flip, fer_flip, with_fer_features=True)
 
 
 def _face_box(obs, degrade):
