@@ -91,6 +91,13 @@ text-align:left;font-variant-numeric:tabular-nums}th{background:#f2f4f7}.muted{c
 .figures td:first-child{color:#667085}svg{max-width:100%;height:auto}code{font-size:.9em}"""
 
 
+def _crop_cadence(every_s: float) -> str:
+    """The run's `--expression-every`, in words (vision.readings)."""
+    if not every_s:
+        return "on every analysed frame"
+    return f"at most every {every_s:g} s per face (--expression-every), the last reading carried between"
+
+
 def write_report(path: Path, summary: dict, curves: dict[str, np.ndarray], tracks: list[dict], title: str,
                  figure=None) -> None:
     """`figure`: the run's curves figure (vision.plot.curves_figure) when it is already built; its title is
@@ -118,6 +125,7 @@ def write_report(path: Path, summary: dict, curves: dict[str, np.ndarray], track
                ["analysis rate", f"{s['settings']['fps']:g} frames/s" if s["settings"]["fps"] else "every frame"],
                ["bucket / content offset", f"{s['settings']['bucket_s']:g} s / {s['settings']['content_offset_s']:g} s"],
                ["classifier", s["settings"]["classifier"]],
+               ["face crops read", _crop_cadence(s["settings"].get("expression_every_s", 0.0))],
                ["files skipped", ", ".join(f"{f['source']} ({f['error']})" for f in s["files_skipped"]) or "none"]]
     models = [[name, m["file"], m["sha256"]] for name, m in s["models"].items()]
     track_rows = [[r["source"], r["track_id"], r["seat"] or "–", r["observations"], r["read"], _clock(r["first_s"]),

@@ -41,6 +41,7 @@ def test_video_outputs(video_run):
     assert curves["t"].tolist() == [0, 1, 2, 3, 4]
     assert {f"{c}_ci95" for c in VALUE_COLUMNS} <= set(curves.columns)
     assert curves["n_faces"].tolist()[:2] == [2, 2] and curves["n_faces"][2] == 1
+    assert "at most every 0.1 s per face" in (out / "report.html").read_text()  # the default crop cadence, said
 
 
 def test_video_tracks_end_when_a_face_leaves_and_restart_when_it_returns(video_run):
