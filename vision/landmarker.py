@@ -69,8 +69,9 @@ class ResultReader:
     a result outside what is read here (a face without its 478 landmarks, 52 blendshapes or a 4x4 matrix)
     goes through the stock conversion, so the numbers are the stock ones either way."""
 
-    def __init__(self, task, module):
+    def __init__(self, task, module, direct=None):
         self._task, self._fl = task, module
+        self._direct = direct  # DirectCalls, or None: through MediaPipe's dispatcher thread
         point = module.landmark_c_lib.MpNormalizedLandmarkC
         self._xyz = np.dtype({"names": ["xyz"], "formats": [("<f4", (3,))], "offsets": [point.x.offset],
                               "itemsize": ctypes.sizeof(point)})
@@ -92,7 +93,7 @@ class ResultReader:
             point = module.landmark_c_lib.MpNormalizedLandmarkC
             if (point.y.offset, point.z.offset) != (point.x.offset + 4, point.x.offset + 8):
                 return None
-            return cls(task, module)
+            return cls(task, module, DirectCalls.for_library(lib))
         except (ImportError, AttributeError, TypeError):
             return None
 
@@ -101,14 +102,15 @@ class ResultReader:
         detect_for_video call; the C result is closed after conversion, as in MediaPipe's own methods."""
         task, result_c = self._task, self._fl.MpFaceLandmarkerResultC()
         ref = ctypes.byref(result_c)
+        lib = self._direct or task._lib
         if timestamp_ms is None:
-            task._lib.MpFaceLandmarkerDetectImage(task._handle, image._image_ptr, None, ref)
+            lib.MpFaceLandmarkerDetectImage(task._handle, image._image_ptr, None, ref)
         else:
-            task._lib.MpFaceLandmarkerDetectForVideo(task._handle, image._image_ptr, None, timestamp_ms, ref)
+            lib.MpFaceLandmarkerDetectForVideo(task._handle, image._image_ptr, None, timestamp_ms, ref)
         try:
             return (convert or self.arrays)(result_c)
         finally:
-            task._lib.MpFaceLandmarkerCloseResult(ref)
+            lib.MpFaceLandmarkerCloseResult(ref)
 
     def stock(self, result_c):
         """The stock conversion of the same C result: `FaceLandmarkerResult.from_ctypes` + `result_to_arrays`."""
@@ -141,6 +143,58 @@ class ResultReader:
                     return self.stock(result_c)
                 matrices[i] = np.ctypeslib.as_array(matrix.data, shape=(4, 4)).T  # column-major, as to_numpy
         return landmarks, blendshapes, matrices
+
+
+class DirectCalls:
+    """The task's three C functions called on this thread, as MediaPipe's `SerialDispatcher` calls them on its
+    own: the same C functions with the same arguments, the MpStatus of a detect raised as the same Python
+    exception (`handle_status`) and its error message freed. MediaPipe hands every call of a task to one
+    dispatcher thread so that no two run at once; a frame loop calls its landmarker from one thread, one call
+    at a time, so the hand-over (two thread switches per call, two calls per frame: ~0.1 ms a frame on one
+    core) buys nothing there. `for_library` builds one only when the dispatcher's raw library has these
+    functions with the argument and return types read here (else None: the calls go through the dispatcher).
+    Not for a task used from several threads at once."""
+
+    def __init__(self, raw, handle_status):
+        self._raw, self._handle_status = raw, handle_status
+
+    @classmethod
+    def for_library(cls, dispatcher) -> "DirectCalls | None":
+        try:
+            from mediapipe.tasks.python.core.mediapipe_c_utils import handle_status
+        except ImportError:
+            return None
+        raw = getattr(dispatcher, "_lib", None)
+        if raw is None or not callable(getattr(raw, "MpErrorFree", None)):
+            return None
+        error = ctypes.POINTER(ctypes.c_char_p)
+        for name, n_args in (("MpFaceLandmarkerDetectImage", 5), ("MpFaceLandmarkerDetectForVideo", 6)):
+            f = getattr(raw, name, None)
+            argtypes = getattr(f, "argtypes", None) or ()
+            if len(argtypes) != n_args or argtypes[-1] is not error or getattr(f, "restype", None) is not ctypes.c_int:
+                return None
+        close = getattr(raw, "MpFaceLandmarkerCloseResult", None)
+        if len(getattr(close, "argtypes", None) or ()) != 1:
+            return None
+        return cls(raw, handle_status)
+
+    def _status_call(self, function, *args) -> None:
+        message = ctypes.c_char_p()
+        status = function(*args, ctypes.byref(message))
+        try:
+            self._handle_status(status, message)
+        finally:
+            if message.value is not None:
+                self._raw.MpErrorFree(message)
+
+    def MpFaceLandmarkerDetectImage(self, *args) -> None:  # noqa: N802 (MediaPipe's C names)
+        self._status_call(self._raw.MpFaceLandmarkerDetectImage, *args)
+
+    def MpFaceLandmarkerDetectForVideo(self, *args) -> None:  # noqa: N802
+        self._status_call(self._raw.MpFaceLandmarkerDetectForVideo, *args)
+
+    def MpFaceLandmarkerCloseResult(self, ref) -> None:  # noqa: N802
+        self._raw.MpFaceLandmarkerCloseResult(ref)
 
 
 def _c_array(pointer, count: int, need: int, dtype: np.dtype):

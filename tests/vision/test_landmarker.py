@@ -153,3 +153,44 @@ def test_unknown_structs_fall_back_to_the_stock_api():
         _lib, _handle = object(), None
 
     assert ResultReader.for_task(Task()) is None
+
+
+def test_the_task_is_called_on_this_thread_when_its_c_signatures_are_the_known_ones():
+    with landmarker() as lm:
+        assert lm._reader._direct is not None
+
+
+def test_direct_calls_give_the_dispatchers_results_and_errors():
+    frames = [Frame("f", i, i / 25, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+              for i, rgb in frames_of(ROOT / "fixtures" / "two_faces.mp4", limit=30)]
+    faces = 0
+    with landmarker(max_faces=4) as direct, landmarker(max_faces=4) as dispatched:
+        dispatched._reader._direct = None
+        for frame in frames:
+            out = direct.landmark(frame)
+            assert_same(out, dispatched.landmark(frame))
+            faces += len(out[0])
+        from mediapipe.tasks.python.vision.core.image import Image, ImageFormat
+
+        image = Image(image_format=ImageFormat.SRGB, data=np.ascontiguousarray(frames[0].image[..., ::-1]))
+        errors = []
+        for lm in (direct, dispatched):  # a timestamp that does not increase: MediaPipe's status, as an exception
+            with pytest.raises(Exception) as caught:
+                lm._reader.detect(image, 0)
+            errors.append((type(caught.value), str(caught.value)))
+        assert errors[0] == errors[1] and errors[0][1]
+    assert faces > 0
+
+
+def test_unknown_c_signatures_go_through_the_dispatcher():
+    from vision.landmarker import DirectCalls
+
+    class Raw:
+        def MpErrorFree(self, *a):  # noqa: N802
+            pass
+
+    class Dispatcher:
+        _lib = Raw()
+
+    assert DirectCalls.for_library(Dispatcher()) is None
+    assert DirectCalls.for_library(object()) is None
