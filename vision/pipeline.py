@@ -70,34 +70,49 @@ class Stages:
         self.landmarker.close()
 
 
+#: A window is flushed once its frames' pixels reach this many bytes, even before `batch_frames` frames:
+#: 64 MiB is 32 frames of 640x360, 11 of 1080p, 3 of 4K (BGR).
+WINDOW_BYTES = 64 << 20
+
+
 class FrameLoop:
     """source -> stages -> sinks. Each frame is landmarked as it comes; everything after the landmarker
-    runs once per window of `batch_frames` frames: boxes, the tracker frame by frame in order, then the
-    crops and one ONNX call per model for the window's tracked faces and describe (about half the per-face
-    cost of working frame by frame), then the sinks get one observation per frame, in order. The window
-    holds its frames' pixels until it is flushed. Use batch_frames=1 where latency matters (live streams).
-    `expression_every_s` > 0 reads each track's expression at most that often (vision.readings)."""
+    runs once per window of `batch_frames` frames (fewer where their pixels would pass `window_bytes`):
+    boxes, the tracker frame by frame in order, then the crops and one ONNX call per model for the window's
+    tracked faces and describe (about half the per-face cost of working frame by frame), then the sinks get
+    one observation per frame, in order. The window holds its frames' pixels until it is flushed. Use
+    batch_frames=1 where latency matters (live streams). `expression_every_s` > 0 reads each track's
+    expression at most that often (vision.readings). What comes out does not depend on the window's size."""
 
-    def __init__(self, stages: Stages, sinks: list, batch_frames: int = 8, expression_every_s: float = 0.0):
+    def __init__(self, stages: Stages, sinks: list, batch_frames: int = 32, expression_every_s: float = 0.0,
+                 window_bytes: int = WINDOW_BYTES):
         if batch_frames < 1:
             raise ValueError("batch_frames must be >= 1")
         self.stages, self.sinks, self.batch_frames = stages, sinks, batch_frames
+        self.window_bytes = window_bytes
         self.readings = ExpressionReadings(expression_every_s)
         self._frames: list[Frame] = []
         self._landmarks: list[tuple] = []
+        self._bytes = 0
 
     def push(self, frame: Frame) -> None:
         frame = mask_excluded(frame, self.stages.excluded)
         self._frames.append(frame)
+        self._bytes += frame.image.nbytes
         self._landmarks.append(self.stages.landmarker.landmark(frame))
-        if len(self._frames) >= self.batch_frames:
+        if len(self._frames) >= self.batch_frames or self._bytes >= self.window_bytes:
             self.flush()
+
+    def take_window(self) -> tuple[list[Frame], list[tuple]]:
+        """The window's frames and landmarker results, and an empty window."""
+        frames, results = self._frames, self._landmarks
+        self._frames, self._landmarks, self._bytes = [], [], 0
+        return frames, results
 
     def flush(self) -> None:
         if not self._frames:
             return
-        frames, results = self._frames, self._landmarks
-        self._frames, self._landmarks = [], []
+        frames, results = self.take_window()
         observations = [self.stages.tracker.update(obs) for obs in to_observations(frames, results)]
         observations = self.readings.classify(self.stages.classifier, [f.image for f in frames], observations)
         for obs in describe_window(observations):
