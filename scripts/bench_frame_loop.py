@@ -19,6 +19,8 @@ times another checkout's command in the same rounds too (before and after in one
 `--expression-every`, that checkout's command with it too). `--whole` also
 prints the ratios over CPU time (user + system of every thread), which other work on a shared machine
 skews less than wall time. `--stages` adds one timed pass printing ms/frame of each stage after the landmarker.
+`--faces-per-call K` also times the full loop with the CNNs reading K faces per ONNX call (0: a window's faces
+in one call) beside the default (on the CPU, one face per call).
 `--whole` also prints the CPU-time ratios against decode + landmarker with the project's own conversion of
 MediaPipe's C result (vision.landmarker.ResultReader) beside the stock API's. `--conversion` only times the
 two conversions on the same results. `--cores 1` pins the process (MediaPipe's own threads included) to one core
@@ -128,8 +130,7 @@ class TimedLoop(FrameLoop):
 
         if not self._frames:
             return
-        frames, results = self._frames, self._landmarks
-        self._frames, self._landmarks = [], []
+        frames, results = self.take_window()
         t0 = time.perf_counter()
         observations = to_observations(frames, results)
         t1 = time.perf_counter()
@@ -148,10 +149,14 @@ class TimedLoop(FrameLoop):
 
 
 class Full:
-    def __init__(self, settings, models, timed: bool = False):
+    def __init__(self, settings, models, timed: bool = False, faces_per_call: int | None = None):
         from vision.table import TableSink
 
         self.stages = build_stages(settings, "video", models)
+        for cnn in (getattr(self.stages.classifier, "cnn", None), getattr(self.stages.classifier, "faceapi", None),
+                    self.stages.classifier):
+            if faces_per_call is not None and hasattr(cnn, "faces_per_call"):
+                cnn.faces_per_call = faces_per_call  # how many faces the CNNs read per ONNX call (0: all)
         self.count = Count()
         sinks = [self.count, TableSink()] if timed else [self.count]  # timed: the table analyze keeps too
         self.loop = (TimedLoop if timed else FrameLoop)(self.stages, sinks, settings.batch_frames,
@@ -301,6 +306,9 @@ def main(argv=None) -> int:
                          f"default, {Settings().expression_every_s:g}); --whole: timed beside the default command")
     ap.add_argument("--conversion", action="store_true",
                     help="only time MediaPipe's stock result conversion against ResultReader's on each frame")
+    ap.add_argument("--faces-per-call", type=int, default=None, metavar="K",
+                    help="also time the full loop with the CNNs reading K faces per ONNX call (0: a window's faces "
+                         "in one call) beside the device's default (CPU: 1), in the same rounds")
     ap.add_argument("--stages", action="store_true",
                     help="also print ms/frame of each stage after the landmarker (one more pass)")
     args = ap.parse_args(argv)
@@ -323,6 +331,10 @@ def main(argv=None) -> int:
     models = model_files(settings)
     factories = {"decode": DecodeOnly, "decode+landmarker": lambda: MediaPipeOnly(models),
                  "full loop": lambda: Full(settings, models)}
+    other = None
+    if args.faces_per_call is not None:
+        other = f"full, {args.faces_per_call or 'all'} per call"
+        factories[other] = lambda: Full(settings, models, faces_per_call=args.faces_per_call)
     best = dict.fromkeys(factories, 0.0)
     with native_stderr_to_devnull():
         for _ in range(args.rounds):
@@ -336,6 +348,9 @@ def main(argv=None) -> int:
     for name, fps in best.items():
         print(f"  {name:18s} {fps:8.1f} fps ({1000 / fps:6.2f} ms/frame)")
     print(f"  ratio full / (decode+landmarker): {best['full loop'] / best['decode+landmarker']:.3f}")
+    if other:
+        print(f"  ratio ({other}) / (decode+landmarker): {best[other] / best['decode+landmarker']:.3f}; "
+              f"full loop (default faces per call) / ({other}): {best['full loop'] / best[other]:.3f}")
     lm_fps, full_fps = n / (decode_s + raw_s), n / (decode_s + full_s)
     print(f"paired pass: decode+landmarker {lm_fps:.1f} fps, full loop {full_fps:.1f} fps, after the landmarker "
           f"{1000 * (full_s - raw_s) / n:.2f} ms/frame")

@@ -1,9 +1,11 @@
-"""Expression classifiers: ONNX models run on every face of a window of frames in one batched call.
+"""Expression classifiers: ONNX models run on every face of a window of frames.
 
 Every classifier fills `probs` [N,7] (`vision.labels.EMOTIONS` order) and `labels`, is built once with an
 explicit model path, and takes a window of frames at once so the frame loop can batch across frames:
-`classify(images_bgr, observations) -> observations` makes one ONNX call per model for all their faces
-(crops are cut in memory and dropped). Calling a classifier, `(image_bgr, obs) -> obs`, does one frame.
+`classify(images_bgr, observations) -> observations` reads all their faces (crops are cut in memory and
+dropped): a head takes them in one ONNX call; a CNN too on a GPU, one face per call on the CPU, where that
+was ~25% cheaper per face in the frame loop (`faces_per_call`). Calling a classifier, `(image_bgr, obs) ->
+obs`, does one frame.
 
 - `CnnClassifier`: the fer mini-Xception (FER2013) on an upright 64x64 grayscale crop.
 - `FaceApiClassifier`: face-api's expression net on an upright 112x112 RGB crop; it also hands out its
@@ -82,6 +84,21 @@ def sharpness(crops: np.ndarray) -> np.ndarray:
     return out
 
 
+def faces_per_call(session) -> int:
+    """How many faces a CNN reads per ONNX call: on the CPU one (a window's faces in one call were ~25%
+    slower per face in the frame loop: the batch's activations leave the core's cache; measured by
+    `scripts/bench_frame_loop.py VIDEO --faces-per-call`), on a GPU all of them (0: one call)."""
+    return 1 if session.get_providers()[0] == onnx.CPU else 0
+
+
+def run_faces(session, names: list[str], feed: str, faces: np.ndarray, per_call: int) -> list[np.ndarray]:
+    """`session.run(names, {feed: faces})`, `per_call` faces at a time (0: all in one call), outputs joined."""
+    if per_call <= 0 or len(faces) <= per_call:
+        return session.run(names, {feed: faces})
+    parts = [session.run(names, {feed: faces[i:i + per_call]}) for i in range(0, len(faces), per_call)]
+    return [np.concatenate(out) for out in zip(*parts)]
+
+
 def _split(observations: list[Observation], *arrays: np.ndarray) -> list[Observation]:
     """Hand rows of window-wide (probs, labels) back to the observations they came from."""
     out, start = [], 0
@@ -128,6 +145,7 @@ class CnnClassifier(_Classifier):
         self.threads, self.device, self.features = threads, device, features
         model = with_pooled_output(self.model_path.read_bytes()) if features else self.model_path
         self._session = onnx.session(model, threads, device)
+        self.faces_per_call = faces_per_call(self._session)
 
     def with_features(self) -> "CnnClassifier":
         """This classifier if it hands out features, else the same model built to do so."""
@@ -137,13 +155,13 @@ class CnnClassifier(_Classifier):
         """[N,1,64,64] crops -> [N,7] softmax, in one call."""
         if len(crops) == 0:
             return np.zeros((0, 7), np.float32)
-        return self._session.run(["probs"], {"input": crops})[0]
+        return run_faces(self._session, ["probs"], "input", crops, self.faces_per_call)[0]
 
     def outputs(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N,1,64,64] crops -> ([N,7] softmax, [N,128] penultimate features), in one call (`features=True`)."""
         if len(crops) == 0:
             return np.zeros((0, 7), np.float32), np.zeros((0, FER_FEATURES), np.float32)
-        probs, features = self._session.run(["probs", "features"], {"input": crops})
+        probs, features = run_faces(self._session, ["probs", "features"], "input", crops, self.faces_per_call)
         return probs, features
 
     def predict(self, image_bgr: np.ndarray, obs: Observation) -> np.ndarray:
@@ -160,19 +178,21 @@ class FaceApiClassifier(_Classifier):
     def __init__(self, model_path: Path, threads: int = 1, device: str = "cpu"):
         self.model_path = Path(model_path)
         self._session = onnx.session(self.model_path, threads, device)
+        self.faces_per_call = faces_per_call(self._session)
 
     def outputs(self, crops_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """[N,3,112,112] RGB crops -> ([N,7] softmax, [N,256] pooled features), in one call."""
+        """[N,3,112,112] RGB crops -> ([N,7] softmax, [N,256] pooled features)."""
         if len(crops_rgb) == 0:
             return np.zeros((0, 7), np.float32), np.zeros((0, 256), np.float32)
-        probs, features = self._session.run(["probs", "features"], {"input": crops_rgb})
+        probs, features = run_faces(self._session, ["probs", "features"], "input", crops_rgb, self.faces_per_call)
         return probs, features
 
     def tuned_outputs(self, crops_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """With models/faceapi_tuned.onnx: (probs, pooled features, the fine-tuned branch's probs), one call."""
         if len(crops_rgb) == 0:
             return np.zeros((0, 7), np.float32), np.zeros((0, 256), np.float32), np.zeros((0, 7), np.float32)
-        return tuple(self._session.run(["probs", "features", "tuned_probs"], {"input": crops_rgb}))
+        return tuple(run_faces(self._session, ["probs", "features", "tuned_probs"], "input", crops_rgb,
+                               self.faces_per_call))
 
     def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
         probs, _ = self.outputs(face_crops_rgb(images, observations))

@@ -119,3 +119,22 @@ def test_v4_head_adds_the_tuned_face_api_branch_read_in_the_same_call(frames, mo
     probs, feats, tuned = FaceApiClassifier(models["faceapi_tuned"].path).tuned_outputs(rgb)
     assert np.allclose(probs, plain[0], atol=1e-6) and np.allclose(feats, plain[1], atol=1e-6)
     assert tuned.shape == (2, 7) and np.allclose(tuned.sum(axis=1), 1, atol=1e-5)
+
+
+def test_on_the_cpu_the_cnns_read_one_face_per_call_and_give_what_one_call_gives(models):
+    from vision.classifier import CnnClassifier, FaceApiClassifier, run_faces
+
+    rng = np.random.default_rng(3)
+    cnn, faceapi = CnnClassifier(models["cnn"].path), FaceApiClassifier(models["faceapi"].path)
+    assert cnn.faces_per_call == 1 and faceapi.faces_per_call == 1
+    gray = rng.uniform(-1, 1, (5, 1, 64, 64)).astype(np.float32)
+    rgb = rng.uniform(0, 255, (5, 3, 112, 112)).astype(np.float32)
+    for clf, crops, names in ((cnn, gray, ["probs"]), (faceapi, rgb, ["probs", "features"])):
+        whole = clf._session.run(names, {"input": crops})
+        for per_call in (1, 2, 0):
+            got = run_faces(clf._session, names, "input", crops, per_call)
+            assert [g.shape for g in got] == [w.shape for w in whole]
+            for g, w in zip(got, whole):
+                np.testing.assert_allclose(g, w, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(faceapi.outputs(rgb)[1], faceapi._session.run(["features"], {"input": rgb})[0],
+                               rtol=0, atol=1e-4)
