@@ -26,10 +26,13 @@ def plot_curves(curves: dict[str, np.ndarray], path, title: str, fmt: str | None
 
 
 def save(fig, path, fmt: str | None = None, title: str | None = None) -> None:
-    """Write a figure of `curves_figure` (again, in another format or under another `title`)."""
+    """Write a figure of `curves_figure` (again, in another format or under another `title`). The constrained
+    layout is worked out on the first save and kept for later ones (a title is always one line, so another
+    one needs no other layout; working it out again was a third of a save)."""
     if title is not None:
         fig.axes[0].set_title(short_title(title), fontsize=11, loc="left")
     fig.savefig(path, dpi=DPI, format=fmt)
+    fig.set_layout_engine("none")  # the positions just computed stay
 
 
 def curves_figure(curves: dict[str, np.ndarray], title: str):
