@@ -152,13 +152,13 @@ class CnnClassifier(_Classifier):
         return self if self.features else CnnClassifier(self.model_path, self.threads, self.device, features=True)
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
-        """[N,1,64,64] crops -> [N,7] softmax, in one call."""
+        """[N,1,64,64] crops -> [N,7] softmax (`faces_per_call` faces per ONNX call)."""
         if len(crops) == 0:
             return np.zeros((0, 7), np.float32)
         return run_faces(self._session, ["probs"], "input", crops, self.faces_per_call)[0]
 
     def outputs(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """[N,1,64,64] crops -> ([N,7] softmax, [N,128] penultimate features), in one call (`features=True`)."""
+        """[N,1,64,64] crops -> ([N,7] softmax, [N,128] penultimate features) (`features=True`)."""
         if len(crops) == 0:
             return np.zeros((0, 7), np.float32), np.zeros((0, FER_FEATURES), np.float32)
         probs, features = run_faces(self._session, ["probs", "features"], "input", crops, self.faces_per_call)
@@ -188,7 +188,7 @@ class FaceApiClassifier(_Classifier):
         return probs, features
 
     def tuned_outputs(self, crops_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """With models/faceapi_tuned.onnx: (probs, pooled features, the fine-tuned branch's probs), one call."""
+        """With models/faceapi_tuned.onnx: (probs, pooled features, the fine-tuned branch's probs)."""
         if len(crops_rgb) == 0:
             return np.zeros((0, 7), np.float32), np.zeros((0, 256), np.float32), np.zeros((0, 7), np.float32)
         return tuple(run_faces(self._session, ["probs", "features", "tuned_probs"], "input", crops_rgb,

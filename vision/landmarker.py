@@ -64,7 +64,8 @@ class ResultReader:
     """MediaPipe's C result (`MpFaceLandmarkerResultC`) -> the arrays of `result_to_arrays`, read straight
     from the C structs with numpy instead of through the 478 `NormalizedLandmark` and 52 `Category` objects
     per face that the stock `FaceLandmarkerResult.from_ctypes` builds. Calls the task's own C functions
-    through its own library handle, as its `detect` / `detect_for_video` do. `for_task` builds one only
+    as its `detect` / `detect_for_video` do, on this thread where it can (`DirectCalls`), else through the
+    task's dispatcher. `for_task` builds one only
     when MediaPipe's structs have the fields, types and layout read here (else None: use the stock API);
     a result outside what is read here (a face without its 478 landmarks, 52 blendshapes or a 4x4 matrix)
     goes through the stock conversion, so the numbers are the stock ones either way."""

@@ -93,20 +93,19 @@ class FrameLoop:
         self.readings = ExpressionReadings(expression_every_s)
         self._frames: list[Frame] = []
         self._landmarks: list[tuple] = []
-        self._bytes = 0
 
     def push(self, frame: Frame) -> None:
         frame = mask_excluded(frame, self.stages.excluded)
         self._frames.append(frame)
-        self._bytes += frame.image.nbytes
         self._landmarks.append(self.stages.landmarker.landmark(frame))
-        if len(self._frames) >= self.batch_frames or self._bytes >= self.window_bytes:
+        if (len(self._frames) >= self.batch_frames
+                or sum(f.image.nbytes for f in self._frames) >= self.window_bytes):
             self.flush()
 
     def take_window(self) -> tuple[list[Frame], list[tuple]]:
         """The window's frames and landmarker results, and an empty window."""
         frames, results = self._frames, self._landmarks
-        self._frames, self._landmarks, self._bytes = [], [], 0
+        self._frames, self._landmarks = [], []
         return frames, results
 
     def flush(self) -> None:
