@@ -72,8 +72,9 @@ def run_pipeline(args) -> int:
 
 
 def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
-    """ms per face after the landmarks, one ONNX thread, one window of `n_faces` faces per call: fer's CNN
-    alone (crop + CNN), the v2 fusion (both crops, both CNNs, features, head), the v3 fusion (the same
+    """ms per face after the landmarks, one ONNX thread, windows of `n_faces` faces (each classifier's
+    `classify` on the window; on the CPU its CNNs read them one face per ONNX call, `faces_per_call`): fer's
+    CNN alone (crop + CNN), the v2 fusion (both crops, both CNNs, features, head), the v3 fusion (the same
     with both CNNs also on the mirrored crops) and v4 (v2 with the tuned face-api graph). Best of
     `repeats`, the four interleaved."""
     from vision.capture import Frame, read_image
@@ -105,7 +106,7 @@ def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
     # interleaved, so all see the same load on a shared machine; the best of `repeats` each
     runs = [(once(cnn), once(v2), once(v3), once(v4), once(v5)) for _ in range(repeats)]
     base, old, new, tuned, fer = (1000 * min(r[i] for r in runs) / n_faces for i in range(5))
-    return {"faces_per_call": n_faces, "cnn_ms_per_face": base, "fusion_ms_per_face": old,
+    return {"faces_per_window": n_faces, "cnn_ms_per_face": base, "fusion_ms_per_face": old,
             "fusion_v3_ms_per_face": new, "fusion_v4_ms_per_face": tuned, "fusion_v5_ms_per_face": fer,
             "ratio": old / base, "ratio_v3": new / base, "ratio_v4": tuned / base, "ratio_v5": fer / base}
 
@@ -148,7 +149,7 @@ def main(argv=None) -> int:
     print_table(report)
     if "timing" in report:
         t = report["timing"]
-        print(f"per face after the landmarks, one thread, {t['faces_per_call']} faces per call: fer CNN alone "
+        print(f"per face after the landmarks, one thread, windows of {t['faces_per_window']} faces: fer CNN alone "
               f"{t['cnn_ms_per_face']:.2f} ms (baseline), v2 (both CNNs + head, the default) "
               f"{t['fusion_ms_per_face']:.2f} ms ({t['ratio']:.1f}x), v3 (both CNNs on crop + mirror + head) "
               f"{t['fusion_v3_ms_per_face']:.2f} ms ({t['ratio_v3']:.1f}x), v4 (v2 + the tuned face-api branch) "
