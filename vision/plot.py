@@ -28,11 +28,16 @@ def plot_curves(curves: dict[str, np.ndarray], path, title: str, fmt: str | None
 def save(fig, path, fmt: str | None = None, title: str | None = None) -> None:
     """Write a figure of `curves_figure` (again, in another format or under another `title`). The constrained
     layout is worked out on the first save and kept for later ones (a title is always one line, so another
-    one needs no other layout; working it out again was a third of a save)."""
+    one needs no other layout; working it out again was a third of a save, and the unrendered draw
+    savefig makes for a layout engine another third)."""
     if title is not None:
         fig.axes[0].set_title(short_title(title), fontsize=11, loc="left")
     fig.savefig(path, dpi=DPI, format=fmt)
-    fig.set_layout_engine("none")  # the positions just computed stay
+    from matplotlib import rc_context
+
+    with rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)  # the positions just computed stay; None, not "none": savefig draws
+        #                              once more (unrendered) for any layout engine, "none"'s placeholder too
 
 
 def curves_figure(curves: dict[str, np.ndarray], title: str):
@@ -69,7 +74,8 @@ def curves_figure(curves: dict[str, np.ndarray], title: str):
     axes[1].set_ylabel("face metrics")
     axes[1].legend(ncol=3, fontsize=8, loc="lower left", frameon=False)
 
-    axes[2].bar(t, curves["n_faces"], width=width, color="#999999", align="edge")
+    edges = np.append(t, t[-1] + width) if len(t) else np.zeros(1)
+    axes[2].stairs(curves["n_faces"], edges, fill=True, color="#999999")  # one artist, not a bar per bucket
     axes[2].set_ylabel("faces")
     axes[2].set_xlabel("content time (s); bands: 95% CI over faces")
     for ax in axes:
