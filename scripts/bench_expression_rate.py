@@ -36,16 +36,17 @@ class Counting:
 
     def __init__(self, classifier):
         self.classifier, self.faces = classifier, 0
-        if hasattr(classifier, "crop_readings"):
-            self.crop_readings, self.from_crop_readings = self._crop_readings, classifier.from_crop_readings
+        if hasattr(classifier, "read_crops"):
+            self.cut, self.read_crops = classifier.cut, self._read_crops
+            self.from_crop_readings = classifier.from_crop_readings
 
     def classify(self, images, observations):
         self.faces += sum(len(o) for o in observations)
         return self.classifier.classify(images, observations)
 
-    def _crop_readings(self, images, observations):
-        self.faces += sum(len(o) for o in observations)
-        return self.classifier.crop_readings(images, observations)
+    def _read_crops(self, parts):
+        self.faces += sum(len(p) for p in parts)
+        return self.classifier.read_crops(parts)
 
 
 def analyse(video: Path, every_s: float) -> tuple[dict, int, object]:

@@ -118,34 +118,47 @@ class Conversion(MediaPipeOnly):
 
 
 class TimedLoop(FrameLoop):
-    """The FrameLoop with each stage after the landmarker timed (seconds summed over the run)."""
+    """The FrameLoop with each stage after the landmarker timed (seconds summed over the run): boxes, the
+    tracker and the crops as each frame comes; the expressions, describe and the sinks per window."""
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
-        self.times = dict.fromkeys(("to_observations", "tracker", "classifier", "describe", "sinks"), 0.0)
+        self.times = dict.fromkeys(("to_observations", "tracker", "crops", "classifier", "describe", "sinks"), 0.0)
+
+    def _add(self, names, marks):
+        for k, a, b in zip(names, marks, marks[1:]):
+            self.times[k] += b - a
+
+    def push(self, frame):
+        from vision.landmarker import to_observations
+        from vision.seats import mask_excluded
+
+        frame = mask_excluded(frame, self.stages.excluded)
+        result = self.stages.landmarker.landmark(frame)
+        t0 = time.perf_counter()
+        [obs] = to_observations([frame], [result])
+        t1 = time.perf_counter()
+        obs = self.stages.tracker.update(obs)
+        t2 = time.perf_counter()
+        self._window.append(self.readings.take(self.stages.classifier, frame.image, obs))
+        self._add(("to_observations", "tracker", "crops"), (t0, t1, t2, time.perf_counter()))
+        if len(self._window) >= self.batch_frames or sum(p.nbytes for p in self._window) >= self.window_bytes:
+            self.flush()
 
     def flush(self) -> None:
         from vision.describe import describe_window
-        from vision.landmarker import to_observations
 
-        if not self._frames:
+        if not self._window:
             return
-        frames, results = self.take_window()
         t0 = time.perf_counter()
-        observations = to_observations(frames, results)
+        observations = self.readings.read(self.stages.classifier, self.take_window())
         t1 = time.perf_counter()
-        observations = [self.stages.tracker.update(obs) for obs in observations]
-        t2 = time.perf_counter()
-        observations = self.readings.classify(self.stages.classifier, [f.image for f in frames], observations)
-        t3 = time.perf_counter()
         observations = describe_window(observations)
-        t4 = time.perf_counter()
+        t2 = time.perf_counter()
         for obs in observations:
             for sink in self.sinks:
                 sink.write(obs)
-        t5 = time.perf_counter()
-        for k, a, b in zip(self.times, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5)):
-            self.times[k] += b - a
+        self._add(("classifier", "describe", "sinks"), (t0, t1, t2, time.perf_counter()))
 
 
 class Full:

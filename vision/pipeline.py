@@ -24,7 +24,7 @@ from .describe import describe_window
 from .landmarker import Landmarker, LandmarkerOptions, to_observations
 from .registry import model_file
 from .observation import Observation
-from .readings import ExpressionReadings
+from .readings import ExpressionReadings, Pending
 from .table import TableSink
 from .seats import SeatMap, SeatTracker, mask_excluded
 from .settings import Settings
@@ -70,19 +70,22 @@ class Stages:
         self.landmarker.close()
 
 
-#: A window is flushed once its frames' pixels reach this many bytes, even before `batch_frames` frames:
-#: 64 MiB is 32 frames of 640x360, 11 of 1080p, 3 of 4K (BGR).
+#: A window is flushed once what it holds reaches this many bytes, even before `batch_frames` frames: the
+#: crops of the faces it reads (the fusion heads), or its frames' pixels (other classifiers: 64 MiB is 32
+#: frames of 640x360, 11 of 1080p, 3 of 4K, BGR).
 WINDOW_BYTES = 64 << 20
 
 
 class FrameLoop:
-    """source -> stages -> sinks. Each frame is landmarked as it comes; everything after the landmarker
-    runs once per window of `batch_frames` frames (fewer where their pixels would pass `window_bytes`):
-    boxes, the tracker frame by frame in order, then the crops and one ONNX call per model for the window's
-    tracked faces and describe (about half the per-face cost of working frame by frame), then the sinks get
-    one observation per frame, in order. The window holds its frames' pixels until it is flushed. Use
-    batch_frames=1 where latency matters (live streams). `expression_every_s` > 0 reads each track's
-    expression at most that often (vision.readings). What comes out does not depend on the window's size."""
+    """source -> stages -> sinks. Each frame is landmarked, tracked and has the crops of the faces due to be
+    read cut as it comes (`ExpressionReadings.take`: the frame is still in the core's cache; a classifier
+    that reads whole frames keeps the frame instead); the expressions are read once per window of
+    `batch_frames` frames (fewer where what it holds would pass `window_bytes`): one ONNX call per model for
+    the window's faces on a GPU, then describe (about half the per-face cost of working frame by frame);
+    then the sinks get one observation per frame, in order. With the fusion heads a window holds crops, not
+    frames. Use batch_frames=1 where latency matters (live streams). `expression_every_s` > 0 reads each
+    track's expression at most that often (vision.readings). What comes out does not depend on the window's
+    size."""
 
     def __init__(self, stages: Stages, sinks: list, batch_frames: int = 32, expression_every_s: float = 0.0,
                  window_bytes: int = WINDOW_BYTES):
@@ -91,30 +94,25 @@ class FrameLoop:
         self.stages, self.sinks, self.batch_frames = stages, sinks, batch_frames
         self.window_bytes = window_bytes
         self.readings = ExpressionReadings(expression_every_s)
-        self._frames: list[Frame] = []
-        self._landmarks: list[tuple] = []
+        self._window: list[Pending] = []
 
     def push(self, frame: Frame) -> None:
         frame = mask_excluded(frame, self.stages.excluded)
-        self._frames.append(frame)
-        self._landmarks.append(self.stages.landmarker.landmark(frame))
-        if (len(self._frames) >= self.batch_frames
-                or sum(f.image.nbytes for f in self._frames) >= self.window_bytes):
+        [obs] = to_observations([frame], [self.stages.landmarker.landmark(frame)])
+        obs = self.stages.tracker.update(obs)
+        self._window.append(self.readings.take(self.stages.classifier, frame.image, obs))
+        if len(self._window) >= self.batch_frames or sum(p.nbytes for p in self._window) >= self.window_bytes:
             self.flush()
 
-    def take_window(self) -> tuple[list[Frame], list[tuple]]:
-        """The window's frames and landmarker results, and an empty window."""
-        frames, results = self._frames, self._landmarks
-        self._frames, self._landmarks = [], []
-        return frames, results
+    def take_window(self) -> list[Pending]:
+        """The window's tracked frames waiting for their expressions, and an empty window."""
+        window, self._window = self._window, []
+        return window
 
     def flush(self) -> None:
-        if not self._frames:
+        if not self._window:
             return
-        frames, results = self.take_window()
-        observations = [self.stages.tracker.update(obs) for obs in to_observations(frames, results)]
-        observations = self.readings.classify(self.stages.classifier, [f.image for f in frames], observations)
-        for obs in describe_window(observations):
+        for obs in describe_window(self.readings.read(self.stages.classifier, self.take_window())):
             for sink in self.sinks:
                 sink.write(obs)
 

@@ -17,6 +17,8 @@ in time order and returns them with probs and labels; `reset()` forgets every tr
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .observation import Observation
@@ -41,8 +43,29 @@ def classify_readable(classifier, images: list, observations: list[Observation])
     return out
 
 
+@dataclass(frozen=True)
+class Pending:
+    """One frame's tracked faces waiting for their expressions (`ExpressionReadings.take`): which are read
+    now (`due`), and what the classifier needs for that: the due faces' crops, cut while the frame was at
+    hand (classifiers that `cut`, the fusion heads), or else the frame itself."""
+
+    obs: Observation
+    due: np.ndarray
+    crops: object | None = None
+    image: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Pixels held until the window is read."""
+        return sum(a.nbytes for a in (self.crops, self.image) if a is not None)
+
+
 class ExpressionReadings:
-    """update-style stage between the tracker and describe: which faces to classify, and carrying."""
+    """update-style stage between the tracker and describe: which faces to classify, and carrying.
+
+    The frame loop calls `take` on each frame as it comes (decides which faces are read and, for a
+    classifier that cuts crops, cuts them) and `read` on a window of those; `classify` does both on a
+    window of frames at once."""
 
     def __init__(self, every_s: float = 0.0):
         if not every_s >= 0:
@@ -52,14 +75,24 @@ class ExpressionReadings:
 
     def reset(self) -> None:
         self._last: dict[int, tuple[float, np.ndarray, int]] = {}  # track id -> (t, crop reading or probs, label)
+        self._read_at: dict[int, float] = {}  # track id -> when its crop was last read (decided by `take`)
 
     def classify(self, classifier, images: list, observations: list[Observation]) -> list[Observation]:
-        if self.every_s == 0:
-            return classify_readable(classifier, images, observations)
-        masks = self._due(observations)
-        read = [_select(o, m) for o, m in zip(observations, masks)]
-        if hasattr(classifier, "crop_readings"):  # a fusion head: carry the crop readings, run the head every frame
-            fresh = classifier.crop_readings(images, read) if any(len(o) for o in read) else None
+        return self.read(classifier, [self.take(classifier, image, obs) for image, obs in zip(images, observations)])
+
+    def take(self, classifier, image, obs: Observation) -> Pending:
+        """One tracked frame, in time order: its faces due to be read, and their crops or the frame."""
+        due = self._due(obs)
+        if hasattr(classifier, "cut"):
+            return Pending(obs, due, crops=classifier.cut([image], [_select(obs, due)]) if due.any() else None)
+        return Pending(obs, due, image=image)
+
+    def read(self, classifier, window: list[Pending]) -> list[Observation]:
+        """The window's observations with probs and labels (taken in time order, read in that order)."""
+        observations, masks = [p.obs for p in window], [p.due for p in window]
+        if hasattr(classifier, "read_crops"):  # a fusion head: carry the crop readings, run the head every frame
+            parts = [p.crops for p in window if p.crops is not None]
+            fresh = classifier.read_crops(parts) if parts else None
             rows, k = [], 0
             for obs, mask in zip(observations, masks):
                 for i, tid in enumerate(obs.track_ids.tolist()):
@@ -70,10 +103,12 @@ class ExpressionReadings:
                         rows.append(self._last[tid][1])
             readable = [_select(o, o.readable) for o in observations]
             if not rows:
-                return classify_readable(_Done(), images, observations)
+                return classify_readable(_Done(), None, observations)
             done = classifier.from_crop_readings(np.stack(rows), readable)
-            return classify_readable(_Done(done), images, observations)
-        done = iter(classifier.classify(images, read))
+            return classify_readable(_Done(done), None, observations)
+        if self.every_s == 0:
+            return classify_readable(classifier, [p.image for p in window], observations)
+        done = iter(classifier.classify([p.image for p in window], [_select(o, m) for o, m in zip(observations, masks)]))
         out = []
         for obs, mask in zip(observations, masks):
             r = next(done)
@@ -88,20 +123,18 @@ class ExpressionReadings:
             out.append(obs.replace(probs=probs, labels=labels))
         return out
 
-    def _due(self, observations: list[Observation]) -> list[np.ndarray]:
-        """Per observation, the faces whose crop is read now: readable, and their track has no reading
-        `every_s` seconds old or newer. Decided in time order from the times alone."""
-        read_at = {k: t for k, (t, _, _) in self._last.items()}
-        masks = []
-        for obs in observations:
-            mask = obs.readable.copy()
-            for i, tid in enumerate(obs.track_ids.tolist()):
-                if mask[i] and tid >= 0 and tid in read_at and obs.t - read_at[tid] < self.every_s - 1e-9:
-                    mask[i] = False  # carried
-                elif mask[i]:
-                    read_at[tid] = obs.t
-            masks.append(mask)
-        return masks
+    def _due(self, obs: Observation) -> np.ndarray:
+        """The faces whose crop is read now: readable, and their track has no reading `every_s` seconds old
+        or newer (every readable face when `every_s` is 0). Decided in time order from the times alone."""
+        mask = obs.readable.copy()
+        if self.every_s == 0:
+            return mask
+        for i, tid in enumerate(obs.track_ids.tolist()):
+            if mask[i] and tid >= 0 and tid in self._read_at and obs.t - self._read_at[tid] < self.every_s - 1e-9:
+                mask[i] = False  # carried
+            elif mask[i]:
+                self._read_at[tid] = obs.t
+        return mask
 
 
 class _Done:

@@ -1,5 +1,6 @@
-"""vision.pipeline's FrameLoop: windows of at most `batch_frames` frames and `window_bytes` of pixels, and
-what comes out does not depend on the window."""
+"""vision.pipeline's FrameLoop: windows of at most `batch_frames` frames and `window_bytes` of what they hold
+(frames, or with the fusion heads the crops cut as each frame comes), and what comes out does not depend on
+the window."""
 import dataclasses
 
 import numpy as np
@@ -16,11 +17,13 @@ class Windows(FrameLoop):
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
-        self.sizes = []
+        self.sizes, self.held = [], []
 
     def flush(self):
-        if self._frames:
-            self.sizes.append(len(self.take_window()[0]))
+        window = self.take_window()
+        if window:
+            self.sizes.append(len(window))
+            self.held.append(sum(p.nbytes for p in window))
 
 
 class NoLandmarks:
@@ -28,13 +31,22 @@ class NoLandmarks:
         return np.zeros((0, 478, 3), np.float32), np.zeros((0, 52), np.float32), np.zeros((0, 4, 4), np.float32)
 
 
+class Untracked:
+    def update(self, obs):
+        return obs
+
+
+class WholeFrames:
+    """A classifier that reads whole frames (no `cut`): the window keeps the frames."""
+
+
 def frames(n, h, w):
     image = np.zeros((h, w, 3), np.uint8)
     return [Frame("s", i, i / 25, image) for i in range(n)]
 
 
-def stages():
-    return Stages(NoLandmarks(), None, None, np.zeros((0, 4), np.float32))
+def stages(classifier=None):
+    return Stages(NoLandmarks(), classifier or WholeFrames(), Untracked(), np.zeros((0, 4), np.float32))
 
 
 def test_a_window_holds_batch_frames_or_window_bytes_of_pixels_whichever_comes_first():
@@ -65,3 +77,25 @@ def test_the_output_does_not_depend_on_the_window():
                 np.testing.assert_allclose(out[batch][name], values, rtol=0, atol=1e-5, err_msg=name)
             else:
                 np.testing.assert_array_equal(out[batch][name], values, err_msg=name)
+
+
+def test_with_a_fusion_head_a_window_holds_the_crops_of_the_faces_it_reads_not_the_frames():
+    from vision.capture import open_source
+    from vision.pipeline import build_stages, model_files
+
+    settings = Settings(scene="single")  # the default classifier, a fusion head; crops every 0.1 s per track
+    spec = SourceSpec("two_faces.mp4", "video", str(ROOT / "fixtures" / "two_faces.mp4"))
+    stages = build_stages(settings, "video", model_files(settings))
+    try:
+        loop = Windows(stages, [], settings.batch_frames, settings.expression_every_s)
+        source = open_source(spec)
+        try:
+            loop.run(source)
+        finally:
+            source.close()
+    finally:
+        stages.close()
+    per_face = 64 * 64 + 112 * 112 * 3  # fer's gray crop and face-api's colour crop, uint8
+    assert loop.sizes and sum(loop.sizes) > 20
+    assert all(held % per_face == 0 for held in loop.held)  # crops only: no frame's pixels
+    assert 0 < sum(loop.held) < sum(loop.sizes) * per_face * 2  # faces of some frames, not of every frame

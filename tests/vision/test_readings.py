@@ -72,14 +72,21 @@ def test_reset_forgets_readings():
 
 
 class FakeFusion:
-    """crop_readings: the box x (what a CNN would read); the head: that reading plus the frame's blendshape 0."""
+    """cut: the box x (what a CNN would read from the crop); read_crops reads it; the head: that reading plus
+    the frame's blendshape 0."""
 
     def __init__(self):
         self.crops = 0
 
-    def crop_readings(self, images, observations):
-        self.crops += sum(len(o) for o in observations)
+    def cut(self, images, observations):
         return np.concatenate([o.boxes[:, :1] for o in observations])
+
+    def read_crops(self, parts):
+        self.crops += sum(len(p) for p in parts)
+        return np.concatenate(parts)
+
+    def crop_readings(self, images, observations):
+        return self.read_crops([self.cut(images, observations)])
 
     def from_crop_readings(self, readings, observations):
         out, k = [], 0
