@@ -114,7 +114,7 @@ def calibration_error(probs, y, found) -> dict:
 
 
 #: The heads of this form: name -> how a photo's readings become its inputs (expression_data.Readings).
-#: "fusion" (v2, the default) reads both CNNs on the crop; "fusion-v3" on the crop and its mirror image.
+#: "fusion" (v2, the default until v6; `--classifier fusion-v2`) reads both CNNs on the crop; "fusion-v3" on the crop and its mirror image.
 #: "fusion-v5" is v3 plus fer's 128 penultimate features (flip-averaged too), that block weighted by FER_WEIGHT.
 FEATURES = {"fusion": lambda r: r.v2_features(), "fusion-v3": lambda r: r.v3_features(),
             "fusion-v5": lambda r: r.v5_features(flip=True),

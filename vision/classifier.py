@@ -14,12 +14,12 @@ obs`, does one frame.
   landmark geometry and the fer CNN's log-probabilities (see models/fusion_head.md).
 - `Fusion2Classifier`: a calibrated linear head over the same inputs plus face-api's log-probabilities
   and pooled features and the crop's sharpness, trained on the labelled photos and their venue-camera
-  degradations. "fusion" (the default, models/fusion_head_v2.md) reads each crop once; "fusion-v3"
+  degradations. "fusion-v2" (models/fusion_head_v2.md, the default until v6) reads each crop once; "fusion-v3"
   (models/fusion_head_v3.md, more accurate at twice the CNN work) reads both CNNs on each crop and on its
   mirror image and averages the two (test-time flip: the model's `test_time_flip` metadata asks for it);
   "fusion-v5" (models/fusion_head_v5.md) is v3 plus fer's 128 penultimate features (its `fer_features`
   metadata: fer's graph gets that second output in memory, `CnnClassifier(features=True)`); "fusion-v6"
-  (models/fusion_head_v6.md) is v5 with only face-api read on the mirror image too (its `flip_faceapi`
+  (models/fusion_head_v6.md, the default "fusion") is v5 with only face-api read on the mirror image too (its `flip_faceapi`
   metadata; fer, the weaker CNN, on the crop alone), v5's accuracy at about 1.5x v2's cost instead of 2x.
 The fusion heads' `probs` are calibrated (means over faces estimate shares); their `labels` are the
 balanced decision (best macro recall), so a face's label is not always the argmax of its probabilities.

@@ -98,7 +98,7 @@ def test_registry_names_the_default_and_keeps_v2_selectable():
 
 
 #: The file `--classifier fusion` reads (models/models.json "fusion").
-DEFAULT_FILE = "fusion_head_v2.onnx"
+DEFAULT_FILE = "fusion_head_v6.onnx"
 
 
 def test_analyze_with_fusion_v6_end_to_end(tmp_path):
