@@ -163,7 +163,8 @@ def main(argv=None) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{len(y)} photos, subject-disjoint {report['folds']}-fold CV for the heads; cal.err = largest "
-          "|mean probability - share| over the classes")
+          "|mean probability - share| over the classes; the rows 'fusion' are the v2 head (`--classifier "
+          "fusion-v2`), `--classifier fusion` is v6")
     print_table(report)
     if "timing" in report:
         t = report["timing"]
