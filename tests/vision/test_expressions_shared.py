@@ -1,7 +1,8 @@
 """Golden figures of the v2 fusion head (the default until v6), its v3 test-time-flip variant, the v4 head (v2 + the
-fine-tuned face-api branch), v5 and v6 (the default) on the shared photos: subject-disjoint CV at full size and as small venue faces (the
-photos are read once into a cache that is keyed on photos, models and code; v4 needs the tuned branch's
-out-of-fold readings, `scripts/tune_faceapi.py ... cv`, about 30 min on 2 cores, and is skipped without them)."""
+fine-tuned face-api branch), v5 and v6 (the default) on the shared photos: subject-disjoint CV at full size and
+as small venue faces (the photos are read once into a cache that is keyed on photos, models and code; v4 needs
+the tuned branch's out-of-fold readings, `scripts/tune_faceapi.py ... cv`, about 30 min on 2 cores, and is
+skipped without them)."""
 import numpy as np
 import pytest
 
