@@ -75,8 +75,9 @@ def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
     """ms per face after the landmarks, one ONNX thread, windows of `n_faces` faces (each classifier's
     `classify` on the window; on the CPU its CNNs read them one face per ONNX call, `faces_per_call`): fer's
     CNN alone (crop + CNN), the v2 fusion (both crops, both CNNs, features, head), the v3 fusion (the same
-    with both CNNs also on the mirrored crops) and v4 (v2 with the tuned face-api graph). Best of
-    `repeats`, the four interleaved."""
+    with both CNNs also on the mirrored crops), v4 (v2 with the tuned face-api graph), v5 (v3 + fer's
+    penultimate features) and v6 (v5 with only face-api on the mirrored crops). Best of `repeats`, all
+    interleaved."""
     from vision.capture import Frame, read_image
     from vision.classifier import CnnClassifier, FaceApiClassifier, Fusion2Classifier
     from vision.landmarker import Landmarker, LandmarkerOptions
@@ -91,10 +92,15 @@ def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
             lm.close()
     cnn = CnnClassifier(model_file("cnn").path, threads=1)
     faceapi = FaceApiClassifier(model_file("faceapi").path, 1)
-    v2 = Fusion2Classifier(model_file("fusion").path, cnn, faceapi, 1)
-    v3 = Fusion2Classifier(model_file("fusion_v3").path, cnn, faceapi, 1)
-    v4 = Fusion2Classifier(model_file("fusion_v4").path, cnn, FaceApiClassifier(model_file("faceapi_tuned").path, 1), 1)
-    v5 = Fusion2Classifier(model_file("fusion_v5").path, cnn, faceapi, 1)
+    classifiers = {
+        "cnn": cnn,
+        "fusion_v2": Fusion2Classifier(model_file("fusion_v2").path, cnn, faceapi, 1),
+        "fusion_v3": Fusion2Classifier(model_file("fusion_v3").path, cnn, faceapi, 1),
+        "fusion_v4": Fusion2Classifier(model_file("fusion_v4").path, cnn,
+                                       FaceApiClassifier(model_file("faceapi_tuned").path, 1), 1),
+        "fusion_v5": Fusion2Classifier(model_file("fusion_v5").path, cnn, faceapi, 1),
+        "fusion_v6": Fusion2Classifier(model_file("fusion_v6").path, cnn, faceapi, 1),
+    }
     images, window = [image] * n_faces, [obs] * n_faces
 
     def once(classifier):
@@ -102,13 +108,25 @@ def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
         classifier.classify(images, window)
         return time.perf_counter() - t0
 
-    once(cnn), once(v2), once(v3), once(v4), once(v5)  # warm up
+    for c in classifiers.values():  # warm up
+        once(c)
     # interleaved, so all see the same load on a shared machine; the best of `repeats` each
-    runs = [(once(cnn), once(v2), once(v3), once(v4), once(v5)) for _ in range(repeats)]
-    base, old, new, tuned, fer = (1000 * min(r[i] for r in runs) / n_faces for i in range(5))
-    return {"faces_per_window": n_faces, "cnn_ms_per_face": base, "fusion_ms_per_face": old,
-            "fusion_v3_ms_per_face": new, "fusion_v4_ms_per_face": tuned, "fusion_v5_ms_per_face": fer,
-            "ratio": old / base, "ratio_v3": new / base, "ratio_v4": tuned / base, "ratio_v5": fer / base}
+    runs = [{name: once(c) for name, c in classifiers.items()} for _ in range(repeats)]
+    ms = {name: 1000 * min(r[name] for r in runs) / n_faces for name in classifiers}
+    out = {"faces_per_window": n_faces, "default": _default_name()}
+    for name, value in ms.items():
+        out[f"{name}_ms_per_face"] = value
+        if name != "cnn":
+            out[f"ratio_{name}"] = value / ms["cnn"]
+    return out
+
+
+def _default_name() -> str:
+    """The registry entry `--classifier fusion` reads (models/models.json: "fusion" is the same file as it)."""
+    from vision.registry import model_file
+
+    default = model_file("fusion").sha256
+    return next((n for n in ("fusion_v6", "fusion_v5", "fusion_v2") if model_file(n).sha256 == default), "fusion")
 
 
 def main(argv=None) -> int:
@@ -145,16 +163,18 @@ def main(argv=None) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{len(y)} photos, subject-disjoint {report['folds']}-fold CV for the heads; cal.err = largest "
-          "|mean probability - share| over the classes")
+          "|mean probability - share| over the classes; the rows 'fusion' are the v2 head (`--classifier "
+          "fusion-v2`), `--classifier fusion` is v6")
     print_table(report)
     if "timing" in report:
         t = report["timing"]
-        print(f"per face after the landmarks, one thread, windows of {t['faces_per_window']} faces: fer CNN alone "
-              f"{t['cnn_ms_per_face']:.2f} ms (baseline), v2 (both CNNs + head, the default) "
-              f"{t['fusion_ms_per_face']:.2f} ms ({t['ratio']:.1f}x), v3 (both CNNs on crop + mirror + head) "
-              f"{t['fusion_v3_ms_per_face']:.2f} ms ({t['ratio_v3']:.1f}x), v4 (v2 + the tuned face-api branch) "
-              f"{t['fusion_v4_ms_per_face']:.2f} ms ({t['ratio_v4']:.1f}x), v5 (v3 + fer's penultimate features) "
-              f"{t['fusion_v5_ms_per_face']:.2f} ms ({t['ratio_v5']:.1f}x the baseline, same run)")
+        print(f"per face after the landmarks, one thread, windows of {t['faces_per_window']} faces, same run: "
+              f"fer CNN alone {t['cnn_ms_per_face']:.2f} ms (baseline); "
+              + ", ".join(f"{n.replace('fusion_', '')} {t[n + '_ms_per_face']:.2f} ms ({t['ratio_' + n]:.1f}x)"
+                          for n in ("fusion_v2", "fusion_v3", "fusion_v4", "fusion_v5", "fusion_v6"))
+              + f" (v2: both CNNs + head; v3: both on crop + mirror; v4: v2 + the tuned face-api branch; v5: v3 + "
+              f"fer's penultimate features; v6: v5 with fer on the crop alone; `--classifier fusion` is "
+              f"{t['default'].replace('fusion_', '')})")
     return 0
 
 

@@ -4,7 +4,8 @@ Used by train_fusion_head.py (`--head v2`, the default, or `v3`) and eval_expres
 `vision.classifier.fusion2_features`: blendshapes, landmark geometry, the log-probabilities of both CNNs,
 face-api's 256 pooled features and the crop's sharpness; the v2 head (the default "fusion") takes each CNN's
 outputs on the crop, the v3 head ("fusion-v3") those averaged over the crop and its mirror image, the v5 head
-("fusion-v5") v3's inputs then fer's 128 penultimate features (flip-averaged too), a block weighted like face-api's.
+("fusion-v5") v3's inputs then fer's 128 penultimate features (flip-averaged too), a block weighted like face-api's,
+the v6 head ("fusion-v6") v5's inputs with fer (probabilities and penultimate features) read on the crop alone.
 Model: standardise, shrink face-api's pooled block
 by FACEAPI_WEIGHT (a stronger L2 penalty on those 256 coefficients than on the rest), multinomial logistic
 regression with balanced class weights (L2, C), then vector scaling (temperature + per-class bias) fitted
@@ -113,19 +114,26 @@ def calibration_error(probs, y, found) -> dict:
 
 
 #: The heads of this form: name -> how a photo's readings become its inputs (expression_data.Readings).
-#: "fusion" (v2, the default) reads both CNNs on the crop; "fusion-v3" on the crop and its mirror image.
+#: "fusion" (v2, the default until v6; `--classifier fusion-v2`) reads both CNNs on the crop; "fusion-v3" on the crop and its mirror image.
 #: "fusion-v5" is v3 plus fer's 128 penultimate features (flip-averaged too), that block weighted by FER_WEIGHT.
 FEATURES = {"fusion": lambda r: r.v2_features(), "fusion-v3": lambda r: r.v3_features(),
-            "fusion-v5": lambda r: r.v5_features(flip=True)}
+            "fusion-v5": lambda r: r.v5_features(flip=True),
+            "fusion-v6": lambda r: r.v5_features(flip=True, fer_flip=False)}
 #: The v5 head's C and fer block weight: chosen by nested CV (`scripts/try_fusion_v5.py --nested`: an inner
 #: 4-fold CV inside each outer training fold picked C=0.015 in 5 of 5 folds and fer weight 0.25 in 4 of 5).
 C_V5, FER_WEIGHT = 0.015, 0.25
+#: "fusion-v6": v5's inputs with only face-api flip-averaged (fer and its features on the crop alone), v5's
+#: recipe (C, fer weight); `scripts/try_fusion_v6.py --nested faflip` checks them by nested CV.
+C_V6, FER_WEIGHT_V6 = C_V5, FER_WEIGHT
+#: The heads with fer's penultimate block: (C, that block's weight).
+FER_HEADS = {"fusion-v5": (C_V5, FER_WEIGHT), "fusion-v6": (C_V6, FER_WEIGHT_V6)}
 
 
 def make_head(head: str, c: float | None = None, faceapi_weight: float = FACEAPI_WEIGHT) -> "Head":
-    """An unfitted head of the form `head` (a FEATURES name); `c` None: the form's own (C, or C_V5 for v5)."""
-    if head == "fusion-v5":
-        return Head(C_V5 if c is None else c, faceapi_weight, FER_WEIGHT)
+    """An unfitted head of the form `head` (a FEATURES name); `c` None: the form's own (C, or FER_HEADS')."""
+    if head in FER_HEADS:
+        own_c, fer_weight = FER_HEADS[head]
+        return Head(own_c if c is None else c, faceapi_weight, fer_weight)
     return Head(C if c is None else c, faceapi_weight)
 
 
@@ -136,7 +144,7 @@ def _fold_logits(readings, y, tr, te, head, train_conds, c, faceapi_weight) -> d
         s, m = fit_head(x, y[rows])
         return {k: m.decision_function(s.transform(r.v1_features()[te])) for k, r in readings.items()}
     x, rows = stack(readings, train_conds, tr, FEATURES[head])
-    model = make_head(head, None if head == "fusion-v5" else c, faceapi_weight).fit(x, y[rows])
+    model = make_head(head, None if head in FER_HEADS else c, faceapi_weight).fit(x, y[rows])
     return {k: model.logits(FEATURES[head](r)[te]) for k, r in readings.items()}
 
 

@@ -4,8 +4,9 @@
 
 `--head v2` (models/fusion_head_v2.onnx), `v3` (its test-time-flip variant, models/fusion_head_v3.onnx)
 and `v4` (v2 plus the fine-tuned face-api's log-probabilities, models/fusion_head_v4.onnx; needs
-`scripts/tune_faceapi.py ... cv` first) and `v5` (v3 plus fer's penultimate features,
-models/fusion_head_v5.onnx) are trained by
+`scripts/tune_faceapi.py ... cv` first), `v5` (v3 plus fer's penultimate features,
+models/fusion_head_v5.onnx) and `v6` (v5 with only face-api read on the mirror image too, models/fusion_head_v6.onnx)
+are trained by
 scripts/fusion_v2.py on the photos and their venue-camera degradations; what follows describes `v1`
 (models/fusion_head.onnx), the first head, trained on the photos as they are.
 
@@ -168,18 +169,18 @@ def export_arrays(mean, scale, w, bias_w, t, b, n_features, doc, quality_slope=N
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("labelled_dir", type=Path)
-    ap.add_argument("--head", choices=("v2", "v3", "v4", "v5", "v1"), default="v2",
+    ap.add_argument("--head", choices=("v2", "v3", "v4", "v5", "v6", "v1"), default="v2",
                     help="v2: both CNNs, trained on venue-camera degradations (default); v3: the same on each "
                          "CNN's outputs averaged over the crop and its mirror image; v4: v2 plus the fine-tuned "
                          "face-api's log-probabilities (run scripts/tune_faceapi.py cv and export first); v5: v3 "
-                         "plus fer's penultimate features; "
+                         "plus fer's penultimate features; v6: v5 with fer on the crop alone (face-api on crop and mirror); "
                          "v1: the first head")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=ed.DEFAULT_CACHE,
                     help="v2/v3: the photos' readings under every condition, computed once (.npz)")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
-    if args.head in ("v2", "v3", "v4", "v5"):
+    if args.head in ("v2", "v3", "v4", "v5", "v6"):
         return main_v2(args)
     args.out = args.out or ed.ROOT / "models" / "fusion_head.onnx"
     data = ed.extract(args.labelled_dir)
@@ -221,9 +222,9 @@ def main(argv=None) -> int:
 def main_v2(args) -> int:
     import fusion_v2 as v2
 
-    from vision.classifier import FER_FEATURES_KEY, FLIP_KEY, TUNED_KEY
+    from vision.classifier import FER_FEATURES_KEY, FLIP_FACEAPI_KEY, FLIP_KEY, TUNED_KEY
 
-    head = {"v2": "fusion", "v3": "fusion-v3", "v4": "fusion-v4", "v5": "fusion-v5"}[args.head]
+    head = {"v2": "fusion", "v3": "fusion-v3", "v4": "fusion-v4", "v5": "fusion-v5", "v6": "fusion-v6"}[args.head]
     out = args.out or ed.ROOT / "models" / f"fusion_head_{args.head}.onnx"
     y, subjects = ed.labels_and_subjects(ed.read_labels(args.labelled_dir))
     readings = ed.read_conditions(args.labelled_dir, args.cache, workers=args.workers)
@@ -248,8 +249,10 @@ def main_v2(args) -> int:
     doc = (f"Fusion expression head {args.head}: blendshapes[52] + landmark geometry[104] + log fer probs[7] + "
            "log face-api probs[7] + face-api pooled features[256] + crop sharpness[1]"
            + (" + the fine-tuned face-api's log probs[7]" if tuned_w else "")
-           + (" + fer's penultimate features[128]" if args.head == "v5" else "") + " -> calibrated probs[7] and "
-           "balanced label" + (" (each CNN's outputs averaged over the crop and its mirror image)" if flip else "")
+           + (" + fer's penultimate features[128]" if args.head in ("v5", "v6") else "") + " -> calibrated probs[7] "
+           "and balanced label" + (" (each CNN's outputs averaged over the crop and its mirror image)" if flip else "")
+           + (" (face-api's outputs averaged over the crop and its mirror image, fer's on the crop)"
+              if args.head == "v6" else "")
            + ". Classes: " + ", ".join(ed.EMOTIONS))
     head_logits = model.logits
     if tuned_w:  # logits = v2's + w * log p_tuned: 7 more inputs, not standardised
@@ -259,7 +262,9 @@ def main_v2(args) -> int:
         x = np.concatenate([x, probe], axis=1).astype(np.float32)
         head_logits = lambda z: model.logits(z[:, :-7]) + tuned_w * z[:, -7:]  # noqa: E731
     meta = {FLIP_KEY: "1"} if flip else {TUNED_KEY: "1"} if tuned_w else None
-    if args.head == "v5":
+    if args.head == "v6":
+        meta = {FLIP_FACEAPI_KEY: "1"}
+    if args.head in ("v5", "v6"):
         meta[FER_FEATURES_KEY] = "1"
     blob = export_arrays(mean, scale, w, bias_w, t, b, x.shape[1], doc, metadata=meta)
     import onnxruntime as ort
@@ -272,8 +277,10 @@ def main_v2(args) -> int:
                   test_time_flip=flip, trained_on_rows=int(len(x)), sha256=hashlib.sha256(blob).hexdigest())
     if tuned_w:
         report["tuned_weight"] = tuned_w
-    if args.head == "v5":
-        report.update(C=v2.C_V5, fer_weight=v2.FER_WEIGHT)
+    if head in v2.FER_HEADS:
+        report.update(C=v2.FER_HEADS[head][0], fer_weight=v2.FER_HEADS[head][1])
+    if args.head == "v6":
+        report["test_time_flip_faceapi"] = True
     metrics_path = out.with_suffix(".metrics.json")
     metrics_path.write_text(json.dumps(report, indent=2))
     print_table(report)

@@ -14,11 +14,13 @@ obs`, does one frame.
   landmark geometry and the fer CNN's log-probabilities (see models/fusion_head.md).
 - `Fusion2Classifier`: a calibrated linear head over the same inputs plus face-api's log-probabilities
   and pooled features and the crop's sharpness, trained on the labelled photos and their venue-camera
-  degradations. "fusion" (the default, models/fusion_head_v2.md) reads each crop once; "fusion-v3"
+  degradations. "fusion-v2" (models/fusion_head_v2.md, the default until v6) reads each crop once; "fusion-v3"
   (models/fusion_head_v3.md, more accurate at twice the CNN work) reads both CNNs on each crop and on its
   mirror image and averages the two (test-time flip: the model's `test_time_flip` metadata asks for it);
   "fusion-v5" (models/fusion_head_v5.md) is v3 plus fer's 128 penultimate features (its `fer_features`
-  metadata: fer's graph gets that second output in memory, `CnnClassifier(features=True)`).
+  metadata: fer's graph gets that second output in memory, `CnnClassifier(features=True)`); "fusion-v6"
+  (models/fusion_head_v6.md, the default "fusion") is v5 with only face-api read on the mirror image too (its `flip_faceapi`
+  metadata; fer, the weaker CNN, on the crop alone), v5's accuracy at about 1.5x v2's cost instead of 2x.
 The fusion heads' `probs` are calibrated (means over faces estimate shares); their `labels` are the
 balanced decision (best macro recall), so a face's label is not always the argmax of its probabilities.
 """
@@ -269,20 +271,32 @@ FLIP_KEY = "test_time_flip"
 TUNED_KEY = "faceapi_tuned"
 #: ONNX metadata key of a fusion head that also takes fer's 128 penultimate features, after the v2 inputs (v5; "1").
 FER_FEATURES_KEY = "fer_features"
+#: ONNX metadata key of a fusion head trained on face-api's outputs averaged over the crop and its mirror image
+#: and fer's on the crop alone (v6; "1").
+FLIP_FACEAPI_KEY = "flip_faceapi"
+
+
+def _mirror_mean(read, crops: np.ndarray) -> tuple[np.ndarray, ...]:
+    """`read`'s outputs on the crops and their mirror images (in the same call(s)), the two readings of each
+    face averaged (a face and its mirror image show the same expression)."""
+    n = len(crops)
+    return tuple((o[:n] + o[n:]) / 2 for o in read(np.concatenate([crops, crops[..., ::-1]])))
 
 
 def cnn_outputs(cnn: CnnClassifier, faceapi: FaceApiClassifier, crops: np.ndarray, crops_rgb: np.ndarray,
-                flip: bool, fer_features: bool = False) -> tuple[np.ndarray, ...]:
+                flip: bool, fer_features: bool = False, flip_faceapi: bool | None = None) -> tuple[np.ndarray, ...]:
     """(fer probabilities, face-api probabilities, face-api pooled features[, fer's penultimate features]) of
     every crop, one call per CNN. With `flip`, each CNN reads the crops and their mirror images in that one
-    call and the two readings of a face are averaged (a face and its mirror image show the same expression)."""
-    n = len(crops)
-    if flip:
-        crops = np.concatenate([crops, crops[..., ::-1]])
-        crops_rgb = np.concatenate([crops_rgb, crops_rgb[..., ::-1]])
-    fer = cnn.outputs(np.ascontiguousarray(crops)) if fer_features else (cnn.probabilities(crops),)
-    out = (fer[0], *faceapi.outputs(crops_rgb), *fer[1:])
-    return tuple((o[:n] + o[n:]) / 2 for o in out) if flip else out
+    call and the two readings of a face are averaged (a face and its mirror image show the same expression);
+    `flip_faceapi` (default: `flip`) for face-api alone, fer then reading the crops only."""
+    flip_faceapi = flip if flip_faceapi is None else flip_faceapi
+
+    def fer_read(c):
+        return cnn.outputs(np.ascontiguousarray(c)) if fer_features else (cnn.probabilities(c),)
+
+    fer = _mirror_mean(fer_read, crops) if flip else fer_read(crops)
+    fa = _mirror_mean(faceapi.outputs, crops_rgb) if flip_faceapi else faceapi.outputs(crops_rgb)
+    return (fer[0], *fa, *fer[1:])
 
 
 def fusion2_features(cnn_probs, faceapi_probs, faceapi_features, sharp, blendshapes, geometry) -> np.ndarray:
@@ -304,6 +318,7 @@ class Fusion2Classifier(_Classifier):
         meta = self._session.get_modelmeta().custom_metadata_map
         self.flip, self.tuned = meta.get(FLIP_KEY) == "1", meta.get(TUNED_KEY) == "1"
         self.fer_features = meta.get(FER_FEATURES_KEY) == "1"
+        self.flip_faceapi = self.flip or meta.get(FLIP_FACEAPI_KEY) == "1"
         if self.fer_features:  # fer's graph with its penultimate output added in memory
             self.cnn = cnn.with_features()
 
@@ -325,15 +340,15 @@ class Fusion2Classifier(_Classifier):
     def read_crops(self, parts: list[FaceCrops]) -> np.ndarray:
         """[N, 7 + 7 + 256 + 1 (+ 7 | + 128)] what is read from each face's crop (fer and face-api probabilities,
         face-api's pooled features, sharpness, and for v4 the log-probabilities of face-api's fine-tuned branch,
-        read in the same call, for v5 fer's penultimate features), for the faces of `parts` (`cut`'s) in order:
-        the CNNs, most of the cost, which vision.readings may carry over frames."""
+        read in the same call, for v5/v6 fer's penultimate features), for the faces of `parts` (`cut`'s) in
+        order: the CNNs, most of the cost, which vision.readings may carry over frames."""
         joined = FaceCrops.join(parts)
         crops, rgb = fer_input(joined.gray), faceapi_input(joined.colour)
         if self.tuned:
             fa_p, fa_f, tuned = self.faceapi.tuned_outputs(rgb)
             outputs, extra = (self.cnn.probabilities(crops), fa_p, fa_f), [np.log(np.clip(tuned, 1e-6, 1.0))]
         else:
-            outputs = cnn_outputs(self.cnn, self.faceapi, crops, rgb, self.flip, self.fer_features)
+            outputs = cnn_outputs(self.cnn, self.faceapi, crops, rgb, self.flip, self.fer_features, self.flip_faceapi)
             outputs, extra = outputs[:3], list(outputs[3:])
         return np.concatenate([*outputs, sharpness(crops)[:, None], *extra], axis=1)
 

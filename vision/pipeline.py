@@ -32,7 +32,8 @@ from .tracker import FaceTracker
 
 CLASSIFIER_MODELS = {"fusion": ["cnn", "faceapi", "fusion"], "fusion-v3": ["cnn", "faceapi", "fusion_v3"],
                      "fusion-v4": ["cnn", "faceapi_tuned", "fusion_v4"], "fusion-v5": ["cnn", "faceapi", "fusion_v5"],
-                     "fusion-v1": ["cnn", "fusion_v1"], "cnn": ["cnn"], "faceapi": ["faceapi"]}
+                     "fusion-v1": ["cnn", "fusion_v1"], "cnn": ["cnn"], "faceapi": ["faceapi"],
+                     "fusion-v6": ["cnn", "faceapi", "fusion_v6"], "fusion-v2": ["cnn", "faceapi", "fusion_v2"]}
 
 
 @dataclass
@@ -138,7 +139,7 @@ def build_classifier(name: str, models: dict, threads: int = 1, device: str = "c
     if name == "faceapi":
         return FaceApiClassifier(models["faceapi"].path, threads, device)
     cnn = CnnClassifier(models["cnn"].path, threads, device)
-    if name in ("fusion", "fusion-v3", "fusion-v4", "fusion-v5"):
+    if name in ("fusion", "fusion-v2", "fusion-v3", "fusion-v4", "fusion-v5", "fusion-v6"):
         faceapi = models["faceapi_tuned" if name == "fusion-v4" else "faceapi"].path
         return Fusion2Classifier(models[name.replace("-", "_")].path, cnn,
                                  FaceApiClassifier(faceapi, threads, device), threads, device)

@@ -53,11 +53,11 @@ def test_v2_head_takes_both_cnns_and_sharpness(frames, models):
     from vision.classifier import Fusion2Classifier
     from vision.pipeline import build_classifier
 
-    clf = build_classifier("fusion", models)
+    clf = build_classifier("fusion-v2", models)  # v2: the default until fusion-v6 (models/fusion_head_v6.md)
     assert isinstance(clf, Fusion2Classifier)
     from vision.onnx import registered_session
 
-    n_in = registered_session("fusion").get_inputs()[0].shape[1]
+    n_in = registered_session("fusion_v2").get_inputs()[0].shape[1]
     assert n_in == 52 + 104 + 7 + 7 + 256 + 1
 
 
@@ -81,7 +81,7 @@ def test_rgb_crops_are_upright_colour_faces(frames):
 def test_v3_head_reads_crop_and_mirror_image_the_default_the_crop_alone(frames, models):
     from vision.pipeline import build_classifier
 
-    assert build_classifier("fusion-v3", models).flip and not build_classifier("fusion", models).flip
+    assert build_classifier("fusion-v3", models).flip and not build_classifier("fusion-v2", models).flip
 
 
 def test_test_time_flip_averages_each_cnn_over_the_crop_and_its_mirror_image(frames, models):

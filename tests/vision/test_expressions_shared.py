@@ -1,7 +1,8 @@
-"""Golden figures of the v2 fusion head (the default), its v3 test-time-flip variant and the v4 head (v2 + the
-fine-tuned face-api branch) on the shared photos: subject-disjoint CV at full size and as small venue faces (the
-photos are read once into a cache that is keyed on photos, models and code; v4 needs the tuned branch's
-out-of-fold readings, `scripts/tune_faceapi.py ... cv`, about 30 min on 2 cores, and is skipped without them)."""
+"""Golden figures of the v2 fusion head (the default until v6), its v3 test-time-flip variant, the v4 head (v2 + the
+fine-tuned face-api branch), v5 and v6 (the default) on the shared photos: subject-disjoint CV at full size and
+as small venue faces (the photos are read once into a cache that is keyed on photos, models and code; v4 needs
+the tuned branch's out-of-fold readings, `scripts/tune_faceapi.py ... cv`, about 30 min on 2 cores, and is
+skipped without them)."""
 import numpy as np
 import pytest
 
@@ -76,3 +77,13 @@ def test_v5_with_fer_penultimate_features_beats_v2_on_every_figure_and_stays_cal
         assert part["fusion-v5"]["calibration"]["max_abs_error"] <= 0.02, cond
     assert report["conditions"]["48px"]["fusion-v5"]["macro_recall_5"] >= 0.715
     assert report["conditions"]["32px"]["fusion-v5"]["macro_recall_5"] >= 0.675
+
+
+def test_v6_face_api_flip_alone_beats_v2_on_every_figure_and_stays_calibrated(report):
+    """v6 (the default since; models/fusion_head_v6.md): v5 with fer read on the crop alone."""
+    for cond, part in report["conditions"].items():
+        for figure in ("macro_recall", "macro_recall_5"):
+            assert part["fusion-v6"][figure] > part["fusion"][figure], (cond, figure)
+        assert part["fusion-v6"]["calibration"]["max_abs_error"] <= 0.02, cond
+    assert report["conditions"]["48px"]["fusion-v6"]["macro_recall_5"] >= 0.715
+    assert report["conditions"]["32px"]["fusion-v6"]["macro_recall_5"] >= 0.685

@@ -46,7 +46,7 @@ def test_v5_head_loads_reads_fer_features_and_both_cnns_on_crop_and_mirror_image
     models = {n: model_file(n) for n in CLASSIFIER_MODELS["fusion-v5"]}
     clf = build_classifier("fusion-v5", models)
     assert clf.flip and clf.fer_features and not clf.tuned and clf.cnn.features
-    assert not build_classifier("fusion", {**models, "fusion": model_file("fusion")}).fer_features
+    assert not build_classifier("fusion-v2", {**models, "fusion_v2": model_file("fusion_v2")}).fer_features
     assert registered_session("fusion_v5").get_inputs()[0].shape[1] == 52 + 104 + 7 + 7 + 256 + 1 + FER_FEATURES
 
 

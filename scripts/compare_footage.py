@@ -1,0 +1,75 @@
+"""Compare expression classifiers on real footage: per clip, the share of each top label and the mean valence.
+
+    python scripts/compare_footage.py ../shared/data/video/*.mp4 fixtures/two_faces.mp4 \\
+        [--classifiers fusion-v2,fusion-v6] [--scene auto] [--json]
+
+Each clip is analysed (`audience analyze --classifier NAME`, one worker, in a temporary folder) once per
+classifier; from its observations this prints, per clip and classifier, the number of face readings, the
+share of faces whose top label (`emotion`) is each expression, the mean of each probability and the mean
+valence (issue 12: a calm audience must read as calm, laughter as happiness, not disgust). Only numbers are
+kept; the analysis folders are deleted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def analyse(clip: Path, classifier: str, scene: str) -> dict:
+    """One clip through `audience analyze` with `classifier`: readings, top-label shares, mean probabilities and
+    mean valence (an "error" entry instead where the command fails)."""
+    import pandas as pd
+
+    from vision.labels import EMOTIONS
+
+    with tempfile.TemporaryDirectory(prefix="compare_footage_") as out:
+        r = subprocess.run([sys.executable, "-m", "service.cli", "analyze", str(clip), "--classifier", classifier,
+                            "--scene", scene, "--workers", "1", "--quiet", "--out", out],
+                           capture_output=True, text=True, cwd=ROOT)
+        if r.returncode != 0:
+            return {"error": (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]}
+        obs = pd.read_parquet(Path(out) / "observations.parquet")
+    obs = obs[obs["emotion"].isin(EMOTIONS)]
+    if obs.empty:
+        return {"faces": 0}
+    share = obs["emotion"].value_counts(normalize=True)
+    return {"faces": int(len(obs)), "valence": float(obs["valence"].mean()),
+            "top_share": {e: float(share.get(e, 0.0)) for e in EMOTIONS},
+            "mean_p": {e: float(obs[f"p_{e}"].mean()) for e in EMOTIONS}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("clips", nargs="+", type=Path)
+    ap.add_argument("--classifiers", default="fusion-v2,fusion-v6")
+    ap.add_argument("--scene", default="auto", choices=("single", "audience", "auto"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from vision.labels import EMOTIONS
+
+    report = {str(c): {k: analyse(c, k, args.scene) for k in args.classifiers.split(",")} for c in args.clips}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    short = [e[:4] for e in EMOTIONS]
+    print(f"{'clip':28s} {'classifier':10s} {'faces':>6s} {'valence':>7s}  top label share: "
+          + " ".join(f"{s:>5s}" for s in short))
+    for clip, by in report.items():
+        for name, r in by.items():
+            if "error" in r or not r.get("faces"):
+                print(f"{Path(clip).name[:28]:28s} {name:10s} {r.get('error', 'no faces')}")
+                continue
+            print(f"{Path(clip).name[:28]:28s} {name:10s} {r['faces']:6d} {r['valence']:7.3f}  {'':16s} "
+                  + " ".join(f"{r['top_share'][e]:5.2f}" for e in EMOTIONS))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
