@@ -328,8 +328,8 @@ class Fusion2Classifier(_Classifier):
         return self.from_crop_readings(self.crop_readings(images, observations), observations)
 
     def cut(self, images: list[np.ndarray], observations: list[Observation]) -> FaceCrops:
-        """The crops of every face of these frames that `read_crops` reads (cut now: the frame loop cuts them
-        while the frame is still in the core's cache, ~0.2 ms per face less than from a window's older frames)."""
+        """The crops of every face of these frames that `read_crops` reads (the frame loop cuts them as each frame
+        comes, so that a window holds crops, 41.6 KB a face, instead of frames)."""
         return FaceCrops(_warped(images, observations, CROP_SIZE, gray=True),
                          _warped(images, observations, FACEAPI_SIZE, gray=False))
 

@@ -79,8 +79,8 @@ WINDOW_BYTES = 64 << 20
 
 class FrameLoop:
     """source -> stages -> sinks. Each frame is landmarked, tracked and has the crops of the faces due to be
-    read cut as it comes (`ExpressionReadings.take`: the frame is still in the core's cache; a classifier
-    that reads whole frames keeps the frame instead); the expressions are read once per window of
+    read cut as it comes (`ExpressionReadings.take`; a classifier that reads whole frames keeps the frame
+    instead); the expressions are read once per window of
     `batch_frames` frames (fewer where what it holds would pass `window_bytes`): one ONNX call per model for
     the window's faces on a GPU, then describe (about half the per-face cost of working frame by frame);
     then the sinks get one observation per frame, in order. With the fusion heads a window holds crops, not

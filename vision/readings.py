@@ -1,8 +1,8 @@
 """How often a face's expression is read: its crop at most every `every_s` seconds per track, carried in
 between (`--expression-every SECONDS`, default 0.1), or on every analysed frame (0).
 
-The CNNs that read a face's crop (fer and face-api, about 1.3 ms per face on one core) are most of the
-per-frame cost after the landmarker. A researcher who wants the whole command near the landmarker's own
+The CNNs that read a face's crop (fer and face-api, about 1.8 ms per face on one core with the default head,
+v6, which reads face-api on the crop's mirror image too) are most of the per-frame cost after the landmarker. A researcher who wants the whole command near the landmarker's own
 speed may read crops less often: a tracked face's crop is read when its track has none yet or its last one
 is `every_s` or more seconds old; otherwise it takes its track's last crop reading. With the fusion heads
 (the default classifier) the head still runs on every frame, on the carried crop reading and the frame's own
@@ -12,8 +12,11 @@ are read on every frame either way, and a face that cannot be landmarked keeps n
 always. Readings are carried, never interpolated: the result does not depend on frames not yet seen (live
 streams too). `scripts/bench_expression_rate.py` measures what it costs against reading every frame.
 
-`ExpressionReadings.classify(classifier, images, observations)` takes a window of tracked observations
-in time order and returns them with probs and labels; `reset()` forgets every track's reading.
+`ExpressionReadings.take(classifier, image, obs)` decides, frame by frame in time order, which of a tracked
+frame's faces are read and cuts their crops while the frame is at hand (a classifier with `cut`; others keep
+the frame); `read(classifier, window)` returns the window's observations with probs and labels;
+`classify(classifier, images, observations)` does both on a window at once; `reset()` forgets every track's
+reading.
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ class Settings:
     max_faces: int | None = None  # faces per frame at most; None: 8 (single scene), 500 (audience)
     max_lost_s: float = 1.0  # a face unseen this long ends its track
     threads: int = 1  # ONNX Runtime threads per process
-    batch_frames: int = 32  # frames whose faces are classified in one call (at most 64 MiB of pixels; streams: 1)
+    batch_frames: int = 32  # frames whose faces are classified together (at most 64 MiB held; streams: 1)
     scene: str = "single"  # "single": MediaPipe's own detector (faces near the camera);
     #                        "audience": a detector every detect_every_s + face mesh per face crop (wide shots);
     #                        "auto": resolved to one of them before analysis (see scene.resolve_scene)
