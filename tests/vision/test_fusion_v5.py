@@ -1,5 +1,5 @@
-"""The v5 fusion head: fer's penultimate features (a second output added to fer's graph in memory), the head
-loading and reading them, its ONNX export matching scikit-learn, and `--classifier fusion-v5` end to end."""
+"""The v5 fusion head: fer's penultimate features (a second output added to fer's graph, shipped as the pinned
+`cnn_features` file), the head loading and reading them, its ONNX export matching scikit-learn, and `--classifier fusion-v5` end to end."""
 import json
 
 import numpy as np
@@ -35,6 +35,26 @@ def test_fer_features_are_its_last_block_pooled_and_leave_its_probabilities_unch
     assert np.allclose(features, block.mean(axis=(2, 3)), atol=1e-5)
     with pytest.raises(Exception):  # the pinned graph as it is has no features output to ask for
         plain.outputs(crops)
+
+
+def test_the_shipped_features_graph_is_what_the_script_derives_and_needs_no_onnx_package(fer_path, tmp_path):
+    import subprocess
+    import sys
+
+    from derive_fer_features import derive
+
+    from vision.classifier import features_graph
+    from vision.registry import model_file
+
+    shipped = model_file("cnn_features").path
+    assert derive(tmp_path / "f.onnx") == model_file("cnn_features").sha256
+    assert (tmp_path / "f.onnx").read_bytes() == shipped.read_bytes()
+    assert features_graph(fer_path) == shipped  # the pinned fer: the pinned derived file, no graph editing
+    code = ("import sys; sys.modules['onnx'] = None\n"  # a plain install has no onnx package
+            "import numpy as np\nfrom vision.classifier import CnnClassifier\nfrom vision.registry import model_file\n"
+            "p, f = CnnClassifier(model_file('cnn').path, features=True).outputs(np.zeros((2, 1, 64, 64), np.float32))\n"
+            "assert f.shape == (2, 128) and 'onnx' not in [m for m in sys.modules if sys.modules[m] is not None]\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(shipped.parent.parent))
 
 
 def test_v5_head_loads_reads_fer_features_and_both_cnns_on_crop_and_mirror_image():
