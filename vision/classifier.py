@@ -18,9 +18,10 @@ obs`, does one frame.
   (models/fusion_head_v3.md, more accurate at twice the CNN work) reads both CNNs on each crop and on its
   mirror image and averages the two (test-time flip: the model's `test_time_flip` metadata asks for it);
   "fusion-v5" (models/fusion_head_v5.md) is v3 plus fer's 128 penultimate features (its `fer_features`
-  metadata: fer's graph gets that second output in memory, `CnnClassifier(features=True)`); "fusion-v6"
-  (models/fusion_head_v6.md, the default "fusion") is v5 with only face-api read on the mirror image too (its `flip_faceapi`
-  metadata; fer, the weaker CNN, on the crop alone), v5's accuracy at about 1.5x v2's cost instead of 2x.
+  metadata: fer's graph with that second output, `CnnClassifier(features=True)`, shipped pinned as
+  `cnn_features`); "fusion-v6" (models/fusion_head_v6.md, the default "fusion") is v5 with only face-api read
+  on the mirror image too (its `flip_faceapi` metadata; fer, the weaker CNN, on the crop alone), v5's accuracy
+  at about 1.5x v2's cost instead of 2x.
 The fusion heads' `probs` are calibrated (means over faces estimate shares); their `labels` are the
 balanced decision (best macro recall), so a face's label is not always the argmax of its probabilities.
 """
@@ -322,17 +323,20 @@ def fusion2_features(cnn_probs, faceapi_probs, faceapi_features, sharp, blendsha
 class Fusion2Classifier(_Classifier):
     name = "fusion"
 
-    def __init__(self, model_path: Path, cnn: CnnClassifier, faceapi: FaceApiClassifier, threads: int = 1,
+    def __init__(self, model_path: Path, cnn: CnnClassifier | Path, faceapi: FaceApiClassifier, threads: int = 1,
                  device: str = "cpu"):
+        """`cnn`: fer, or the path of its model file, which is then opened once, with its penultimate output
+        where this head reads it (a CnnClassifier without that output is opened again with it)."""
         self.model_path = Path(model_path)
-        self.cnn, self.faceapi = cnn, faceapi
+        self.faceapi = faceapi
         self._session = onnx.session(self.model_path, threads, device)
         meta = self._session.get_modelmeta().custom_metadata_map
         self.flip, self.tuned = meta.get(FLIP_KEY) == "1", meta.get(TUNED_KEY) == "1"
         self.fer_features = meta.get(FER_FEATURES_KEY) == "1"
         self.flip_faceapi = self.flip or meta.get(FLIP_FACEAPI_KEY) == "1"
-        if self.fer_features:  # fer's graph with its penultimate output added in memory
-            self.cnn = cnn.with_features()
+        if not isinstance(cnn, CnnClassifier):
+            cnn = CnnClassifier(cnn, threads, device, features=self.fer_features)
+        self.cnn = cnn.with_features() if self.fer_features else cnn  # fer's graph with its penultimate output
 
     def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
         if not any(len(o) for o in observations):

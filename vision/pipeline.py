@@ -138,11 +138,12 @@ def build_classifier(name: str, models: dict, threads: int = 1, device: str = "c
     """The classifier `name` (one of CLASSIFIERS) from resolved model files, on `device` (vision.onnx)."""
     if name == "faceapi":
         return FaceApiClassifier(models["faceapi"].path, threads, device)
-    cnn = CnnClassifier(models["cnn"].path, threads, device)
     if name in ("fusion", "fusion-v2", "fusion-v3", "fusion-v4", "fusion-v5", "fusion-v6"):
         faceapi = models["faceapi_tuned" if name == "fusion-v4" else "faceapi"].path
-        return Fusion2Classifier(models[name.replace("-", "_")].path, cnn,
+        # fer by its path: the head opens it once, with the output it reads
+        return Fusion2Classifier(models[name.replace("-", "_")].path, models["cnn"].path,
                                  FaceApiClassifier(faceapi, threads, device), threads, device)
+    cnn = CnnClassifier(models["cnn"].path, threads, device)
     if name == "fusion-v1":
         return FusionClassifier(models["fusion_v1"].path, cnn, threads, device)
     return cnn

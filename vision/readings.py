@@ -2,8 +2,8 @@
 between (`--expression-every SECONDS`, default 0.1), or on every analysed frame (0).
 
 The CNNs that read a face's crop (fer and face-api, about 1.8 ms per face on one core with the default head,
-v6, which reads face-api on the crop's mirror image too) are most of the per-frame cost after the landmarker. A researcher who wants the whole command near the landmarker's own
-speed may read crops less often: a tracked face's crop is read when its track has none yet or its last one
+v6, which reads face-api on the crop's mirror image too) are most of the per-frame cost after the landmarker.
+A researcher who wants the whole command near the landmarker's own speed may read crops less often: a tracked face's crop is read when its track has none yet or its last one
 is `every_s` or more seconds old; otherwise it takes its track's last crop reading. With the fusion heads
 (the default classifier) the head still runs on every frame, on the carried crop reading and the frame's own
 blendshapes and landmark geometry, so a smile or an open mouth shows at once; with a plain CNN classifier
@@ -111,7 +111,8 @@ class ExpressionReadings:
             return classify_readable(_Done(done), None, observations)
         if self.every_s == 0:
             return classify_readable(classifier, [p.image for p in window], observations)
-        done = iter(classifier.classify([p.image for p in window], [_select(o, m) for o, m in zip(observations, masks)]))
+        due = [_select(o, m) for o, m in zip(observations, masks)]
+        done = iter(classifier.classify([p.image for p in window], due))
         out = []
         for obs, mask in zip(observations, masks):
             r = next(done)

