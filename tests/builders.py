@@ -94,3 +94,39 @@ def stat_rows(columns: dict, **fields) -> list[dict]:
     names = list(columns)
     return [{**dict(zip(names, values)), **fields}
             for values in zip(*(np.asarray(columns[k]).tolist() for k in names))]
+
+
+def check_head_export(model, n_features: int, rng, t: float, metadata: dict | None = None) -> None:
+    """A fusion head fitted by scripts/fusion_v2.py and exported to ONNX (temperature `t`, a random per-class
+    bias): on random features its probabilities are the model's calibrated softmax, its label the argmax of
+    the model's logits."""
+    from train_fusion_head import export_arrays, softmax
+
+    from vision.onnx import session
+
+    b = rng.normal(size=7) * 0.1
+    blob = export_arrays(*model.export(), t, b, n_features, "test", metadata=metadata)
+    probe = rng.normal(size=(64, n_features)).astype(np.float32) * 2
+    probs, label = session(blob).run(None, {"features": probe})
+    want = model.logits(probe)
+    assert np.abs(probs - softmax(want / t + b)).max() < 1e-4
+    assert (label == want.argmax(axis=1)).all()
+
+
+def check_analyze_with(classifier: str, head: str, tmp_path) -> None:
+    """`audience analyze fixtures/two_faces.mp4 --classifier CLASSIFIER`: valid probabilities, mostly
+    happiness (both faces smile), and the summary names the head's registry entry `head`."""
+    import json
+
+    import pandas as pd
+
+    from vision.labels import EMOTIONS
+
+    r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--classifier", classifier, "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    obs = pd.read_parquet(tmp_path / "observations.parquet")
+    assert len(obs) > 100 and set(obs["emotion"]) <= set(EMOTIONS)
+    assert obs[[f"p_{e}" for e in EMOTIONS]].sum(axis=1).between(0.999, 1.001).all()
+    assert (obs["emotion"] == "happiness").mean() > 0.5  # both faces smile
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["models"]) == {"face_landmarker", "cnn", "faceapi", head}

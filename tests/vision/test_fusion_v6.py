@@ -1,12 +1,11 @@
 """The v6 fusion head: v5's inputs with only face-api read on the crop and its mirror image (fer on the crop
 alone), its loading, its reading of the CNNs, its ONNX export matching scikit-learn, `--classifier fusion-v6`
 end to end, and the registry's names for the default and the old v2 head."""
-import json
 
 import numpy as np
 import pytest
 
-from builders import FIXTURES, run_cli
+from builders import check_analyze_with, check_head_export
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +50,6 @@ def test_face_api_alone_read_on_the_crop_and_its_mirror_image(models):
 
 def test_v6_head_exported_to_onnx_gives_the_scikit_learn_model_on_random_features():
     import fusion_v2 as v2
-    from train_fusion_head import export_arrays, softmax
-
-    from vision.onnx import session
 
     rng = np.random.default_rng(2)
     n_features = 52 + 104 + 14 + 256 + 1 + v2.FER_BLOCK
@@ -61,13 +57,7 @@ def test_v6_head_exported_to_onnx_gives_the_scikit_learn_model_on_random_feature
     y = rng.integers(0, 7, 400)
     model = v2.make_head("fusion-v6").fit(x, y)
     assert (model.c, model.w_fer) == (v2.C_V6, v2.FER_WEIGHT_V6)
-    t, b = 1.2, rng.normal(size=7) * 0.1
-    blob = export_arrays(*model.export(), t, b, n_features, "test", metadata={"flip_faceapi": "1", "fer_features": "1"})
-    probe = rng.normal(size=(64, n_features)).astype(np.float32) * 2
-    probs, label = session(blob).run(None, {"features": probe})
-    want = model.logits(probe)
-    assert np.abs(probs - softmax(want / t + b)).max() < 1e-4
-    assert (label == want.argmax(axis=1)).all()
+    check_head_export(model, n_features, rng, 1.2, metadata={"flip_faceapi": "1", "fer_features": "1"})
 
 
 def test_v6_training_inputs_are_what_the_classifier_reads():
@@ -102,15 +92,4 @@ DEFAULT_FILE = "fusion_head_v6.onnx"
 
 
 def test_analyze_with_fusion_v6_end_to_end(tmp_path):
-    import pandas as pd
-
-    from vision.labels import EMOTIONS
-
-    r = run_cli("analyze", FIXTURES / "two_faces.mp4", "--classifier", "fusion-v6", "--out", tmp_path)
-    assert r.returncode == 0, r.stderr
-    obs = pd.read_parquet(tmp_path / "observations.parquet")
-    assert len(obs) > 100 and set(obs["emotion"]) <= set(EMOTIONS)
-    assert obs[[f"p_{e}" for e in EMOTIONS]].sum(axis=1).between(0.999, 1.001).all()
-    assert (obs["emotion"] == "happiness").mean() > 0.5  # both faces smile
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert set(summary["models"]) == {"face_landmarker", "cnn", "faceapi", "fusion_v6"}
+    check_analyze_with("fusion-v6", "fusion_v6", tmp_path)
