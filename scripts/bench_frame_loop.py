@@ -142,7 +142,7 @@ class TimedLoop(FrameLoop):
         t2 = time.perf_counter()
         self._window.append(self.readings.take(self.stages.classifier, frame.image, obs))
         self._add(("to_observations", "tracker", "crops"), (t0, t1, t2, time.perf_counter()))
-        if len(self._window) >= self.batch_frames or sum(p.nbytes for p in self._window) >= self.window_bytes:
+        if self.window_full():
             self.flush()
 
     def flush(self) -> None:

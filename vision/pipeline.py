@@ -102,8 +102,12 @@ class FrameLoop:
         [obs] = to_observations([frame], [self.stages.landmarker.landmark(frame)])
         obs = self.stages.tracker.update(obs)
         self._window.append(self.readings.take(self.stages.classifier, frame.image, obs))
-        if len(self._window) >= self.batch_frames or sum(p.nbytes for p in self._window) >= self.window_bytes:
+        if self.window_full():
             self.flush()
+
+    def window_full(self) -> bool:
+        """The window holds `batch_frames` frames, or `window_bytes` of crops or frames."""
+        return len(self._window) >= self.batch_frames or sum(p.nbytes for p in self._window) >= self.window_bytes
 
     def take_window(self) -> list[Pending]:
         """The window's tracked frames waiting for their expressions, and an empty window."""
