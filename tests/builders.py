@@ -129,4 +129,4 @@ def check_analyze_with(classifier: str, head: str, tmp_path) -> None:
     assert obs[[f"p_{e}" for e in EMOTIONS]].sum(axis=1).between(0.999, 1.001).all()
     assert (obs["emotion"] == "happiness").mean() > 0.5  # both faces smile
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert set(summary["models"]) == {"face_landmarker", "cnn", "faceapi", head}
+    assert set(summary["models"]) == {"face_landmarker", "cnn", "cnn_features", "faceapi", head}  # fer with features

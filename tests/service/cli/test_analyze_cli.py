@@ -35,7 +35,7 @@ def test_video_outputs(video_run):
         assert obs[col].between(lo, hi).all(), col
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames_analysed"] == 75 and summary["faces"] == len(obs)
-    assert set(summary["models"]) == {"face_landmarker", "cnn", "faceapi", "fusion"}  # the default: the fusion head (v6)
+    assert set(summary["models"]) == {"face_landmarker", "cnn", "cnn_features", "faceapi", "fusion"}  # the default: v6, which runs fer with features
     assert (out / "curves.png").stat().st_size > 10_000
     curves = pd.read_csv(out / "curves.csv")
     assert curves["t"].tolist() == [0, 1, 2, 3, 4]
