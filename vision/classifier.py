@@ -27,6 +27,7 @@ balanced decision (best macro recall), so a face's label is not always the argma
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,9 @@ from .observation import Observation
 
 CROP_SIZE = 64
 FACEAPI_SIZE = 112
+#: Faces whose crops a fusion head turns into CNN inputs at a time (`Fusion2Classifier.read_crops`): on the CPU
+#: the CNNs read one face per call anyway; on a GPU a chunk is one call per CNN (twice the faces with a mirror).
+READ_CHUNK = 128
 
 
 def _warped(images: list[np.ndarray], observations: list[Observation], size: int, gray: bool) -> np.ndarray:
@@ -84,6 +88,28 @@ class FaceCrops:
     @staticmethod
     def join(parts: list["FaceCrops"]) -> "FaceCrops":
         return FaceCrops(np.concatenate([p.gray for p in parts]), np.concatenate([p.colour for p in parts]))
+
+    @staticmethod
+    def chunks(parts: list["FaceCrops"], faces: int) -> Iterator["FaceCrops"]:
+        """The faces of `parts` in order, `faces` at a time (the last chunk may be smaller)."""
+        gray, colour, held = [], [], 0
+        for part in parts:
+            start = 0
+            while start < len(part):
+                end = min(len(part), start + faces - held)
+                gray.append(part.gray[start:end])
+                colour.append(part.colour[start:end])
+                held, start = held + end - start, end
+                if held == faces:
+                    yield FaceCrops.join_arrays(gray, colour)
+                    gray, colour, held = [], [], 0
+        if held:
+            yield FaceCrops.join_arrays(gray, colour)
+
+    @staticmethod
+    def join_arrays(gray: list[np.ndarray], colour: list[np.ndarray]) -> "FaceCrops":
+        return FaceCrops(gray[0], colour[0]) if len(gray) == 1 else FaceCrops(np.concatenate(gray),
+                                                                                np.concatenate(colour))
 
 
 def fer_input(gray: np.ndarray) -> np.ndarray:
@@ -357,9 +383,13 @@ class Fusion2Classifier(_Classifier):
         """[N, 7 + 7 + 256 + 1 (+ 7 | + 128)] what is read from each face's crop (fer and face-api probabilities,
         face-api's pooled features, sharpness, and for v4 the log-probabilities of face-api's fine-tuned branch,
         read in the same call, for v5/v6 fer's penultimate features), for the faces of `parts` (`cut`'s) in
-        order: the CNNs, most of the cost, which vision.readings may carry over frames."""
-        joined = FaceCrops.join(parts)
-        crops, rgb = fer_input(joined.gray), faceapi_input(joined.colour)
+        order: the CNNs, most of the cost, which vision.readings may carry over frames. Read READ_CHUNK faces
+        at a time, so that a window's float inputs never exist at once (a 100-seat window's were ~0.7 GB)."""
+        out = [self._read_chunk(chunk) for chunk in FaceCrops.chunks(parts, READ_CHUNK)]
+        return np.concatenate(out) if out else self._read_chunk(FaceCrops.join(parts))
+
+    def _read_chunk(self, faces: FaceCrops) -> np.ndarray:
+        crops, rgb = fer_input(faces.gray), faceapi_input(faces.colour)
         if self.tuned:
             fa_p, fa_f, tuned = self.faceapi.tuned_outputs(rgb)
             outputs, extra = (self.cnn.probabilities(crops), fa_p, fa_f), [np.log(np.clip(tuned, 1e-6, 1.0))]

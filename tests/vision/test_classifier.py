@@ -138,3 +138,34 @@ def test_on_the_cpu_the_cnns_read_one_face_per_call_and_give_what_one_call_gives
                 np.testing.assert_allclose(g, w, rtol=0, atol=1e-5)
     np.testing.assert_allclose(faceapi.outputs(rgb)[1], faceapi._session.run(["features"], {"input": rgb})[0],
                                rtol=0, atol=1e-4)
+
+
+def test_face_crops_chunks_keep_every_face_in_order():
+    from vision.classifier import FaceCrops
+
+    rng = np.random.default_rng(5)
+    parts = [FaceCrops(rng.integers(0, 255, (n, 64, 64), dtype=np.uint8),
+                       rng.integers(0, 255, (n, 112, 112, 3), dtype=np.uint8)) for n in (3, 0, 9, 1, 4)]
+    whole = FaceCrops.join(parts)
+    for faces in (1, 2, 4, 17, 100):
+        chunks = list(FaceCrops.chunks(parts, faces))
+        assert [len(c) for c in chunks[:-1]] == [faces] * (len(chunks) - 1) and 0 < len(chunks[-1]) <= faces
+        joined = FaceCrops.join(chunks)
+        assert (joined.gray == whole.gray).all() and (joined.colour == whole.colour).all()
+    assert list(FaceCrops.chunks([parts[1]], 4)) == []
+
+
+@pytest.mark.parametrize("name", ["fusion-v2", "fusion-v6"])
+def test_a_fusion_head_reads_a_window_in_chunks_as_it_would_whole(name, frames, models, monkeypatch):
+    """read_crops turns READ_CHUNK faces at a time into float inputs (a 100-seat window's at once were ~0.7 GB):
+    the same readings as the whole window in one chunk."""
+    import vision.classifier as vc
+    from vision.pipeline import build_classifier
+
+    clf = build_classifier(name, models)
+    image, obs = frames[0]
+    parts = [clf.cut([image], [obs]) for _ in range(5)]  # five frames of the same face
+    whole = clf.read_crops(parts)
+    monkeypatch.setattr(vc, "READ_CHUNK", 2)
+    np.testing.assert_allclose(clf.read_crops(parts), whole, rtol=0, atol=1e-5)
+    assert whole.shape[0] == 5
