@@ -71,7 +71,7 @@ def mean_luma(image_bgr: np.ndarray) -> float:
 class CenterFaceDetector:
     def __init__(self, options: CenterFaceOptions):
         self.options = options
-        self._session = onnx.session(options.model, options.threads, options.device)
+        self._session = onnx.session(options.model, options.threads, options.device, varying_shapes=True)
         self._input = self._session.get_inputs()[0].name
         self._outputs = [o.name for o in self._session.get_outputs()][:3]  # heatmap, size, offset
 

@@ -93,8 +93,9 @@ def _crops(rgb: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
 class MtcnnDetector:
     def __init__(self, options: MtcnnOptions):
         self.options = options
-        self._pnet, self._rnet, self._onet = (onnx.session(path, options.threads, options.device)
-                                              for path in (options.pnet, options.rnet, options.onet))
+        self._pnet, self._rnet, self._onet = (
+            onnx.session(path, options.threads, options.device, varying_shapes=True)  # a pyramid, batches of boxes
+            for path in (options.pnet, options.rnet, options.onet))
 
     def _scales(self, h: int, w: int) -> list[float]:
         m = 12.0 / self.options.min_face

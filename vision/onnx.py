@@ -54,24 +54,30 @@ def providers_for(device: str, available: list[str] | None = None) -> list[str]:
     return [CUDA, CPU] if concrete == "cuda" else [CPU]
 
 
-def session_options(threads: int = 1):
+def session_options(threads: int = 1, varying_shapes: bool = False):
+    """`varying_shapes`: the model is fed inputs of many shapes (a detector: frames at one or more scales, an
+    image pyramid, batches of candidates). ONNX Runtime's memory pattern, which plans and keeps a block per
+    input shape, is then off: with it, CenterFace on 1080p frames and their 1.5x low-light copies peaked at
+    1.9 GB, without it 1.3 GB, a few % slower per pass (`scripts/bench_devices.py` times the scene)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    opts.enable_mem_pattern = not varying_shapes
     return opts
 
 
-def session(path: Path | str | bytes, threads: int = 1, device: str = "cpu"):
-    """An `onnxruntime.InferenceSession` for a model file (or serialized model bytes) on `device`.
+def session(path: Path | str | bytes, threads: int = 1, device: str = "cpu", varying_shapes: bool = False):
+    """An `onnxruntime.InferenceSession` for a model file (or serialized model bytes) on `device`
+    (`varying_shapes`: see `session_options`).
 
     The only `InferenceSession(` in vision/, scripts/ and tests/ (tests/test_onnx.py checks it)."""
     import onnxruntime as ort
 
     model = path if isinstance(path, bytes) else str(path)
-    sess = ort.InferenceSession(model, session_options(threads), providers=providers_for(device))
+    sess = ort.InferenceSession(model, session_options(threads, varying_shapes), providers=providers_for(device))
     if device == "cuda" and CUDA not in sess.get_providers():  # listed, but no usable GPU behind it
         raise DeviceUnavailable("--device cuda: ONNX Runtime could not start its CUDA provider (no usable "
                                 "GPU or CUDA libraries); use --device cpu or auto")
