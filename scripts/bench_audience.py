@@ -19,6 +19,7 @@ instead of making one.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import subprocess
 import sys
@@ -219,7 +220,11 @@ def main(argv=None) -> int:
         else:
             elapsed, summary = analyse(main_dir, args.fps, args.workers)
         m = evaluate(main_dir, args.fps)
-        print(f"{args.seats} seats, {args.seconds:g} s at analysis rate {args.fps:g} fps, 1920x1080:")
+        layout = json.loads((main_dir / "seats.json").read_text())  # the audience analysed (--audience: as made)
+        with open(main_dir / "truth.csv", newline="") as f:
+            seconds = max(float(r["t"]) for r in csv.DictReader(f)) + 1 / layout["fps"]
+        print(f"{len(layout['seats'])} seats, {seconds:g} s at analysis rate {args.fps:g} fps, "
+              f"{layout['width']}x{layout['height']}:")
         print(f"  seat recall (faces >= {MIN_FACE_PX} px): {m['recall']:.3f} ({m['found']}/{m['visible']})   target >= 0.95")
         print(f"  duplicate rate {m['duplicate_rate']:.3f}, false-positive rate {m['false_positive_rate']:.3f}")
         print(f"  id switches: {m['id_switches']} = {m['id_switches_per_seat_hour']:.1f} per seat-hour   target <= 1")
