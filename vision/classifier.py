@@ -146,7 +146,8 @@ def sharpness(crops: np.ndarray) -> np.ndarray:
 def faces_per_call(session) -> int:
     """How many faces a CNN reads per ONNX call: on the CPU one (a window's faces in one call were ~25%
     slower per face in the frame loop: the batch's activations leave the core's cache; measured by
-    `scripts/bench_frame_loop.py VIDEO --faces-per-call`), on a GPU all it is handed (0: one call; the fusion heads hand READ_CHUNK faces at a time)."""
+    `scripts/bench_frame_loop.py VIDEO --faces-per-call`), on a GPU all it is handed (0: one call; the fusion
+    heads hand it READ_CHUNK faces at a time)."""
     return 1 if session.get_providers()[0] == onnx.CPU else 0
 
 
