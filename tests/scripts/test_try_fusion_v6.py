@@ -51,3 +51,15 @@ def test_compare_footage_reports_shares_and_valence_per_clip():
     assert r["faces"] > 100 and abs(sum(r["top_share"].values()) - 1) < 1e-9
     assert r["top_share"]["happiness"] > 0.5 and r["valence"] > 0.5  # both faces smile
     assert "error" in compare_footage.analyse(FIXTURES / "missing.mp4", "fusion", "auto")
+
+
+def test_compare_footage_splits_the_readings_by_face_size():
+    import compare_footage
+
+    r = compare_footage.analyse(FIXTURES / "two_faces.mp4", "fusion", "auto", edges=[64.0, 1000.0])
+    bands = r["by_size"]
+    assert list(bands) == ["0-64 px", "64-1000 px", "1000-inf px"]
+    assert sum(b["faces"] for b in bands.values()) == r["faces"]  # every reading in one band
+    for b in bands.values():
+        if b["faces"]:
+            assert abs(sum(b["top_share"].values()) - 1) < 1e-9
