@@ -46,8 +46,10 @@ class Head:
     """standardise -> weight face-api's block (and, `fer_weight`, fer's penultimate block at the end of the v5
     inputs) -> balanced logistic regression (scikit-learn)."""
 
-    def __init__(self, c: float = C, faceapi_weight: float = FACEAPI_WEIGHT, fer_weight: float | None = None):
-        self.c, self.w, self.w_fer = c, faceapi_weight, fer_weight
+    def __init__(self, c: float = C, faceapi_weight: float = FACEAPI_WEIGHT, fer_weight: float | None = None,
+                 dropped: tuple[slice, ...] = ()):
+        """`dropped`: blocks of input columns left out (weighted 0: no coefficient; scripts/try_head_inputs.py)."""
+        self.c, self.w, self.w_fer, self.dropped = c, faceapi_weight, fer_weight, dropped
 
     def fit(self, x, y):
         from sklearn.linear_model import LogisticRegression
@@ -59,6 +61,8 @@ class Head:
         self.weights[faceapi_block(n)] = self.w
         if self.w_fer is not None:
             self.weights[fer_block(x.shape[1])] = self.w_fer
+        for block in self.dropped:
+            self.weights[block] = 0.0
         self.lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=3000).fit(self._z(x), y)
         return self
 
@@ -129,22 +133,23 @@ C_V6, FER_WEIGHT_V6 = C_V5, FER_WEIGHT
 FER_HEADS = {"fusion-v5": (C_V5, FER_WEIGHT), "fusion-v6": (C_V6, FER_WEIGHT_V6)}
 
 
-def make_head(head: str, c: float | None = None, faceapi_weight: float = FACEAPI_WEIGHT) -> "Head":
+def make_head(head: str, c: float | None = None, faceapi_weight: float = FACEAPI_WEIGHT,
+              dropped: tuple[slice, ...] = ()) -> "Head":
     """An unfitted head of the form `head` (a FEATURES name); `c` None: the form's own (C, or FER_HEADS')."""
     if head in FER_HEADS:
         own_c, fer_weight = FER_HEADS[head]
-        return Head(own_c if c is None else c, faceapi_weight, fer_weight)
-    return Head(C if c is None else c, faceapi_weight)
+        return Head(own_c if c is None else c, faceapi_weight, fer_weight, dropped)
+    return Head(C if c is None else c, faceapi_weight, dropped=dropped)
 
 
-def _fold_logits(readings, y, tr, te, head, train_conds, c, faceapi_weight) -> dict:
+def _fold_logits(readings, y, tr, te, head, train_conds, c, faceapi_weight, dropped=()) -> dict:
     """Validation logits of fold `te` under every condition, of `head` trained on folds `tr`."""
     if head == "fusion-v1":  # the first recipe: trained on the photos as they are
         x, rows = stack(readings, ["full"], tr, lambda r: r.v1_features())
         s, m = fit_head(x, y[rows])
         return {k: m.decision_function(s.transform(r.v1_features()[te])) for k, r in readings.items()}
     x, rows = stack(readings, train_conds, tr, FEATURES[head])
-    model = make_head(head, None if head in FER_HEADS else c, faceapi_weight).fit(x, y[rows])
+    model = make_head(head, None if head in FER_HEADS else c, faceapi_weight, dropped).fit(x, y[rows])
     return {k: model.logits(FEATURES[head](r)[te]) for k, r in readings.items()}
 
 
@@ -180,12 +185,13 @@ def v4_logits(v2_logits: dict, tuned: dict, y, found, split) -> tuple[dict, list
 
 def cross_validate(readings: dict, y: np.ndarray, subjects, c: float = C, faceapi_weight: float = FACEAPI_WEIGHT,
                    train_conds=None, with_baselines: bool = True, head: str = "fusion", workers: int = 1,
-                   tuned: dict | None = None) -> dict:
+                   tuned: dict | None = None, dropped: tuple[slice, ...] = ()) -> dict:
     """Out-of-fold figures per condition (full, 48px, 32px) of `head` and, `with_baselines`, of fer's CNN,
     face-api's CNN, the v1 recipe (trained on the photos as they are, calibrated at full size: the first
     fusion) and the other v2-form head (FEATURES), all retrained in the same folds (`workers` fits at once).
     `tuned` (condition -> [N,7] out-of-fold log-probabilities of the fine-tuned face-api, tune_faceapi.py
-    cv, the same folds) adds "faceapi-tuned" alone and the v4 head ("fusion-v4": v2 + w * tuned)."""
+    cv, the same folds) adds "faceapi-tuned" alone and the v4 head ("fusion-v4": v2 + w * tuned). `dropped`:
+    blocks of `head`'s input columns left out (Head)."""
     conds = list(readings)
     train_conds = train_conds or conds
     split = folds(y, subjects)
@@ -200,7 +206,8 @@ def cross_validate(readings: dict, y: np.ndarray, subjects, c: float = C, faceap
 
     jobs = [(h, fold) for fold in range(len(split)) for h in list(logits)]
     fitted = Parallel(n_jobs=workers)(delayed(_fold_logits)(readings, y, split[f][0], split[f][1], h, train_conds,
-                                                            c, faceapi_weight) for h, f in jobs)
+                                                            c, faceapi_weight, dropped if h == head else ())
+                                      for h, f in jobs)
     for (h, f), by_cond in zip(jobs, fitted):
         for k in conds:
             logits[h][k][split[f][1]] = by_cond[k]
