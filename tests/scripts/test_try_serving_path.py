@@ -1,0 +1,58 @@
+"""scripts/try_serving_path.py: the venue copy kept small, shown in a dim frame, read through the audience scene."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+t = pytest.importorskip("try_serving_path")
+degrade = pytest.importorskip("degrade")
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "images"
+BOX = degrade.FaceBox(40, 50, 80, 100, eyes_y=85, mouth_y=130)
+
+
+@pytest.fixture
+def photo():
+    rng = np.random.default_rng(0)
+    img = np.full((200, 160, 3), 128, np.uint8)
+    img[60:140, 40:120] = rng.integers(0, 255, (80, 80, 3), dtype=np.uint8)
+    return img
+
+
+def test_the_small_copy_is_the_venue_copy_before_it_is_restored(photo):
+    for seed in range(6):  # occluded or not, dim or not, blurred or not: the same draws either way
+        small = t.venue_small(photo, BOX, np.random.default_rng([seed, 0]))
+        restored = degrade.venue(photo, BOX, np.random.default_rng([seed, 0]))
+        assert 24 * 160 / 80 - 1 <= small.shape[1] <= 64 * 160 / 80 + 1  # the face 24-64 px wide
+        assert np.array_equal(degrade.restore(small, photo.shape), restored)
+    assert degrade.restore(photo[:2, :2], (4, 4, 3)).shape == (4, 4, 3)  # restore itself is left as it was
+
+
+def test_the_frame_holds_the_copy_at_its_centre_on_a_dimmer_background(photo):
+    small = t.venue_small(photo, BOX, np.random.default_rng(1))
+    frame = t.in_frame(small, np.random.default_rng(2))
+    h, w = small.shape[:2]
+    assert frame.shape == (max(240, 3 * h), max(320, 3 * w), 3) and frame.dtype == np.uint8
+    y0, x0 = (frame.shape[0] - h) // 2, (frame.shape[1] - w) // 2
+    assert np.array_equal(frame[y0:y0 + h, x0:x0 + w], small)
+    assert frame[:10, :10].mean() < small[0].mean()
+    big = t.in_frame(np.zeros((120, 150, 3), np.uint8), np.random.default_rng(0))
+    assert big.shape == (360, 450, 3)
+
+
+def test_head_inputs_stand_in_for_a_condition():
+    x, found = np.ones((3, t.WIDTH), np.float32), np.array([True, False, True])
+    cond = t.HeadInputs(x, found)
+    assert t.WIDTH == 555
+    assert cond.v5_features(flip=True, fer_flip=False) is x and cond.found is found
+
+
+def test_a_face_in_a_frame_is_read_through_the_audience_scene_with_the_shipped_heads_inputs(tmp_path):
+    face = cv2.imread(str(FIXTURES / "astronaut.jpg"))
+    small = cv2.resize(face, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(tmp_path / "face.png"), t.in_frame(small, np.random.default_rng(0)))
+    x, found, px = t.read_through_scene([tmp_path / "face.png", None, FIXTURES / "empty.png"])
+    assert found.tolist() == [True, False, False]
+    assert x.shape == (3, 555) and np.isfinite(x).all()
+    assert np.abs(x[0]).sum() > 0 and not x[1:].any() and px[0] > 0
