@@ -1,7 +1,7 @@
 """Which inputs of the default fusion head (v6) read real crowd faces as disgust, and what leaving one out does.
 
     python scripts/try_head_inputs.py ../shared/data/expressions [--crowds ../shared/data/crowds/images]
-                                      [--drop geometry,sharpness] [--workers 2]
+                                      [--drop geometry,sharpness] [--frontal] [--workers 2]
 
 1. The shared photos (subject-disjoint 5-fold CV, each photo's degraded copies in its fold, as the v6 rows of
    scripts/eval_expressions.py): macro recall over 7 and 5 classes and the calibration error at full size,
@@ -15,10 +15,14 @@
      pitch > 0);
    - each variant of step 1, retrained on all the photos, on those inputs: the share of faces whose top label
      is disgust, and neutral, per band of face height.
+3. With `--frontal`, one more variant: the geometry block taken after the face's 3-D landmarks are turned to face
+   the camera (a similarity fit of the rigid points to MediaPipe's canonical face, `frontal_geometry`), and for
+   each geometry how much of the crowd faces' yaw and pitch a ridge regression still reads from it (R^2, 5-fold).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -37,6 +41,46 @@ BANDS = (0, 24, 32, 48, 64, np.inf)
 DISGUST, NEUTRAL = ed.EMOTIONS.index("disgust"), ed.EMOTIONS.index("neutral")
 
 
+def frontal_geometry(mesh: np.ndarray) -> np.ndarray:
+    """[N,478*3] meshes in `expression_data.mesh_geometry`'s upright frame -> [N,104]: the geometry block's points
+    (x, y in inter-ocular units from the eyes' centre, as `vision.features.geometry_features`) after the face is
+    turned to face the camera: rotation and scale from a least-squares fit (scipy's Kabsch) of its rigid points
+    (`vision.headpose.PNP_LANDMARKS`) to the canonical face's (`CANONICAL_POINTS`). Rows of zeros stay zeros."""
+    from scipy.spatial.transform import Rotation
+
+    from vision.features import GEOMETRY_LANDMARKS, LEFT_EYE_OUTER, RIGHT_EYE_OUTER
+    from vision.headpose import CANONICAL_POINTS, PNP_LANDMARKS
+
+    canon = CANONICAL_POINTS - CANONICAL_POINTS.mean(axis=0)
+    eyes = [PNP_LANDMARKS.index(RIGHT_EYE_OUTER), PNP_LANDMARKS.index(LEFT_EYE_OUTER)]
+    iod = float(np.linalg.norm(canon[eyes[1]] - canon[eyes[0]]))
+    flip = np.array([1.0, -1.0, -1.0])  # image frame (y down, depth away) <-> the canonical face's (y up, z back)
+    out = np.zeros((len(mesh), 2 * len(GEOMETRY_LANDMARKS)), np.float32)
+    for i, m in enumerate(np.asarray(mesh, np.float64).reshape(len(mesh), -1, 3)):
+        if not m.any():
+            continue
+        pts = m * flip
+        rigid = pts[list(PNP_LANDMARKS)]
+        centre = rigid.mean(axis=0)
+        rotation, _ = Rotation.align_vectors(canon, rigid - centre)
+        turned = rotation.apply(rigid - centre)
+        scale = float((turned * canon).sum() / max((turned ** 2).sum(), 1e-12))
+        points = scale * rotation.apply(pts[list(GEOMETRY_LANDMARKS)] - centre)
+        rel = (points - canon[eyes].mean(axis=0)) / iod * flip
+        out[i] = rel[:, :2].reshape(-1)
+    return out
+
+
+def pose_r2(geometry: np.ndarray, faces: dict) -> dict:
+    """How much of the faces' yaw and pitch a ridge regression reads from `geometry` (R^2, 5-fold)."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import cross_val_score
+
+    ok = np.isfinite(faces["yaw"]) & np.isfinite(faces["pitch"])
+    return {k: float(cross_val_score(RidgeCV(alphas=np.logspace(-2, 3, 12)), geometry[ok], faces[k][ok], cv=5,
+                                     scoring="r2").mean()) for k in ("yaw", "pitch")}
+
+
 def variants(drop: list[str]) -> dict[str, tuple[slice, ...]]:
     return {"v6 as it is": (), **{f"without {name}": (BLOCKS[name],) for name in drop}}
 
@@ -49,7 +93,7 @@ def photo_figures(readings, y, subjects, dropped, workers) -> dict:
 
 def crowd_inputs(folder: Path):
     """The shipped default head's inputs [N,555] for every face it read in `folder`'s photos, and those faces'
-    face_px, yaw, pitch (the audience scene, `vision.pipeline.analyze_job` as `audience analyze` reads a
+    face_px, yaw, pitch, mesh (`expression_data.mesh_geometry`) (the audience scene, `vision.pipeline.analyze_job` as `audience analyze` reads a
     folder of photos)."""
     from vision.capture import resolve_inputs
     from vision.pipeline import Settings, analyze_job, build_stages, model_files
@@ -59,11 +103,12 @@ def crowd_inputs(folder: Path):
     specs = [s for s in resolve_inputs([str(folder)]) if s.kind == "image"]
     with native_stderr_to_devnull():
         stages = build_stages(settings, "image", model_files(settings))
-    head, rows = stages.classifier, []
+    head, rows, meshes = stages.classifier, [], []
     inner = head.head_inputs
 
-    def keep_inputs(readings, faces):  # what the head reads, kept as it reads it
+    def keep_inputs(readings, faces):  # what the head reads, kept as it reads it, and the faces' meshes
         rows.append(inner(readings, faces))
+        meshes.extend(ed.mesh_geometry(o.landmarks, o.width, o.height) for o in faces)
         return rows[-1]
 
     head.head_inputs = keep_inputs
@@ -77,7 +122,9 @@ def crowd_inputs(folder: Path):
     read = np.asarray([isinstance(e, str) and e in ed.EMOTIONS for e in cols["emotion"]])
     x = np.concatenate(rows).astype(np.float32)
     assert len(x) == read.sum(), (len(x), read.sum())  # one input row per face read, in order
-    return x, {k: cols[k][read].astype(np.float64) for k in ("face_px", "yaw", "pitch")}
+    faces = {k: cols[k][read].astype(np.float64) for k in ("face_px", "yaw", "pitch")}
+    faces["mesh"] = np.concatenate(meshes) if meshes else np.zeros((0, 478 * 3), np.float32)
+    return x, faces
 
 
 def shipped_contributions(x, faces) -> None:
@@ -117,6 +164,7 @@ def main(argv=None) -> int:
     ap.add_argument("labelled_dir", type=Path)
     ap.add_argument("--crowds", type=Path, default=None, help="a folder of real crowd photos (no labels needed)")
     ap.add_argument("--drop", default="geometry,sharpness", help=f"blocks to leave out in turn: {', '.join(BLOCKS)}")
+    ap.add_argument("--frontal", action="store_true", help="also the geometry of faces turned to face the camera")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=ed.DEFAULT_CACHE)
     args = ap.parse_args(argv)
@@ -139,6 +187,18 @@ def main(argv=None) -> int:
         if crowd is not None:
             model = v2.make_head(HEAD, dropped=dropped).fit(photo_x, y[photo_rows])
             shares.append((label, model.logits(crowd[0])))
+    if args.frontal:
+        label, meshes = "frontal geometry", ed.read_mesh(args.labelled_dir, workers=args.workers)
+        turned = {k: dataclasses.replace(r, geometry=frontal_geometry(meshes[k])) for k, r in readings.items()}
+        figures = photo_figures(turned, y, subjects, (), args.workers)
+        print(f"  {label:26s} " + "  ".join(
+            f"{k} {r['macro_recall']:.3f}/{r['macro_recall_5']:.3f} cal {r['calibration']['max_abs_error']:.3f}"
+            for k, r in figures.items()))
+        if crowd is not None:
+            x_turned = crowd[0].copy()
+            x_turned[:, BLOCKS["geometry"]] = frontal_geometry(crowd[1]["mesh"])
+            tx, rows = v2.stack(turned, list(turned), np.arange(len(y)), v2.FEATURES[HEAD])
+            shares.append((label, v2.make_head(HEAD).fit(tx, y[rows]).logits(x_turned)))
     if crowd is not None:
         x, faces = crowd
         print(f"\ncrowd photos ({args.crowds}): {len(x)} faces read")
@@ -146,6 +206,11 @@ def main(argv=None) -> int:
         print("top label disgust/neutral share, per face height (each variant retrained on all the photos)")
         for label, logits in shares:
             crowd_shares(label, logits, faces["face_px"])
+        if args.frontal:
+            print("crowd faces' yaw / pitch read from the geometry block (ridge, R^2 5-fold)")
+            for label, g in (("as shipped", x[:, BLOCKS["geometry"]]), ("frontal", x_turned[:, BLOCKS["geometry"]])):
+                r2 = pose_r2(g, faces)
+                print(f"  {label:26s} yaw {r2['yaw']:.2f}  pitch {r2['pitch']:.2f}")
     return 0
 
 
