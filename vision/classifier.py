@@ -87,29 +87,26 @@ class FaceCrops:
 
     @staticmethod
     def join(parts: list["FaceCrops"]) -> "FaceCrops":
+        """The faces of `parts` in order, as one (a single part is returned as it is, not copied)."""
+        if len(parts) == 1:
+            return parts[0]
         return FaceCrops(np.concatenate([p.gray for p in parts]), np.concatenate([p.colour for p in parts]))
 
     @staticmethod
     def chunks(parts: list["FaceCrops"], faces: int) -> Iterator["FaceCrops"]:
         """The faces of `parts` in order, `faces` at a time (the last chunk may be smaller)."""
-        gray, colour, held = [], [], 0
+        pieces, held = [], 0
         for part in parts:
             start = 0
             while start < len(part):
                 end = min(len(part), start + faces - held)
-                gray.append(part.gray[start:end])
-                colour.append(part.colour[start:end])
+                pieces.append(FaceCrops(part.gray[start:end], part.colour[start:end]))
                 held, start = held + end - start, end
                 if held == faces:
-                    yield FaceCrops.join_arrays(gray, colour)
-                    gray, colour, held = [], [], 0
+                    yield FaceCrops.join(pieces)
+                    pieces, held = [], 0
         if held:
-            yield FaceCrops.join_arrays(gray, colour)
-
-    @staticmethod
-    def join_arrays(gray: list[np.ndarray], colour: list[np.ndarray]) -> "FaceCrops":
-        return FaceCrops(gray[0], colour[0]) if len(gray) == 1 else FaceCrops(np.concatenate(gray),
-                                                                                np.concatenate(colour))
+            yield FaceCrops.join(pieces)
 
 
 def fer_input(gray: np.ndarray) -> np.ndarray:
