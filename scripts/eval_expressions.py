@@ -156,7 +156,7 @@ def main(argv=None) -> int:
         tuned = tune_faceapi.read_oof(args.labelled_dir)
     report = v2.cross_validate(readings, y, subjects, workers=args.workers,
                                tuned=tuned)
-    del report["_oof_logits"], report["_oof"]
+    report = v2.without_arrays(report)
     if not args.no_timing:
         report["timing"] = time_per_face()
     if args.json:

@@ -191,7 +191,8 @@ def cross_validate(readings: dict, y: np.ndarray, subjects, c: float = C, faceap
     fusion) and the other v2-form head (FEATURES), all retrained in the same folds (`workers` fits at once).
     `tuned` (condition -> [N,7] out-of-fold log-probabilities of the fine-tuned face-api, tune_faceapi.py
     cv, the same folds) adds "faceapi-tuned" alone and the v4 head ("fusion-v4": v2 + w * tuned). `dropped`:
-    blocks of `head`'s input columns left out (Head)."""
+    blocks of `head`'s input columns left out (Head). Every condition of `readings` gets out-of-fold logits
+    (`_oof_logits`) and probabilities (`_oof_probs`), calibrated on `train_conds` (default: all of them)."""
     conds = list(readings)
     train_conds = train_conds or conds
     split = folds(y, subjects)
@@ -215,7 +216,7 @@ def cross_validate(readings: dict, y: np.ndarray, subjects, c: float = C, faceap
     if tuned is not None:
         logits["fusion-v4"], chosen = v4_logits(logits["fusion"], tuned, y, found, split)
         heads = heads + ["fusion-v4"]
-    probs = {h: _calibrated(logits[h], y, found, split, conds) for h in heads}
+    probs = {h: _calibrated(logits[h], y, found, split, train_conds) for h in heads}
     if with_baselines:
         probs["fusion-v1"] = _calibrated(logits["fusion-v1"], y, found, split, ["full"])
     report = {"folds": FOLDS, "split": "subject-disjoint StratifiedGroupKFold; a photo's copies in its fold",
@@ -240,8 +241,15 @@ def cross_validate(readings: dict, y: np.ndarray, subjects, c: float = C, faceap
     if chosen is not None:
         report["tuned_weight_per_fold"] = chosen
     report["_oof_logits"] = logits[head]
+    report["_oof_probs"] = probs[head]
     report["_oof"] = logits
     return report
+
+
+def without_arrays(report: dict) -> dict:
+    """`cross_validate`'s report less its out-of-fold arrays (the keys starting with "_"): what is printed or
+    written as JSON."""
+    return {k: v for k, v in report.items() if not k.startswith("_")}
 
 
 def final_calibration(report, y, readings):

@@ -240,7 +240,7 @@ def main_v2(args) -> int:
     if args.head == "v4":  # the weight of the tuned net, chosen on every photo's out-of-fold readings
         found = {k: r.found for k, r in readings.items()}
         tuned_w = v2.tuned_weight(report["_oof"]["fusion"], tuned, y, found, np.arange(len(y)))
-    del report["_oof_logits"], report["_oof"]
+    report = v2.without_arrays(report)
     base = "fusion" if head == "fusion-v4" else head  # v4 = the v2 head + the tuned branch
     x, idx = v2.stack(readings, list(readings), np.arange(len(y)), v2.FEATURES[base])
     model = v2.make_head(base).fit(x, y[idx])

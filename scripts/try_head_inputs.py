@@ -37,6 +37,7 @@ BLOCKS = {"blendshapes": slice(0, 52), "geometry": slice(52, 156), "fer_logp": s
           "faceapi_logp": slice(163, 170), "faceapi_features": slice(170, 426), "sharpness": slice(426, 427),
           "fer_features": slice(427, 555)}
 HEAD = "fusion-v6"
+WIDTH = sum(b.stop - b.start for b in BLOCKS.values())  # v6's input width
 BANDS = (0, 24, 32, 48, 64, np.inf)
 DISGUST, NEUTRAL = ed.EMOTIONS.index("disgust"), ed.EMOTIONS.index("neutral")
 
@@ -92,15 +93,20 @@ def photo_figures(readings, y, subjects, dropped, workers) -> dict:
 
 
 def crowd_inputs(folder: Path):
-    """The shipped default head's inputs [N,555] for every face it read in `folder`'s photos, and those faces'
-    face_px, yaw, pitch, mesh (`expression_data.mesh_geometry`) (the audience scene, `vision.pipeline.analyze_job` as `audience analyze` reads a
-    folder of photos)."""
+    """`scene_inputs` for `folder`'s photos, as `audience analyze` reads a folder of photos."""
     from vision.capture import resolve_inputs
+
+    return scene_inputs([s for s in resolve_inputs([str(folder)]) if s.kind == "image"])
+
+
+def scene_inputs(specs: list) -> tuple[np.ndarray, dict]:
+    """The shipped default head's inputs [N,555] for every face it read in the photos `specs` (the audience scene,
+    `vision.pipeline.analyze_job`, kept as the head reads them), and those faces' source (index into `specs`),
+    face_px, yaw, pitch and mesh (`expression_data.mesh_geometry`)."""
     from vision.pipeline import Settings, analyze_job, build_stages, model_files
     from vision.quiet import native_stderr_to_devnull
 
     settings = Settings(scene="audience")
-    specs = [s for s in resolve_inputs([str(folder)]) if s.kind == "image"]
     with native_stderr_to_devnull():
         stages = build_stages(settings, "image", model_files(settings))
     head, rows, meshes = stages.classifier, [], []
@@ -119,10 +125,12 @@ def crowd_inputs(folder: Path):
         stages.close()
     cols = {k: np.concatenate([np.asarray(t[k], object) for t in tables]) for k in ("emotion", "face_px", "yaw",
                                                                                    "pitch")}
-    read = np.asarray([isinstance(e, str) and e in ed.EMOTIONS for e in cols["emotion"]])
-    x = np.concatenate(rows).astype(np.float32)
+    source = np.repeat(np.arange(len(tables)), [len(t["emotion"]) for t in tables])
+    read = np.asarray([isinstance(e, str) and e in ed.EMOTIONS for e in cols["emotion"]], bool)
+    x = np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, WIDTH), np.float32)
     assert len(x) == read.sum(), (len(x), read.sum())  # one input row per face read, in order
     faces = {k: cols[k][read].astype(np.float64) for k in ("face_px", "yaw", "pitch")}
+    faces["source"] = source[read]
     faces["mesh"] = np.concatenate(meshes) if meshes else np.zeros((0, 478 * 3), np.float32)
     return x, faces
 
@@ -159,6 +167,12 @@ def crowd_shares(label, logits, px) -> None:
         f"{lo:g}-{hi:g} px {c}" for (lo, hi), c in zip(bands, cells)))
 
 
+def print_figures(label: str, figures: dict) -> None:
+    print(f"  {label:26s} " + "  ".join(
+        f"{k} {r['macro_recall']:.3f}/{r['macro_recall_5']:.3f} cal {r['calibration']['max_abs_error']:.3f}"
+        for k, r in figures.items()))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("labelled_dir", type=Path)
@@ -180,20 +194,14 @@ def main(argv=None) -> int:
     # every photo under every condition: the rows each variant is retrained on for the crowd check
     photo_x, photo_rows = v2.stack(readings, list(readings), np.arange(len(y)), v2.FEATURES[HEAD])
     for label, dropped in variants(drop).items():
-        figures = photo_figures(readings, y, subjects, dropped, args.workers)
-        print(f"  {label:26s} " + "  ".join(
-            f"{k} {r['macro_recall']:.3f}/{r['macro_recall_5']:.3f} cal {r['calibration']['max_abs_error']:.3f}"
-            for k, r in figures.items()))
+        print_figures(label, photo_figures(readings, y, subjects, dropped, args.workers))
         if crowd is not None:
             model = v2.make_head(HEAD, dropped=dropped).fit(photo_x, y[photo_rows])
             shares.append((label, model.logits(crowd[0])))
     if args.frontal:
         label, meshes = "frontal geometry", ed.read_mesh(args.labelled_dir, workers=args.workers)
         turned = {k: dataclasses.replace(r, geometry=frontal_geometry(meshes[k])) for k, r in readings.items()}
-        figures = photo_figures(turned, y, subjects, (), args.workers)
-        print(f"  {label:26s} " + "  ".join(
-            f"{k} {r['macro_recall']:.3f}/{r['macro_recall_5']:.3f} cal {r['calibration']['max_abs_error']:.3f}"
-            for k, r in figures.items()))
+        print_figures(label, photo_figures(turned, y, subjects, (), args.workers))
         if crowd is not None:
             x_turned = crowd[0].copy()
             x_turned[:, BLOCKS["geometry"]] = frontal_geometry(crowd[1]["mesh"])

@@ -38,7 +38,7 @@ import fusion_v2 as v2  # noqa: E402
 import try_head_inputs as thi  # noqa: E402
 
 HEAD = "fusion-v6"
-WIDTH = sum(b.stop - b.start for b in thi.BLOCKS.values())  # v6's input width
+WIDTH = thi.WIDTH
 DEFAULT_CACHE = Path("/tmp/audience_serving_path_v6.npz")
 FRAME_MIN = (320, 240)  # the smallest frame a copy is shown in (width, height)
 
@@ -88,40 +88,18 @@ def render(rows: list, folder: Path, copies: int) -> None:
 
 
 def read_through_scene(files: list[Path | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The shipped default head's inputs [N, WIDTH] for the largest face of each file (zeros where none was read
-    or the file is None), whether one was, and its face_px: the audience scene, one file at a time."""
+    """The shipped default head's inputs [N, WIDTH] for the largest face read in each file (zeros where none was
+    read or the file is None), whether one was, and its face_px: the audience scene (`try_head_inputs.scene_inputs`)."""
     from vision.capture import resolve_inputs
-    from vision.pipeline import Settings, analyze_job, build_stages, model_files
-    from vision.quiet import native_stderr_to_devnull
 
-    settings = Settings(scene="audience")
-    with native_stderr_to_devnull():
-        stages = build_stages(settings, "image", model_files(settings))
-    head, kept = stages.classifier, []
-    inner = head.head_inputs
-
-    def keep_inputs(readings, faces):
-        kept.append(inner(readings, faces))
-        return kept[-1]
-
-    head.head_inputs = keep_inputs
-    x, found, px = np.zeros((len(files), WIDTH), np.float32), np.zeros(len(files), bool), np.zeros(len(files))
-    try:
-        for i, path in enumerate(files):
-            if path is None:
-                continue
-            kept.clear()
-            with native_stderr_to_devnull():
-                tables = [columns for columns, _ in analyze_job(resolve_inputs([str(path)]), settings, stages=stages)]
-            emotion = np.concatenate([np.asarray(t["emotion"], object) for t in tables]) if tables else []
-            size = np.concatenate([np.asarray(t["face_px"], float) for t in tables]) if tables else np.zeros(0)
-            read = np.asarray([isinstance(e, str) and e in ed.EMOTIONS for e in emotion], bool)
-            if read.any():
-                j = int(np.argmax(size[read]))
-                x[i], found[i], px[i] = np.concatenate(kept)[j], True, size[read][j]
-    finally:
-        stages.close()
-    return x, found, px
+    named = [i for i, path in enumerate(files) if path is not None]
+    inputs, faces = thi.scene_inputs(resolve_inputs([str(files[i]) for i in named]) if named else [])
+    x, px = np.zeros((len(files), WIDTH), np.float32), np.zeros(len(files))
+    for row, (source, size) in enumerate(zip(faces["source"], faces["face_px"])):
+        i = named[source]
+        if size > px[i]:
+            x[i], px[i] = inputs[row], size
+    return x, px > 0, px
 
 
 class HeadInputs:
@@ -158,21 +136,6 @@ def serving_conditions(labelled_dir: Path, cache: Path, copies: int) -> dict[str
     return {f"serve{k}": HeadInputs(arrays[f"x{k}"], arrays[f"found{k}"]) for k in range(copies)}
 
 
-def oof(readings: dict, y, split, train_conds, workers: int):
-    """Out-of-fold logits per condition of v6's recipe trained on `train_conds`, and nested-calibrated
-    probabilities (pooled over `train_conds`)."""
-    from joblib import Parallel, delayed
-
-    fitted = Parallel(n_jobs=workers)(delayed(v2._fold_logits)(readings, y, tr, te, HEAD, train_conds, None,
-                                                               v2.FACEAPI_WEIGHT) for tr, te in split)
-    logits = {k: np.zeros((len(y), 7)) for k in readings}
-    for (_, te), by_cond in zip(split, fitted):
-        for k in readings:
-            logits[k][te] = by_cond[k]
-    found = {k: r.found for k, r in readings.items()}
-    return logits, v2._calibrated(logits, y, found, split, train_conds)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("labelled_dir", type=Path)
@@ -181,21 +144,20 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     args = ap.parse_args(argv)
-    from train_fusion_head import fit_vector_scaling
-
     y, subjects = ed.labels_and_subjects(ed.read_labels(args.labelled_dir))
     readings = dict(ed.read_conditions(args.labelled_dir, ed.DEFAULT_CACHE, workers=args.workers))
     photo_way = list(readings)
     readings.update(serving_conditions(args.labelled_dir, args.cache, args.copies))
     crowd = thi.crowd_inputs(args.crowds) if args.crowds else None
-    split = v2.folds(y, subjects)
     variants = {"v6 as shipped": photo_way, "+ serving-path copies": list(readings)}
     print("shared photos, subject-disjoint 5-fold CV: macro recall 7 / 5 classes, calibration error, mean p disgust"
           " / neutral (true shares "
           + " / ".join(f"{s:.2f}" for s in np.bincount(y, minlength=7)[[thi.DISGUST, thi.NEUTRAL]] / len(y)) + ")")
     crowd_logits = []
     for label, train in variants.items():
-        logits, probs = oof(readings, y, split, train, args.workers)
+        report = v2.cross_validate(readings, y, subjects, train_conds=train, with_baselines=False, head=HEAD,
+                                   workers=args.workers)  # trained and calibrated on `train`, read on every condition
+        logits, probs = report["_oof_logits"], report["_oof_probs"]
         print(f"  {label}")
         for k, r in readings.items():
             rep = ed.recall_report(y, np.where(r.found, logits[k].argmax(axis=1), -1))
@@ -207,8 +169,7 @@ def main(argv=None) -> int:
         if crowd is not None:
             x, rows = v2.stack(readings, train, np.arange(len(y)), v2.FEATURES[HEAD])
             model = v2.make_head(HEAD).fit(x, y[rows])
-            t, b = fit_vector_scaling(np.concatenate([logits[k][readings[k].found] for k in train]),
-                                      np.concatenate([y[readings[k].found] for k in train]))
+            t, b = v2.final_calibration(report, y, {k: readings[k] for k in train})
             crowd_logits.append((label, model.logits(crowd[0]), t, b))
     if crowd is not None:
         print(f"\ncrowd photos ({args.crowds}): {len(crowd[0])} faces read; label disgust/neutral share per face height")
