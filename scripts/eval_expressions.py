@@ -16,7 +16,11 @@ penultimate features) - macro recall over 7 and
 over 5 classes (anger, happiness, sadness, surprise, neutral), per-class recall, the no-face rate (counted wrong) and the calibration error (largest
 |mean probability - share| over the classes, faces found). The heads are measured by subject-disjoint
 5-fold cross-validation (nobody in both training and validation; a photo's degraded copies in its fold).
-Last, a timing line: per face after the landmarks, on one thread, fer's CNN alone (the baseline), the v2
+Then the shipped v6 and v7 heads on the photos read the way an audience is read (`scripts/serving_path.py`:
+each photo's venue copy kept small, 24-64 px, in a dim frame, through the audience scene; conditions "serve0"
+and "serve1", one per copy; about 6 min on 2 cores the first time, cached): v6 trained on the photo-way
+conditions as it was shipped, v7 on those and the serving-path copies, both in the same folds; v7's rows at
+full, 48 and 32 px too (`--no-serving-path` leaves them out). Last, a timing line: per face after the landmarks, on one thread, fer's CNN alone (the baseline), the v2
 classifier (both CNNs + head, the default), the v3 one (both CNNs on crop and mirror image + head) and v4
 (v2 reading face-api through models/faceapi_tuned.onnx, its tuned branch in the same call) and v5,
 measured interleaved in the same run on a window of faces. The model cards' figures come from
@@ -100,6 +104,7 @@ def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
                                        FaceApiClassifier(model_file("faceapi_tuned").path, 1), 1),
         "fusion_v5": Fusion2Classifier(model_file("fusion_v5").path, cnn, faceapi, 1),
         "fusion_v6": Fusion2Classifier(model_file("fusion_v6").path, cnn, faceapi, 1),
+        "fusion_v7": Fusion2Classifier(model_file("fusion_v7").path, cnn, faceapi, 1),
     }
     images, window = [image] * n_faces, [obs] * n_faces
 
@@ -121,12 +126,31 @@ def time_per_face(n_faces: int = 16, repeats: int = 20) -> dict:
     return out
 
 
+def add_serving_path(report: dict, labelled_dir: Path, readings: dict, y, subjects, workers: int) -> None:
+    """Add the serving-path conditions (serve0, serve1: v6 and v7) and v7's rows at full, 48 and 32 px to
+    `report["conditions"]`: v6's recipe trained on the photo-way conditions (as shipped) and on those plus the
+    serving-path copies (v7), subject-disjoint folds, each calibrated on what it was trained on."""
+    import fusion_v2 as v2
+    import serving_path
+
+    serve = serving_path.serving_conditions(labelled_dir)
+    both = {**readings, **serve}
+    runs = {"fusion-v6": (list(readings), tuple(serve)), "fusion-v7": (list(both), v2.EVAL + tuple(serve))}
+    for name, (train, evaluate) in runs.items():
+        part = v2.cross_validate(both, y, subjects, train_conds=train, with_baselines=False, head="fusion-v6",
+                                 workers=workers, evaluate=evaluate)
+        for cond, figures in part["conditions"].items():
+            into = report["conditions"].setdefault(cond, {"no_face_rate": figures["no_face_rate"]})
+            into[name] = figures["fusion-v6"]
+
+
 def _default_name() -> str:
     """The registry entry `--classifier fusion` reads (models/models.json: "fusion" is the same file as it)."""
     from vision.registry import model_file
 
     default = model_file("fusion").sha256
-    return next((n for n in ("fusion_v6", "fusion_v5", "fusion_v2") if model_file(n).sha256 == default), "fusion")
+    return next((n for n in ("fusion_v7", "fusion_v6", "fusion_v5", "fusion_v2") if model_file(n).sha256 == default),
+                "fusion")
 
 
 def main(argv=None) -> int:
@@ -140,6 +164,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--no-tuned", action="store_true",
                     help="leave out the fine-tuned face-api and the v4 head (no scripts/tune_faceapi.py cv run)")
+    ap.add_argument("--no-serving-path", action="store_true",
+                    help="leave out the serving-path conditions and the v7 head (scripts/serving_path.py)")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     args = ap.parse_args(argv)
     if args.pipeline:
@@ -157,6 +183,8 @@ def main(argv=None) -> int:
     report = v2.cross_validate(readings, y, subjects, workers=args.workers,
                                tuned=tuned)
     report = v2.without_arrays(report)
+    if not args.no_serving_path:
+        add_serving_path(report, args.labelled_dir, readings, y, subjects, args.workers)
     if not args.no_timing:
         report["timing"] = time_per_face()
     if args.json:
@@ -164,16 +192,18 @@ def main(argv=None) -> int:
         return 0
     print(f"{len(y)} photos, subject-disjoint {report['folds']}-fold CV for the heads; cal.err = largest "
           "|mean probability - share| over the classes; the rows 'fusion' are the v2 head (`--classifier "
-          "fusion-v2`), `--classifier fusion` is v6")
+          f"fusion-v2`), `--classifier fusion` is {_default_name().replace('fusion_', '')}; serve0/serve1: the "
+          "photos read the way an audience is read (scripts/serving_path.py)")
     print_table(report)
     if "timing" in report:
         t = report["timing"]
         print(f"per face after the landmarks, one thread, windows of {t['faces_per_window']} faces, same run: "
               f"fer CNN alone {t['cnn_ms_per_face']:.2f} ms (baseline); "
               + ", ".join(f"{n.replace('fusion_', '')} {t[n + '_ms_per_face']:.2f} ms ({t['ratio_' + n]:.1f}x)"
-                          for n in ("fusion_v2", "fusion_v3", "fusion_v4", "fusion_v5", "fusion_v6"))
+                          for n in ("fusion_v2", "fusion_v3", "fusion_v4", "fusion_v5", "fusion_v6", "fusion_v7"))
               + f" (v2: both CNNs + head; v3: both on crop + mirror; v4: v2 + the tuned face-api branch; v5: v3 + "
-              f"fer's penultimate features; v6: v5 with fer on the crop alone; `--classifier fusion` is "
+              f"fer's penultimate features; v6: v5 with fer on the crop alone; v7: v6's form, other weights; "
+              f"`--classifier fusion` is "
               f"{t['default'].replace('fusion_', '')})")
     return 0
 

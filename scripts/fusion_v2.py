@@ -185,14 +185,15 @@ def v4_logits(v2_logits: dict, tuned: dict, y, found, split) -> tuple[dict, list
 
 def cross_validate(readings: dict, y: np.ndarray, subjects, c: float = C, faceapi_weight: float = FACEAPI_WEIGHT,
                    train_conds=None, with_baselines: bool = True, head: str = "fusion", workers: int = 1,
-                   tuned: dict | None = None, dropped: tuple[slice, ...] = ()) -> dict:
+                   tuned: dict | None = None, dropped: tuple[slice, ...] = (), evaluate=EVAL) -> dict:
     """Out-of-fold figures per condition (full, 48px, 32px) of `head` and, `with_baselines`, of fer's CNN,
     face-api's CNN, the v1 recipe (trained on the photos as they are, calibrated at full size: the first
     fusion) and the other v2-form head (FEATURES), all retrained in the same folds (`workers` fits at once).
     `tuned` (condition -> [N,7] out-of-fold log-probabilities of the fine-tuned face-api, tune_faceapi.py
     cv, the same folds) adds "faceapi-tuned" alone and the v4 head ("fusion-v4": v2 + w * tuned). `dropped`:
     blocks of `head`'s input columns left out (Head). Every condition of `readings` gets out-of-fold logits
-    (`_oof_logits`) and probabilities (`_oof_probs`), calibrated on `train_conds` (default: all of them)."""
+    (`_oof_logits`) and probabilities (`_oof_probs`), calibrated on `train_conds` (default: all of them); the
+    report's figures are those of the conditions `evaluate` (with_baselines: photo-way conditions only)."""
     conds = list(readings)
     train_conds = train_conds or conds
     split = folds(y, subjects)
@@ -222,7 +223,7 @@ def cross_validate(readings: dict, y: np.ndarray, subjects, c: float = C, faceap
     report = {"folds": FOLDS, "split": "subject-disjoint StratifiedGroupKFold; a photo's copies in its fold",
               "n": int(len(y)), "head": head, "C": c, "faceapi_weight": faceapi_weight,
               "train_conditions": list(train_conds), "calibration_mode": "vector", "conditions": {}}
-    for k in EVAL:
+    for k in evaluate:
         r = readings[k]
         methods = {}
         if with_baselines:

@@ -5,8 +5,9 @@
 `--head v2` (models/fusion_head_v2.onnx), `v3` (its test-time-flip variant, models/fusion_head_v3.onnx)
 and `v4` (v2 plus the fine-tuned face-api's log-probabilities, models/fusion_head_v4.onnx; needs
 `scripts/tune_faceapi.py ... cv` first), `v5` (v3 plus fer's penultimate features,
-models/fusion_head_v5.onnx) and `v6` (v5 with only face-api read on the mirror image too, models/fusion_head_v6.onnx)
-are trained by
+models/fusion_head_v5.onnx), `v6` (v5 with only face-api read on the mirror image too, models/fusion_head_v6.onnx)
+and `v7` (v6's form and recipe, trained on the photos read the way an audience is read too: scripts/serving_path.py,
+models/fusion_head_v7.onnx) are trained by
 scripts/fusion_v2.py on the photos and their venue-camera degradations; what follows describes `v1`
 (models/fusion_head.onnx), the first head, trained on the photos as they are.
 
@@ -169,18 +170,19 @@ def export_arrays(mean, scale, w, bias_w, t, b, n_features, doc, quality_slope=N
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("labelled_dir", type=Path)
-    ap.add_argument("--head", choices=("v2", "v3", "v4", "v5", "v6", "v1"), default="v2",
+    ap.add_argument("--head", choices=("v2", "v3", "v4", "v5", "v6", "v7", "v1"), default="v2",
                     help="v2: both CNNs, trained on venue-camera degradations (default); v3: the same on each "
                          "CNN's outputs averaged over the crop and its mirror image; v4: v2 plus the fine-tuned "
                          "face-api's log-probabilities (run scripts/tune_faceapi.py cv and export first); v5: v3 "
                          "plus fer's penultimate features; v6: v5 with fer on the crop alone (face-api on crop and mirror); "
+                         "v7: v6 also trained (and calibrated) on the serving-path copies (scripts/serving_path.py); "
                          "v1: the first head")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=ed.DEFAULT_CACHE,
                     help="v2/v3: the photos' readings under every condition, computed once (.npz)")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
-    if args.head in ("v2", "v3", "v4", "v5", "v6"):
+    if args.head in ("v2", "v3", "v4", "v5", "v6", "v7"):
         return main_v2(args)
     args.out = args.out or ed.ROOT / "models" / "fusion_head.onnx"
     data = ed.extract(args.labelled_dir)
@@ -224,23 +226,35 @@ def main_v2(args) -> int:
 
     from vision.classifier import FER_FEATURES_KEY, FLIP_FACEAPI_KEY, FLIP_KEY, TUNED_KEY
 
-    head = {"v2": "fusion", "v3": "fusion-v3", "v4": "fusion-v4", "v5": "fusion-v5", "v6": "fusion-v6"}[args.head]
+    # the head's form (fusion_v2.FEATURES); v7 is v6's form trained on more conditions
+    head = {"v2": "fusion", "v3": "fusion-v3", "v4": "fusion-v4", "v5": "fusion-v5", "v6": "fusion-v6",
+            "v7": "fusion-v6"}[args.head]
     out = args.out or ed.ROOT / "models" / f"fusion_head_{args.head}.onnx"
     y, subjects = ed.labels_and_subjects(ed.read_labels(args.labelled_dir))
     readings = ed.read_conditions(args.labelled_dir, args.cache, workers=args.workers)
+    evaluate = v2.EVAL
+    if args.head == "v7":  # trained, calibrated and evaluated on the serving-path copies too
+        import serving_path
+
+        readings = {**readings, **serving_path.serving_conditions(args.labelled_dir)}
+        evaluate = v2.EVAL + tuple(k for k in readings if k.startswith("serve"))
     tuned = None
     if args.head == "v4":
         import tune_faceapi
 
         tuned = tune_faceapi.read_oof(args.labelled_dir)
     report = v2.cross_validate(readings, y, subjects, head=head, with_baselines=False, workers=args.workers,
-                               tuned=tuned)
+                               tuned=tuned, evaluate=evaluate)
     t, b = v2.final_calibration(report, y, readings)
     tuned_w = None
     if args.head == "v4":  # the weight of the tuned net, chosen on every photo's out-of-fold readings
         found = {k: r.found for k, r in readings.items()}
         tuned_w = v2.tuned_weight(report["_oof"]["fusion"], tuned, y, found, np.arange(len(y)))
     report = v2.without_arrays(report)
+    if args.head == "v7":  # v6's form, reported under its own name
+        report["head"] = "fusion-v7"
+        for part in report["conditions"].values():
+            part["fusion-v7"] = part.pop("fusion-v6")
     base = "fusion" if head == "fusion-v4" else head  # v4 = the v2 head + the tuned branch
     x, idx = v2.stack(readings, list(readings), np.arange(len(y)), v2.FEATURES[base])
     model = v2.make_head(base).fit(x, y[idx])
@@ -249,11 +263,13 @@ def main_v2(args) -> int:
     doc = (f"Fusion expression head {args.head}: blendshapes[52] + landmark geometry[104] + log fer probs[7] + "
            "log face-api probs[7] + face-api pooled features[256] + crop sharpness[1]"
            + (" + the fine-tuned face-api's log probs[7]" if tuned_w else "")
-           + (" + fer's penultimate features[128]" if args.head in ("v5", "v6") else "") + " -> calibrated probs[7] "
+           + (" + fer's penultimate features[128]" if args.head in ("v5", "v6", "v7") else "") + " -> calibrated probs[7] "
            "and balanced label" + (" (each CNN's outputs averaged over the crop and its mirror image)" if flip else "")
            + (" (face-api's outputs averaged over the crop and its mirror image, fer's on the crop)"
-              if args.head == "v6" else "")
-           + ". Classes: " + ", ".join(ed.EMOTIONS))
+              if args.head in ("v6", "v7") else "")
+           + ". Classes: " + ", ".join(ed.EMOTIONS)
+           + ("; trained on the photos read the way an audience is read too (scripts/serving_path.py)"
+              if args.head == "v7" else ""))
     head_logits = model.logits
     if tuned_w:  # logits = v2's + w * log p_tuned: 7 more inputs, not standardised
         mean, scale = np.concatenate([mean, np.zeros(7)]), np.concatenate([scale, np.ones(7)])
@@ -262,9 +278,9 @@ def main_v2(args) -> int:
         x = np.concatenate([x, probe], axis=1).astype(np.float32)
         head_logits = lambda z: model.logits(z[:, :-7]) + tuned_w * z[:, -7:]  # noqa: E731
     meta = {FLIP_KEY: "1"} if flip else {TUNED_KEY: "1"} if tuned_w else None
-    if args.head == "v6":
+    if args.head in ("v6", "v7"):
         meta = {FLIP_FACEAPI_KEY: "1"}
-    if args.head in ("v5", "v6"):
+    if args.head in ("v5", "v6", "v7"):
         meta[FER_FEATURES_KEY] = "1"
     blob = export_arrays(mean, scale, w, bias_w, t, b, x.shape[1], doc, metadata=meta)
     import onnxruntime as ort
@@ -279,8 +295,9 @@ def main_v2(args) -> int:
         report["tuned_weight"] = tuned_w
     if head in v2.FER_HEADS:
         report.update(C=v2.FER_HEADS[head][0], fer_weight=v2.FER_HEADS[head][1])
-    if args.head == "v6":
+    if args.head in ("v6", "v7"):
         report["test_time_flip_faceapi"] = True
+    report["trained_on_conditions"] = list(readings)
     metrics_path = out.with_suffix(".metrics.json")
     metrics_path.write_text(json.dumps(report, indent=2))
     print_table(report)

@@ -19,9 +19,11 @@ obs`, does one frame.
   mirror image and averages the two (test-time flip: the model's `test_time_flip` metadata asks for it);
   "fusion-v5" (models/fusion_head_v5.md) is v3 plus fer's 128 penultimate features (its `fer_features`
   metadata: fer's graph with that second output, `CnnClassifier(features=True)`, shipped pinned as
-  `cnn_features`); "fusion-v6" (models/fusion_head_v6.md, the default "fusion") is v5 with only face-api read
+  `cnn_features`); "fusion-v6" (models/fusion_head_v6.md, the default until v7) is v5 with only face-api read
   on the mirror image too (its `flip_faceapi` metadata; fer, the weaker CNN, on the crop alone), v5's accuracy
-  at about 1.5x v2's cost instead of 2x.
+  at about 1.5x v2's cost instead of 2x; "fusion-v7" (models/fusion_head_v7.md, the default "fusion") is v6's
+  form and cost with weights also trained on faces read the way an audience is read (small faces through the
+  detector and FaceMesh), calibrated there.
 The fusion heads' `probs` are calibrated (means over faces estimate shares); their `labels` are the
 balanced decision (best macro recall), so a face's label is not always the argmax of its probabilities.
 """

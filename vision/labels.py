@@ -27,5 +27,5 @@ QUALITY_COLUMNS: tuple[str, ...] = ("face_px", "det_score", "presence", "quality
 DEFAULT_MIN_QUALITY = 0.4
 
 #: Expression classifiers `audience analyze --classifier` offers (the first is the default).
-CLASSIFIERS: tuple[str, ...] = ("fusion", "fusion-v6", "fusion-v5", "fusion-v4", "fusion-v3", "fusion-v2", "fusion-v1",
+CLASSIFIERS: tuple[str, ...] = ("fusion", "fusion-v7", "fusion-v6", "fusion-v5", "fusion-v4", "fusion-v3", "fusion-v2", "fusion-v1",
                                 "cnn", "faceapi")

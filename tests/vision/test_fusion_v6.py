@@ -77,18 +77,15 @@ def test_v6_training_inputs_are_what_the_classifier_reads():
     assert np.allclose(x[:, 52 + 104 + 7:52 + 104 + 14], np.log((r.faceapi + r.faceapi_flip) / 2), atol=1e-6)
 
 
-def test_registry_names_the_default_and_keeps_v2_selectable():
+def test_registry_keeps_v6_and_v2_selectable():
     from vision.labels import CLASSIFIERS
     from vision.registry import model_file
 
     assert CLASSIFIERS[0] == "fusion" and {"fusion-v6", "fusion-v2"} <= set(CLASSIFIERS)
     assert model_file("fusion_v2").path.name == "fusion_head_v2.onnx"
     assert model_file("fusion_v6").path.name == "fusion_head_v6.onnx"
-    assert model_file("fusion").path.name == DEFAULT_FILE
-
-
-#: The file `--classifier fusion` reads (models/models.json "fusion").
-DEFAULT_FILE = "fusion_head_v6.onnx"
+    # the default is v7 now (tests/vision/test_fusion_v7.py); v6, the default before it, stays selectable
+    assert model_file("fusion").sha256 != model_file("fusion_v6").sha256
 
 
 def test_analyze_with_fusion_v6_end_to_end(tmp_path):

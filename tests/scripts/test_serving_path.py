@@ -1,11 +1,11 @@
-"""scripts/try_serving_path.py: the venue copy kept small, shown in a dim frame, read through the audience scene."""
+"""scripts/serving_path.py: the venue copy kept small, shown in a dim frame, read through the audience scene."""
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-t = pytest.importorskip("try_serving_path")
+t = pytest.importorskip("serving_path")
 degrade = pytest.importorskip("degrade")
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "images"
