@@ -2,12 +2,15 @@
 
     python scripts/bench_audience.py ../shared/data/expressions [--seats 32] [--seconds 20] [--fps 2]
                                      [--scaling 10,40,100] [--workers 2] [--against COMMIT] [--repeat N]
+                                     [--audience DIR] [--label-rules balanced,probable]
 
 Generates the audiences into a temporary folder, runs `audience analyze --scene audience` on them and
 prints, against the ground truth: seat recall (faces found / faces visible, for faces >= 48 px tall),
 duplicate and false-positive rates, id switches per seat-hour, the per-second correlation between the
-measured happiness share (mean p_happiness) and the true share, frames/s and faces analysed/s, and how
-the cost per frame grows with the number of faces (--scaling).
+measured happiness share (mean p_happiness) and the true share, the share of matched faces whose label is
+their true expression and the label shares, frames/s and faces analysed/s, and how the cost per frame grows
+with the number of faces (--scaling). `--label-rules balanced,probable` analyses the audience again under each
+`--label-rule` and prints its labels against the truth.
 
 `--against COMMIT` also analyses the same audience with that git commit's code (`git archive` into a temporary
 folder), the two runs interleaved `--repeat` times, and prints faces/s of each and their ratio (the same run:
@@ -87,6 +90,7 @@ def evaluate(folder: Path, rate: float, out: str = "out") -> dict:
     by_frame = dict(tuple(obs.groupby("frame")))
     visible = found = duplicates = false_pos = 0
     seat_ids: dict[int, list[tuple[int, int]]] = {}  # seat -> [(frame, track id)]
+    labels: list[tuple[str, str]] = []  # (true, read) expression of each matched face with a reading
     away = truth[truth["visible"] == 0].groupby("seat")["frame"].apply(set).to_dict()
     for f in analysed_frames(int(truth["frame"].max()) + 1, meta["fps"], rate):
         t_rows = truth[(truth["frame"] == f) & (truth["visible"] == 1)]
@@ -110,6 +114,8 @@ def evaluate(folder: Path, rate: float, out: str = "out") -> dict:
                 matched.add(best_truth[j])
                 seat = int(t_rows["seat"].iloc[best_truth[j]])
                 seat_ids.setdefault(seat, []).append((f, int(o_rows["track_id"].iloc[j])))
+                if o_rows["emotion"].iloc[j]:
+                    labels.append((t_rows["emotion"].iloc[best_truth[j]], o_rows["emotion"].iloc[j]))
         found += sum(1 for i in matched if big[i])
     # a switch: the id of a seat changes while its viewer stayed (a viewer who left may come back new)
     switches = sum(1 for seat, seq in seat_ids.items() for (f0, a), (f1, b) in zip(seq, seq[1:])
@@ -121,10 +127,19 @@ def evaluate(folder: Path, rate: float, out: str = "out") -> dict:
     common = [s for s in true_share.index if s in curves.index and np.isfinite(curves.loc[s, "p_happiness"])]
     r = float(np.corrcoef(true_share.loc[common], curves.loc[common, "p_happiness"])[0, 1]) if len(common) > 2 else float("nan")
     n_obs = max(len(obs), 1)
-    return {"recall": found / max(visible, 1), "visible": visible, "found": found,
+    true_label, read_label = (np.array([t for t, _ in labels]), np.array([r for _, r in labels])) if labels else \
+        (np.array([]), np.array([]))
+    return {"label_accuracy": float((true_label == read_label).mean()) if labels else float("nan"),
+            "label_shares": {e: float((read_label == e).mean()) for e in sorted(set(read_label))},
+            "true_shares": {e: float((true_label == e).mean()) for e in sorted(set(true_label))},
+            "labelled_faces": len(labels),"recall": found / max(visible, 1), "visible": visible, "found": found,
             "duplicate_rate": duplicates / n_obs, "false_positive_rate": false_pos / n_obs,
             "id_switches": switches, "id_switches_per_seat_hour": switches / max(seat_seconds / 3600, 1e-9),
             "happiness_r": r}
+
+
+def _shares(shares: dict) -> str:
+    return ", ".join(f"{e} {v:.2f}" for e, v in sorted(shares.items(), key=lambda kv: -kv[1]))
 
 
 def tiles_recall(folder: Path, grid: int, frames: int = 5, overlap: float = 0.2) -> float:
@@ -191,6 +206,8 @@ def main(argv=None) -> int:
     ap.add_argument("--audience", type=Path, default=None, help="an audience folder made earlier (reused as is)")
     ap.add_argument("--against", default=None, help="a git commit analysed too, interleaved (faces/s ratio)")
     ap.add_argument("--repeat", type=int, default=1, help="with --against: runs of each")
+    ap.add_argument("--label-rules", default="", help="also analyse under each of these --label-rule values "
+                    "(e.g. balanced,probable) and print each face's label against the truth")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         main_dir = args.audience or Path(tmp) / f"seats{args.seats}"
@@ -236,6 +253,13 @@ def main(argv=None) -> int:
         for grid in [int(g) for g in args.compare_tiles.split(",") if g.strip()]:
             print(f"  for comparison, MediaPipe alone on {grid}x{grid} overlapping tiles: recall "
                   f"{tiles_recall(main_dir, grid):.3f}")
+        print(f"  labels of matched faces against the truth: {m['label_accuracy']:.3f} right; shares "
+              + _shares(m["label_shares"]) + " (truth " + _shares(m["true_shares"]) + ")")
+        for rule in [r for r in args.label_rules.split(",") if r.strip()]:
+            analyse(main_dir, args.fps, args.workers, extra=("--label-rule", rule), out=f"out-{rule}")
+            r = evaluate(main_dir, args.fps, f"out-{rule}")
+            print(f"  --label-rule {rule}: labels {r['label_accuracy']:.3f} right ({r['labelled_faces']} faces); "
+                  "shares " + _shares(r["label_shares"]))
         sizes = [int(s) for s in args.scaling.split(",") if s.strip()]
         rows = []
         for seats in sizes:

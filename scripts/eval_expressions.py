@@ -20,7 +20,8 @@ Then the shipped v6 and v7 heads on the photos read the way an audience is read 
 each photo's venue copy kept small, 24-64 px, in a dim frame, through the audience scene; conditions "serve0"
 and "serve1", one per copy; about 6 min on 2 cores the first time, cached): v6 trained on the photo-way
 conditions as it was shipped, v7 on those and the serving-path copies, both in the same folds; v7's rows at
-full, 48 and 32 px too (`--no-serving-path` leaves them out). Last, a timing line: per face after the landmarks, on one thread, fer's CNN alone (the baseline), the v2
+full, 48 and 32 px too, and "v7-probable": v7's faces labelled by their most probable expression (`--label-rule
+probable`, the audience scene's default) instead of its balanced decision (`--no-serving-path` leaves them out). Last, a timing line: per face after the landmarks, on one thread, fer's CNN alone (the baseline), the v2
 classifier (both CNNs + head, the default), the v3 one (both CNNs on crop and mirror image + head) and v4
 (v2 reading face-api through models/faceapi_tuned.onnx, its tuned branch in the same call) and v5,
 measured interleaved in the same run on a window of faces. The model cards' figures come from
@@ -142,6 +143,10 @@ def add_serving_path(report: dict, labelled_dir: Path, readings: dict, y, subjec
         for cond, figures in part["conditions"].items():
             into = report["conditions"].setdefault(cond, {"no_face_rate": figures["no_face_rate"]})
             into[name] = figures["fusion-v6"]
+            if name == "fusion-v7":  # the audience scene's label rule: the most probable expression
+                probs, found = part["_oof_probs"][cond], both[cond].found
+                into["v7-probable"] = {**ed.recall_report(y, np.where(found, probs.argmax(axis=1), -1)),
+                                       "calibration": figures["fusion-v6"]["calibration"]}
 
 
 def _default_name() -> str:

@@ -130,7 +130,7 @@ def run_analyze(req: AnalyzeRequest, quiet: bool = False, stdout=None, publisher
                      "confirm_within_s": settings.confirm_within_s, "min_quality": settings.min_quality,
                      "smooth_s": settings.reactions.smooth_s, "baseline_s": settings.reactions.baseline_s,
                      "detector": settings.detector, "expression_every_s": settings.expression_every_s,
-                     "device": settings.device},
+                     "device": settings.device, "label_rule": settings.labels_by},
         "labels": list(EMOTIONS),
         "models": {n: {"file": m.path.name, "sha256": m.sha256} for n, m in models.items()},
         "per_source": [r.public() for r in reports],

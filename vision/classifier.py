@@ -25,7 +25,9 @@ obs`, does one frame.
   form and cost with weights also trained on faces read the way an audience is read (small faces through the
   detector and FaceMesh), calibrated there.
 The fusion heads' `probs` are calibrated (means over faces estimate shares); their `labels` are the
-balanced decision (best macro recall), so a face's label is not always the argmax of its probabilities.
+balanced decision (best macro recall), so a face's label is not always the argmax of its probabilities, unless
+the head is built with `probable=True` (`--label-rule probable`, the audience scene's default:
+vision.labels.LABEL_RULES), when the label is that argmax.
 """
 from __future__ import annotations
 
@@ -156,6 +158,11 @@ def run_faces(session, names: list[str], feed: str, faces: np.ndarray, per_call:
         return session.run(names, {feed: faces})
     parts = [session.run(names, {feed: faces[i:i + per_call]}) for i in range(0, len(faces), per_call)]
     return [np.concatenate(out) for out in zip(*parts)]
+
+
+def _labels(probs: np.ndarray, decision: np.ndarray, probable: bool) -> np.ndarray:
+    """A fusion head's labels: its balanced decision, or with `probable` the argmax of its probabilities."""
+    return probs.argmax(axis=1).astype(decision.dtype) if probable else decision
 
 
 def _split(observations: list[Observation], *arrays: np.ndarray) -> list[Observation]:
@@ -290,9 +297,11 @@ def _face_inputs(faces: list[Observation]) -> tuple[np.ndarray, np.ndarray]:
 class FusionClassifier(_Classifier):
     name = "fusion-v1"
 
-    def __init__(self, model_path: Path, cnn: CnnClassifier, threads: int = 1, device: str = "cpu"):
+    def __init__(self, model_path: Path, cnn: CnnClassifier, threads: int = 1, device: str = "cpu",
+                 probable: bool = False):
         self.model_path = Path(model_path)
         self.cnn = cnn
+        self.probable = probable  # labels: the argmax of the calibrated probabilities, not the balanced decision
         self._session = onnx.session(self.model_path, threads, device)
 
     def classify(self, images: list[np.ndarray], observations: list[Observation]) -> list[Observation]:
@@ -301,7 +310,7 @@ class FusionClassifier(_Classifier):
             return list(observations)
         features = _features(self.cnn.probabilities(face_crops(images, observations)), *_face_inputs(faces))
         probs, labels = self._session.run(None, {"features": features})
-        return _split(observations, probs, labels)
+        return _split(observations, probs, _labels(probs, labels, self.probable))
 
 
 #: ONNX metadata key of a fusion head trained on flip-averaged CNN outputs ("1": read every crop mirrored too).
@@ -350,11 +359,13 @@ class Fusion2Classifier(_Classifier):
     name = "fusion"
 
     def __init__(self, model_path: Path, cnn: CnnClassifier | Path, faceapi: FaceApiClassifier, threads: int = 1,
-                 device: str = "cpu"):
+                 device: str = "cpu", probable: bool = False):
         """`cnn`: fer, or the path of its model file, which is then opened once, with its penultimate output
-        where this head reads it (a CnnClassifier without that output is opened again with it)."""
+        where this head reads it (a CnnClassifier without that output is opened again with it). `probable`:
+        labels are the argmax of the calibrated probabilities instead of the balanced decision."""
         self.model_path = Path(model_path)
         self.faceapi = faceapi
+        self.probable = probable
         self._session = onnx.session(self.model_path, threads, device)
         meta = self._session.get_modelmeta().custom_metadata_map
         self.flip, self.tuned = meta.get(FLIP_KEY) == "1", meta.get(TUNED_KEY) == "1"
@@ -405,7 +416,7 @@ class Fusion2Classifier(_Classifier):
         if not faces:
             return list(observations)
         probs, labels = self._session.run(None, {"features": self.head_inputs(readings, faces)})
-        return _split(observations, probs, labels)
+        return _split(observations, probs, _labels(probs, labels, self.probable))
 
     def head_inputs(self, readings: np.ndarray, faces: list[Observation]) -> np.ndarray:
         """[N, the head's width] float32: what the head reads for each face of `faces` (in order), from its crop

@@ -26,6 +26,14 @@ QUALITY_COLUMNS: tuple[str, ...] = ("face_px", "det_score", "presence", "quality
 #: the service's statistics and the live path.
 DEFAULT_MIN_QUALITY = 0.4
 
+#: How a fusion head names a face's expression (`--label-rule`): "balanced", the head's balanced decision (the
+#: argmax of its logits, trained with equal class weights: the best macro recall, so rare expressions are called
+#: more readily than their probability alone would); "probable", the argmax of its calibrated probabilities (the
+#: most probable expression: in a mostly calm audience, rare expressions are called only when they are the most
+#: likely); "auto", probable in the audience scene and balanced elsewhere. The probabilities, valence and curves
+#: are the same under every rule: only the `emotion` column changes.
+LABEL_RULES: tuple[str, ...] = ("auto", "balanced", "probable")
+
 #: Expression classifiers `audience analyze --classifier` offers (the first is the default).
 CLASSIFIERS: tuple[str, ...] = ("fusion", "fusion-v7", "fusion-v6", "fusion-v5", "fusion-v4", "fusion-v3", "fusion-v2", "fusion-v1",
                                 "cnn", "faceapi")

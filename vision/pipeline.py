@@ -143,18 +143,21 @@ def model_files(settings: Settings) -> dict:
     return {n: model_file(n) for n in names}
 
 
-def build_classifier(name: str, models: dict, threads: int = 1, device: str = "cpu"):
-    """The classifier `name` (one of CLASSIFIERS) from resolved model files, on `device` (vision.onnx)."""
+def build_classifier(name: str, models: dict, threads: int = 1, device: str = "cpu", label_rule: str = "balanced"):
+    """The classifier `name` (one of CLASSIFIERS) from resolved model files, on `device` (vision.onnx);
+    `label_rule` "probable": a fusion head labels a face by its most probable expression (Settings.labels_by;
+    the CNNs alone always do)."""
+    probable = label_rule == "probable"
     if name == "faceapi":
         return FaceApiClassifier(models["faceapi"].path, threads, device)
     if name in ("fusion", "fusion-v2", "fusion-v3", "fusion-v4", "fusion-v5", "fusion-v6", "fusion-v7"):
         faceapi = models["faceapi_tuned" if name == "fusion-v4" else "faceapi"].path
         # fer by its path: the head opens it once, with the output it reads
         return Fusion2Classifier(models[name.replace("-", "_")].path, models["cnn"].path,
-                                 FaceApiClassifier(faceapi, threads, device), threads, device)
+                                 FaceApiClassifier(faceapi, threads, device), threads, device, probable)
     cnn = CnnClassifier(models["cnn"].path, threads, device)
     if name == "fusion-v1":
-        return FusionClassifier(models["fusion_v1"].path, cnn, threads, device)
+        return FusionClassifier(models["fusion_v1"].path, cnn, threads, device, probable)
     return cnn
 
 
@@ -173,7 +176,8 @@ def build_stages(settings: Settings, mode: str, models: dict) -> Stages:
         landmarker = Landmarker(LandmarkerOptions(models["face_landmarker"].path, mode=mode,
                                                   max_faces=settings.max_faces or 8))
     try:
-        classifier = build_classifier(settings.classifier, models, settings.threads, settings.device)
+        classifier = build_classifier(settings.classifier, models, settings.threads, settings.device,
+                                      settings.labels_by)
     except BaseException:
         landmarker.close()
         raise

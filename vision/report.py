@@ -91,6 +91,12 @@ text-align:left;font-variant-numeric:tabular-nums}th{background:#f2f4f7}.muted{c
 .figures td:first-child{color:#667085}svg{max-width:100%;height:auto}code{font-size:.9em}"""
 
 
+def _label_rule(rule: str | None) -> str:
+    """The run's `--label-rule` (vision.labels.LABEL_RULES), in words."""
+    return {"probable": "; each face labelled by its most probable expression (--label-rule probable)",
+            "balanced": "; each face labelled by the head's balanced decision (--label-rule balanced)"}.get(rule, "")
+
+
 def _crop_cadence(every_s: float) -> str:
     """The run's `--expression-every`, in words (vision.readings)."""
     if not every_s:
@@ -124,7 +130,7 @@ def write_report(path: Path, summary: dict, curves: dict[str, np.ndarray], track
                ["scene", f"{s['settings']['scene']} ({s['settings']['scene_reason']})"],
                ["analysis rate", f"{s['settings']['fps']:g} frames/s" if s["settings"]["fps"] else "every frame"],
                ["bucket / content offset", f"{s['settings']['bucket_s']:g} s / {s['settings']['content_offset_s']:g} s"],
-               ["classifier", s["settings"]["classifier"]],
+               ["classifier", s["settings"]["classifier"] + _label_rule(s["settings"].get("label_rule"))],
                ["face crops read", _crop_cadence(s["settings"].get("expression_every_s", 0.0))],
                ["files skipped", ", ".join(f"{f['source']} ({f['error']})" for f in s["files_skipped"]) or "none"]]
     models = [[name, m["file"], m["sha256"]] for name, m in s["models"].items()]

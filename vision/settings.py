@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .audience import PRESENCE_MIN
 from .detection import DETECTORS
-from .labels import CLASSIFIERS, DEFAULT_MIN_QUALITY
+from .labels import CLASSIFIERS, DEFAULT_MIN_QUALITY, LABEL_RULES
 from .onnx import DEVICES
 from .reactions import ReactionOptions
 
@@ -40,6 +40,7 @@ class Settings:
     device: str = "cpu"  # ONNX models: cpu, cuda or auto (vision.onnx; resolve_device once per run)
     presence_min: float = PRESENCE_MIN  # audience scene: a face is read from this landmark presence score up
     min_quality: float = DEFAULT_MIN_QUALITY  # curves count a face's expression from this face quality up
+    label_rule: str = "auto"  # how a fusion head names a face's expression (vision.labels.LABEL_RULES)
     reactions: ReactionOptions = ReactionOptions()  # per-viewer smoothing and baselines (vision.reactions)
     expression_every_s: float = 0.1  # a face's crop read at most this often per track, the last crop reading
     #                                  carried between (vision.readings; README: within frame-sampling noise at 0.1);
@@ -70,8 +71,18 @@ class Settings:
             raise ValueError("min_quality must be within 0..1")
         if not self.expression_every_s >= 0:
             raise ValueError("expression_every_s must be >= 0 seconds")
+        if self.label_rule not in LABEL_RULES:
+            raise ValueError(f"label_rule must be one of {', '.join(LABEL_RULES)}")
         if not isinstance(self.reactions, ReactionOptions):
             raise ValueError("reactions must be a ReactionOptions")
+
+    @property
+    def labels_by(self) -> str:
+        """The label rule in force: "balanced" or "probable" ("auto": probable in the audience scene, which the
+        command line resolves before analysis, balanced in the single one)."""
+        if self.label_rule != "auto":
+            return self.label_rule
+        return "probable" if self.scene == "audience" else "balanced"
 
     def with_audience_rate(self) -> Settings:
         """The audience scene without a rate analyses AUDIENCE_FPS frames per second (after resolve_scene)."""

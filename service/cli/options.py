@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vision.detection import DETECTORS
 from vision.errors import epilog
-from vision.labels import CLASSIFIERS
+from vision.labels import CLASSIFIERS, LABEL_RULES
 from vision.onnx import DEVICES
 from vision.reactions import ReactionOptions
 from vision.settings import AUDIENCE_FPS, SCENES, Settings
@@ -29,7 +29,7 @@ ANALYSIS_OPTIONS = {"fps": "fps", "classifier": "classifier", "scene": "scene", 
                     "detector": "detector", "seat_map": "seat_map", "seat_empty_after": "seat_empty_after_s",
                     "max_faces": "max_faces", "max_lost": "max_lost_s", "confirm_hits": "confirm_hits",
                     "confirm_within": "confirm_within_s", "min_quality": "min_quality", "device": "device",
-                    "expression_every": "expression_every_s"}
+                    "expression_every": "expression_every_s", "label_rule": "label_rule"}
 REACTION_OPTIONS = {"smooth": "smooth_s", "baseline": "baseline_s"}
 
 
@@ -94,11 +94,18 @@ def add_analysis_options(parser, command: str) -> None:
                         (f"every frame; {AUDIENCE_FPS:g} in the audience scene)" if d["fps"] is None else
                          f"{d['fps']:g}; newer frames replace ones not yet analysed)"))
     g.add_argument("--classifier", choices=CLASSIFIERS, default=d["classifier"],
-                   help=f"expression model (default {d['classifier']}): fusion (blendshapes+geometry+both CNNs), "
+                   help=f"expression model (default {d['classifier']}): fusion (blendshapes+geometry+both CNNs; "
+                        "the v7 head, also trained on small faces read as an audience is read), fusion-v7 (the same), "
+                        "fusion-v6 (the default until v7), fusion-v2 (both CNNs on the crop alone), "
                         "fusion-v4 (the same head plus face-api's last block fine-tuned on venue-like faces), "
                         "fusion-v3 (the same head reading both CNNs on the face and its mirror image: more accurate, "
                         "twice the CNN work), fusion-v5 (fusion-v3 plus fer's penultimate features), fusion-v1 "
                         "(the previous head: blendshapes+geometry+fer CNN), cnn (fer mini-Xception) or faceapi")
+    g.add_argument("--label-rule", choices=LABEL_RULES, default=d["label_rule"],
+                   help="how a fusion head names each face's expression (the emotion column; probabilities, valence "
+                        "and curves are the same either way): balanced (its balanced decision: best recall of rare "
+                        "expressions), probable (the most probable expression: a calm audience reads calm) or auto "
+                        f"(probable in the audience scene, balanced in the single one; default {d['label_rule']})")
     g.add_argument("--scene", choices=SCENES, default=d["scene"],
                    help="single: faces near the camera (MediaPipe's detector); audience: a wide shot of many "
                         "small faces (a detector every --detect-every seconds, then each face followed by crop); "
