@@ -52,9 +52,9 @@ def in_frame(small: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return frame
 
 
-def render(rows: list, folder: Path, copies: int) -> None:
-    """Write every photo's serving-path copies into `folder` as `<index>_<copy>.png` (the face box from the
-    landmarker on the full photo, as expression_data degrades around it)."""
+def small_copies(rows: list, copies: int):
+    """(photo index, copy, the small copy, the face's width in it in px) for every photo's serving-path copies:
+    `venue_small` around the face box of the landmarker on the full photo, as expression_data degrades."""
     from vision.capture import Frame
     from vision.landmarker import Landmarker, LandmarkerOptions
     from vision.quiet import native_stderr_to_devnull
@@ -73,7 +73,22 @@ def render(rows: list, folder: Path, copies: int) -> None:
                    degrade.FaceBox.default(image.shape[1], image.shape[0]))
             for k in range(copies):
                 small = venue_small(image, box, np.random.default_rng([i, k, 1]))
-                cv2.imwrite(str(folder / f"{i}_{k}.png"), in_frame(small, np.random.default_rng([i, k, 2])))
+                yield i, k, small, box.w * small.shape[1] / image.shape[1]
+
+
+def render(rows: list, folder: Path, copies: int) -> None:
+    """Write every photo's serving-path copies into `folder` as `<index>_<copy>.png`, each in its frame."""
+    for i, k, small, _ in small_copies(rows, copies):
+        cv2.imwrite(str(folder / f"{i}_{k}.png"), in_frame(small, np.random.default_rng([i, k, 2])))
+
+
+def face_widths(labelled_dir: Path, copies: int = COPIES) -> np.ndarray:
+    """[copies, N] the face's width in px in each photo's serving-path copies (NaN: the photo did not read)."""
+    rows = ed.read_labels(labelled_dir)
+    widths = np.full((copies, len(rows)), np.nan)
+    for i, k, _, width in small_copies(rows, copies):
+        widths[k, i] = width
+    return widths
 
 
 def read_through_scene(files: list[Path | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -130,7 +145,7 @@ def _cache_key(rows, copies: int) -> str:
     h = hashlib.sha256(ed._cache_key(rows).encode())
     for name in SCENE_MODELS:
         h.update(model_file(name).sha256.encode())
-    for code in (venue_small, in_frame, render, read_through_scene, thi.scene_inputs):
+    for code in (venue_small, small_copies, in_frame, render, read_through_scene, thi.scene_inputs):
         h.update(inspect.getsource(code).encode())
     h.update(str(copies).encode())
     return h.hexdigest()

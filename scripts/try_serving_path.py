@@ -10,6 +10,7 @@ another way: a detector box in a wide frame, FaceMesh on that box, the CNN crops
 stays 24-64 px) in a dim frame three times its size and reads it through the audience scene
 (`vision.pipeline.analyze_job`, the v6-form head's inputs kept in memory, numbers only). This script prints, from subject-disjoint 5-fold CV:
 
+0. the share of serving-path copies in which the front end read a face, by the face's width in the copy;
 1. v6's recipe as shipped (trained on the photo-way conditions) and the same recipe with the serving-path copies
    added to its training folds: macro recall over 7 and 5 classes, the calibration error (max over classes of
    |mean probability - share|) and the mean-probability shares of disgust and neutral, per condition, the
@@ -50,6 +51,13 @@ def main(argv=None) -> int:
     photo_way = list(readings)
     readings.update(sp.serving_conditions(args.labelled_dir, args.cache, args.copies))
     crowd = thi.crowd_inputs(args.crowds) if args.crowds else None
+    widths = sp.face_widths(args.labelled_dir, args.copies)
+    print("the front end on the serving-path copies: a face read, by the face's width in the copy")
+    for lo, hi in ((0, 24), (24, 32), (32, 40), (40, 48), (48, 56), (56, 65)):
+        found = [readings[f"serve{k}"].found[(widths[k] >= lo) & (widths[k] < hi)] for k in range(args.copies)]
+        found = np.concatenate(found)
+        if len(found):
+            print(f"  {lo:2d}-{hi:2d} px: {found.mean():.3f} of {len(found)} copies")
     variants = {"v6 as shipped": photo_way, "+ serving-path copies": list(readings)}
     print("shared photos, subject-disjoint 5-fold CV: macro recall 7 / 5 classes, calibration error, mean p disgust"
           " / neutral (true shares "

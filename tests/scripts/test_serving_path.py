@@ -56,3 +56,13 @@ def test_a_face_in_a_frame_is_read_through_the_audience_scene_with_the_shipped_h
     assert found.tolist() == [True, False, False]
     assert x.shape == (3, 555) and np.isfinite(x).all()
     assert np.abs(x[0]).sum() > 0 and not x[1:].any() and px[0] > 0
+
+
+def test_each_photo_gives_its_copies_and_the_face_width_in_them():
+    rows = [(FIXTURES / "astronaut.jpg", 0), (FIXTURES / "missing.jpg", 0)]
+    got = list(t.small_copies(rows, 2))
+    assert [(i, k) for i, k, _, _ in got] == [(0, 0), (0, 1)]  # the unreadable photo gives none
+    for _, _, small, width in got:
+        assert degrade.FACE_PX[0] - 1 <= width <= degrade.FACE_PX[1] + 1  # the venue recipe's 24-64 px face
+        assert small.dtype == np.uint8 and small.shape[2] == 3
+    assert got[0][3] != got[1][3]  # each copy draws its own size
