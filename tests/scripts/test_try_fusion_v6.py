@@ -63,3 +63,17 @@ def test_compare_footage_splits_the_readings_by_face_size():
     for b in bands.values():
         if b["faces"]:
             assert abs(sum(b["top_share"].values()) - 1) < 1e-9
+
+
+def test_compare_footage_runs_each_classifier_under_each_label_rule(capsys):
+    import json
+
+    import compare_footage
+
+    assert compare_footage.main([str(FIXTURES / "two_faces.mp4"), "--classifiers", "fusion", "--scene", "audience",
+                                 "--label-rules", "balanced,probable", "--json"]) == 0
+    by = json.loads(capsys.readouterr().out)[str(FIXTURES / "two_faces.mp4")]
+    assert list(by) == ["fusion/balanced", "fusion/probable"]
+    # the rule changes labels only: the same faces, the same probabilities and valence
+    assert by["fusion/balanced"]["faces"] == by["fusion/probable"]["faces"] > 0
+    assert abs(by["fusion/balanced"]["valence"] - by["fusion/probable"]["valence"]) < 1e-6
