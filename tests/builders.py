@@ -73,6 +73,19 @@ def fake_observations(n_tracks=5, seconds=4, per_second=3, seed=0, source="cam1"
     return cols
 
 
+def random_readings(n=4, seed=0):
+    """expression_data.Readings of n photos, every face found, every reading uniform in 0.01..1."""
+    import expression_data as ed
+
+    r = ed.Readings.zeros(n)
+    rng = np.random.default_rng(seed)
+    for name in ed.Readings.__dataclass_fields__:
+        if name != "found":
+            setattr(r, name, rng.uniform(0.01, 1, getattr(r, name).shape).astype(np.float32))
+    r.found[:] = True
+    return r
+
+
 def make_observation(n=1, t=0.0, boxes=None, frame=0, source="s", width=640, height=360, **fields):
     """An Observation with n faces; boxes default to non-overlapping squares along a row."""
     from vision.observation import Observation

@@ -3,18 +3,7 @@ folds) and scripts/compare_footage.py (top-label shares and mean valence per cli
 import numpy as np
 
 from builders import FIXTURES
-
-
-def _readings(n=4, seed=0):
-    import expression_data as ed
-
-    r = ed.Readings.zeros(n)
-    rng = np.random.default_rng(seed)
-    for name in ed.Readings.__dataclass_fields__:
-        if name != "found":
-            setattr(r, name, rng.uniform(0.01, 1, getattr(r, name).shape).astype(np.float32))
-    r.found[:] = True
-    return r
+from builders import random_readings as _readings
 
 
 def test_views_pick_each_cnn_on_crop_mirror_or_mean_and_match_the_v5_and_v6_inputs():

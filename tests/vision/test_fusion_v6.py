@@ -5,7 +5,7 @@ end to end, and the registry's names for the default and the old v2 head."""
 import numpy as np
 import pytest
 
-from builders import check_analyze_with, check_head_export
+from builders import check_analyze_with, check_head_export, random_readings
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +62,9 @@ def test_v6_head_exported_to_onnx_gives_the_scikit_learn_model_on_random_feature
 
 def test_v6_training_inputs_are_what_the_classifier_reads():
     """fusion_v2.FEATURES["fusion-v6"]: fer (probabilities, features) on the crop, face-api flip-averaged."""
-    import expression_data as ed
     import fusion_v2 as v2
 
-    r = ed.Readings.zeros(3)
-    rng = np.random.default_rng(3)
-    for name in ed.Readings.__dataclass_fields__:
-        if name != "found":
-            setattr(r, name, rng.uniform(0.01, 1, getattr(r, name).shape).astype(np.float32))
-    r.found[:] = True
+    r = random_readings(3, seed=3)
     x = v2.FEATURES["fusion-v6"](r)
     assert np.allclose(x[:, -128:], r.fer_features)
     assert np.allclose(x[:, 52 + 104:52 + 104 + 7], np.log(r.fer), atol=1e-6)

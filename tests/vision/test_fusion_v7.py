@@ -5,7 +5,7 @@ serving-path rows it is trained on having the layout the classifier reads."""
 import numpy as np
 import pytest
 
-from builders import check_analyze_with
+from builders import check_analyze_with, random_readings
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +56,11 @@ DEFAULT_FILE = "fusion_head_v7.onnx"
 def test_serving_path_rows_have_the_layout_v6_form_heads_read():
     """train_fusion_head --head v7 stacks serving-path rows (HeadInputs) with photo-way readings through
     fusion_v2.FEATURES["fusion-v6"]: both give rows of the classifier's width, in the same place."""
-    import expression_data as ed
     import fusion_v2 as v2
     import serving_path as sp
 
     rng = np.random.default_rng(1)
-    r = ed.Readings.zeros(3)
-    for name in ed.Readings.__dataclass_fields__:
-        if name != "found":
-            setattr(r, name, rng.uniform(0.01, 1, getattr(r, name).shape).astype(np.float32))
-    r.found[:] = True
+    r = random_readings(3, seed=1)
     x = rng.normal(size=(2, sp.WIDTH)).astype(np.float32)
     serve = sp.HeadInputs(x, np.array([True, False]))
     rows, idx = v2.stack({"full": r, "serve0": serve}, ["full", "serve0"], np.arange(2), v2.FEATURES["fusion-v6"])
