@@ -76,17 +76,12 @@ def small_copies(rows: list, copies: int):
                 yield i, k, small, box.w * small.shape[1] / image.shape[1]
 
 
-def render(rows: list, folder: Path, copies: int) -> None:
-    """Write every photo's serving-path copies into `folder` as `<index>_<copy>.png`, each in its frame."""
-    for i, k, small, _ in small_copies(rows, copies):
-        cv2.imwrite(str(folder / f"{i}_{k}.png"), in_frame(small, np.random.default_rng([i, k, 2])))
-
-
-def face_widths(labelled_dir: Path, copies: int = COPIES) -> np.ndarray:
-    """[copies, N] the face's width in px in each photo's serving-path copies (NaN: the photo did not read)."""
-    rows = ed.read_labels(labelled_dir)
+def render(rows: list, folder: Path, copies: int) -> np.ndarray:
+    """Write every photo's serving-path copies into `folder` as `<index>_<copy>.png`, each in its frame; returns
+    [copies, N] the face's width in px in each copy (NaN: the photo did not read)."""
     widths = np.full((copies, len(rows)), np.nan)
-    for i, k, _, width in small_copies(rows, copies):
+    for i, k, small, width in small_copies(rows, copies):
+        cv2.imwrite(str(folder / f"{i}_{k}.png"), in_frame(small, np.random.default_rng([i, k, 2])))
         widths[k, i] = width
     return widths
 
@@ -107,17 +102,18 @@ def read_through_scene(files: list[Path | None]) -> tuple[np.ndarray, np.ndarray
 
 
 class HeadInputs:
-    """A condition whose head inputs were taken whole (`expression_data.Readings`' interface for v6's rows)."""
+    """A condition whose head inputs were taken whole (`expression_data.Readings`' interface for v6's rows), and
+    the face's width in px in each photo's copy (`face_width`, where known)."""
 
-    def __init__(self, x: np.ndarray, found: np.ndarray):
-        self.x, self.found = x, found
+    def __init__(self, x: np.ndarray, found: np.ndarray, face_width: np.ndarray | None = None):
+        self.x, self.found, self.face_width = x, found, face_width
 
     def v5_features(self, flip: bool = False, fer_flip: bool | None = None) -> np.ndarray:
         return self.x
 
 
 def serving_conditions(labelled_dir: Path, cache: Path = DEFAULT_CACHE, copies: int = COPIES) -> dict[str, HeadInputs]:
-    """condition ("serve0", ...) -> the photos' serving-path head inputs, cached in `cache`."""
+    """condition ("serve0", ...) -> the photos' serving-path head inputs and face widths, cached in `cache`."""
     import tempfile
 
     rows = ed.read_labels(labelled_dir)
@@ -125,16 +121,17 @@ def serving_conditions(labelled_dir: Path, cache: Path = DEFAULT_CACHE, copies: 
     if cache.is_file():
         z = np.load(cache)
         if str(z["key"]) == key:
-            return {f"serve{k}": HeadInputs(z[f"x{k}"], z[f"found{k}"]) for k in range(copies)}
+            return {f"serve{k}": HeadInputs(z[f"x{k}"], z[f"found{k}"], z[f"width{k}"]) for k in range(copies)}
     arrays = {}
     with tempfile.TemporaryDirectory() as tmp:
-        render(rows, Path(tmp), copies)
+        widths = render(rows, Path(tmp), copies)
         for k in range(copies):
+            arrays[f"width{k}"] = widths[k]
             files = [p if p.is_file() else None for p in (Path(tmp) / f"{i}_{k}.png" for i in range(len(rows)))]
             arrays[f"x{k}"], arrays[f"found{k}"], _ = read_through_scene(files)
             print(f"serving-path copy {k}: a face read in {arrays[f'found{k}'].mean():.3f} of the photos", flush=True)
     np.savez_compressed(cache, key=key, **arrays)
-    return {f"serve{k}": HeadInputs(arrays[f"x{k}"], arrays[f"found{k}"]) for k in range(copies)}
+    return {f"serve{k}": HeadInputs(arrays[f"x{k}"], arrays[f"found{k}"], arrays[f"width{k}"]) for k in range(copies)}
 
 
 def _cache_key(rows, copies: int) -> str:

@@ -51,11 +51,10 @@ def main(argv=None) -> int:
     photo_way = list(readings)
     readings.update(sp.serving_conditions(args.labelled_dir, args.cache, args.copies))
     crowd = thi.crowd_inputs(args.crowds) if args.crowds else None
-    widths = sp.face_widths(args.labelled_dir, args.copies)
+    serve = [readings[f"serve{k}"] for k in range(args.copies)]
     print("the front end on the serving-path copies: a face read, by the face's width in the copy")
     for lo, hi in ((0, 24), (24, 32), (32, 40), (40, 48), (48, 56), (56, 65)):
-        found = [readings[f"serve{k}"].found[(widths[k] >= lo) & (widths[k] < hi)] for k in range(args.copies)]
-        found = np.concatenate(found)
+        found = np.concatenate([r.found[(r.face_width >= lo) & (r.face_width < hi)] for r in serve])
         if len(found):
             print(f"  {lo:2d}-{hi:2d} px: {found.mean():.3f} of {len(found)} copies")
     variants = {"v6 as shipped": photo_way, "+ serving-path copies": list(readings)}

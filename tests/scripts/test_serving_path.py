@@ -66,3 +66,11 @@ def test_each_photo_gives_its_copies_and_the_face_width_in_them():
         assert degrade.FACE_PX[0] - 1 <= width <= degrade.FACE_PX[1] + 1  # the venue recipe's 24-64 px face
         assert small.dtype == np.uint8 and small.shape[2] == 3
     assert got[0][3] != got[1][3]  # each copy draws its own size
+
+
+def test_render_writes_each_copy_in_its_frame_and_returns_the_face_widths(tmp_path):
+    rows = [(FIXTURES / "astronaut.jpg", 0), (FIXTURES / "missing.jpg", 0)]
+    widths = t.render(rows, tmp_path, 2)
+    assert widths.shape == (2, 2) and np.isnan(widths[:, 1]).all()
+    assert widths[:, 0].tolist() == [width for _, _, _, width in t.small_copies(rows, 2)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0_0.png", "0_1.png"]
