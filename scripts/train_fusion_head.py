@@ -226,9 +226,8 @@ def main_v2(args) -> int:
 
     from vision.classifier import FER_FEATURES_KEY, FLIP_FACEAPI_KEY, FLIP_KEY, TUNED_KEY
 
-    # the head's form (fusion_v2.FEATURES); v7 is v6's form trained on more conditions
-    head = {"v2": "fusion", "v3": "fusion-v3", "v4": "fusion-v4", "v5": "fusion-v5", "v6": "fusion-v6",
-            "v7": "fusion-v6"}[args.head]
+    form = "v6" if args.head == "v7" else args.head  # v7 is v6's form (inputs, recipe) trained on more conditions
+    head = {"v2": "fusion", "v3": "fusion-v3", "v4": "fusion-v4", "v5": "fusion-v5", "v6": "fusion-v6"}[form]
     out = args.out or ed.ROOT / "models" / f"fusion_head_{args.head}.onnx"
     y, subjects = ed.labels_and_subjects(ed.read_labels(args.labelled_dir))
     readings = ed.read_conditions(args.labelled_dir, args.cache, workers=args.workers)
@@ -263,10 +262,10 @@ def main_v2(args) -> int:
     doc = (f"Fusion expression head {args.head}: blendshapes[52] + landmark geometry[104] + log fer probs[7] + "
            "log face-api probs[7] + face-api pooled features[256] + crop sharpness[1]"
            + (" + the fine-tuned face-api's log probs[7]" if tuned_w else "")
-           + (" + fer's penultimate features[128]" if args.head in ("v5", "v6", "v7") else "") + " -> calibrated probs[7] "
+           + (" + fer's penultimate features[128]" if form in ("v5", "v6") else "") + " -> calibrated probs[7] "
            "and balanced label" + (" (each CNN's outputs averaged over the crop and its mirror image)" if flip else "")
            + (" (face-api's outputs averaged over the crop and its mirror image, fer's on the crop)"
-              if args.head in ("v6", "v7") else "")
+              if form == "v6" else "")
            + ". Classes: " + ", ".join(ed.EMOTIONS)
            + ("; trained on the photos read the way an audience is read too (scripts/serving_path.py)"
               if args.head == "v7" else ""))
@@ -278,9 +277,9 @@ def main_v2(args) -> int:
         x = np.concatenate([x, probe], axis=1).astype(np.float32)
         head_logits = lambda z: model.logits(z[:, :-7]) + tuned_w * z[:, -7:]  # noqa: E731
     meta = {FLIP_KEY: "1"} if flip else {TUNED_KEY: "1"} if tuned_w else None
-    if args.head in ("v6", "v7"):
+    if form == "v6":
         meta = {FLIP_FACEAPI_KEY: "1"}
-    if args.head in ("v5", "v6", "v7"):
+    if form in ("v5", "v6"):
         meta[FER_FEATURES_KEY] = "1"
     blob = export_arrays(mean, scale, w, bias_w, t, b, x.shape[1], doc, metadata=meta)
     import onnxruntime as ort
@@ -295,9 +294,8 @@ def main_v2(args) -> int:
         report["tuned_weight"] = tuned_w
     if head in v2.FER_HEADS:
         report.update(C=v2.FER_HEADS[head][0], fer_weight=v2.FER_HEADS[head][1])
-    if args.head in ("v6", "v7"):
+    if form == "v6":
         report["test_time_flip_faceapi"] = True
-    report["trained_on_conditions"] = list(readings)
     metrics_path = out.with_suffix(".metrics.json")
     metrics_path.write_text(json.dumps(report, indent=2))
     print_table(report)
