@@ -127,12 +127,11 @@ def evaluate(folder: Path, rate: float, out: str = "out") -> dict:
     common = [s for s in true_share.index if s in curves.index and np.isfinite(curves.loc[s, "p_happiness"])]
     r = float(np.corrcoef(true_share.loc[common], curves.loc[common, "p_happiness"])[0, 1]) if len(common) > 2 else float("nan")
     n_obs = max(len(obs), 1)
-    true_label, read_label = (np.array([t for t, _ in labels]), np.array([r for _, r in labels])) if labels else \
-        (np.array([]), np.array([]))
+    true_label, read_label = np.array([t for t, _ in labels]), np.array([r for _, r in labels])
     return {"label_accuracy": float((true_label == read_label).mean()) if labels else float("nan"),
             "label_shares": {e: float((read_label == e).mean()) for e in sorted(set(read_label))},
             "true_shares": {e: float((true_label == e).mean()) for e in sorted(set(true_label))},
-            "labelled_faces": len(labels),"recall": found / max(visible, 1), "visible": visible, "found": found,
+            "labelled_faces": len(labels), "recall": found / max(visible, 1), "visible": visible, "found": found,
             "duplicate_rate": duplicates / n_obs, "false_positive_rate": false_pos / n_obs,
             "id_switches": switches, "id_switches_per_seat_hour": switches / max(seat_seconds / 3600, 1e-9),
             "happiness_r": r}
@@ -256,8 +255,10 @@ def main(argv=None) -> int:
         print(f"  labels of matched faces against the truth: {m['label_accuracy']:.3f} right; shares "
               + _shares(m["label_shares"]) + " (truth " + _shares(m["true_shares"]) + ")")
         for rule in [r for r in args.label_rules.split(",") if r.strip()]:
-            analyse(main_dir, args.fps, args.workers, extra=("--label-rule", rule), out=f"out-{rule}")
-            r = evaluate(main_dir, args.fps, f"out-{rule}")
+            r = m  # the run above already labelled by its rule in force (summary: settings.label_rule)
+            if rule != summary["settings"]["label_rule"]:
+                analyse(main_dir, args.fps, args.workers, extra=("--label-rule", rule), out=f"out-{rule}")
+                r = evaluate(main_dir, args.fps, f"out-{rule}")
             print(f"  --label-rule {rule}: labels {r['label_accuracy']:.3f} right ({r['labelled_faces']} faces); "
                   "shares " + _shares(r["label_shares"]))
         sizes = [int(s) for s in args.scaling.split(",") if s.strip()]
