@@ -1,6 +1,7 @@
 """Engine and sessions. SQLite file by default; PostgreSQL by URL. Created at start-up, not import."""
 from __future__ import annotations
 
+import importlib
 import time
 from pathlib import Path
 
@@ -51,7 +52,9 @@ def _create_all(engine: Engine, attempts: int = 5) -> None:
 def migrate(engine: Engine) -> int:
     """Create what is missing, run the steps from the stored schema version up to this program's, and
     record it. Refuses a database written by a newer version."""
-    from . import auth, reaction_store, store  # noqa: F401 - their tables join the metadata
+    from . import auth, store  # their tables join the metadata (and are used below)
+
+    importlib.import_module(f"{__package__}.reaction_store")  # its tables join the metadata
     from .models import Content
 
     _create_all(engine)

@@ -16,6 +16,7 @@ Results come back in input order, as from the local pool, so outputs do not depe
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import resource
 import time
@@ -92,8 +93,8 @@ class JobWorker:
     """A Ray actor: analyses jobs with models loaded once."""
 
     def __init__(self):
-        import mediapipe  # noqa: F401 - the heavy imports happen while the driver plans, not in the first job
-        import onnxruntime  # noqa: F401
+        for module in ("mediapipe", "onnxruntime"):  # their heavy imports happen while the driver plans, not in
+            importlib.import_module(module)           # the first job
 
         self._cache = StageCache()
 

@@ -557,7 +557,7 @@ def test_stored_payloads_never_run_in_the_dashboard(tmp_path):
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(url + "/")
             page.wait_for_selector("body[data-state=ready]")
-            page.select_option("#compare", f"label:cut")
+            page.select_option("#compare", "label:cut")
             page.wait_for_selector("body[data-state=ready]")
             page.select_option("#live-screening", str(sid))
             page.check("#live")

@@ -4,11 +4,14 @@ import httpx
 import pytest
 from sqlmodel import Session
 
-from test_dashboard import Server, browser, wait_for  # noqa: F401 - the browser fixture
+import test_dashboard
+from test_dashboard import Server, wait_for
 from test_model_service import SETTINGS, load_season
 from vision.reaction_model.simulate import simulate
 
 pytest.importorskip("jax")
+
+browser = test_dashboard.browser  # the fixture: Chromium through Playwright
 
 
 class Api:
@@ -19,7 +22,7 @@ class Api:
         return httpx.post(self.url + path, json=json)
 
 
-def test_model_tab_and_band_gaps(browser, tmp_path):  # noqa: F811
+def test_model_tab_and_band_gaps(browser, tmp_path):
     from service import reaction_store as rs
 
     with Server(tmp_path / "m.db") as srv:

@@ -1,6 +1,5 @@
 """The audience model through the API and the CLI, on SQLite and PostgreSQL: a fit as a background job,
 the imputed curve, forecasts, reaction types under the minimum audience size, admin-only latents, 404s."""
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.pool import StaticPool
