@@ -74,3 +74,40 @@ def test_render_writes_each_copy_in_its_frame_and_returns_the_face_widths(tmp_pa
     assert widths.shape == (2, 2) and np.isnan(widths[:, 1]).all()
     assert widths[:, 0].tolist() == [width for _, _, _, width in t.small_copies(rows, 2)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["0_0.png", "0_1.png"]
+
+
+def _draws(n, bias, rng):
+    """n rows of a calibrated 7-class reading and labels drawn from it with `bias` added to its log-probabilities."""
+    from scipy.special import log_softmax
+
+    logp = log_softmax(rng.normal(0, 1.5, (n, 7)), axis=1)
+    shifted = np.exp(log_softmax(logp + bias, axis=1))
+    y = np.array([rng.choice(7, p=p) for p in shifted])
+    return logp, y
+
+
+def test_band_biases_recover_a_known_shift_and_by_band_reports_before_and_after():
+    tsp = pytest.importorskip("try_serving_path")
+    rng = np.random.default_rng(0)
+    bias = np.array([0.0, 0.8, 0.0, -0.5, 0.0, 0.0, 0.6])
+    logp, y = _draws(4000, bias, rng)
+    fitted = tsp.band_biases(logp, y, l2=0.0)
+    assert np.abs((fitted - fitted.mean()) - (bias - bias.mean())).max() < 0.15  # up to a constant
+    shrunk = tsp.band_biases(logp, y, l2=4000.0)
+    assert np.abs(shrunk).sum() < np.abs(fitted).sum()
+
+    n = 1000  # two copies of n photos, the small band shifted, the large one as read
+    y_photos = rng.integers(0, 7, n)
+    split = [(np.nonzero(np.arange(n) % 5 != f)[0], np.nonzero(np.arange(n) % 5 == f)[0]) for f in range(5)]
+    probs, found, width = [], [], []
+    for copy in range(2):
+        w = rng.uniform(24, 64, n)
+        z = rng.normal(0, 1, (n, 7)) + 2.0 * np.eye(7)[y_photos] + np.where(w[:, None] < 32, bias, 0)
+        probs.append(np.exp(z) / np.exp(z).sum(axis=1, keepdims=True))
+        found.append(np.ones(n, bool))
+        width.append(w)
+    bands = tsp.by_band(probs, y_photos, found, width, split, l2=1.0)
+    assert list(bands) == [(24, 32), (32, 40), (40, 48), (48, 65)]
+    n_small, before, after = bands[(24, 32)]
+    assert n_small == sum(int((w < 32).sum()) for w in width)
+    assert after[2] < before[2] and after[3] < before[3]  # the shifted band: the bias fixes NLL and calibration
