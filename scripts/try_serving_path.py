@@ -20,7 +20,11 @@ stays 24-64 px) in a dim frame three times its size and reads it through the aud
    the mean negative log-likelihood of the true class and the calibration error; then the same after a per-band
    bias on the log-probabilities (`band_biases`: 7 numbers a band, fitted by maximum likelihood on the other
    folds' copies, `--bias-l2` shrinking them), the test of a per-size calibration for small faces;
-3. with `--crowds` (real crowd photos without labels, e.g. WIDER FACE: measured, never trained or tuned on):
+3. for the same variant, the mean valence per true class and its correlation with the truth's valence (+1 happy,
+   -1 anger/disgust/fear/sadness, 0 surprise/neutral), at full size and on the serving path, as the project
+   defines it (`vision.features.valence`: happiness minus the sum of the negatives) and as FaceReader does
+   (`valence_max`: happiness minus the largest negative);
+4. with `--crowds` (real crowd photos without labels, e.g. WIDER FACE: measured, never trained or tuned on):
    each variant retrained on all the photos, the share of crowd faces whose label is disgust / neutral per band
    of face height, by the shipped label (the balanced decision) and by the calibrated probabilities' argmax.
 
@@ -58,6 +62,24 @@ def band_biases(logp: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
                 (np.exp(z) - onehot).mean(axis=0) + 2 * l2 / n * b)
 
     return minimize(loss, np.zeros(logp.shape[1]), jac=True, method="L-BFGS-B").x
+
+
+def valence_max(probs: np.ndarray) -> np.ndarray:
+    """[N,7] -> [N] valence as FaceReader defines it: P(happiness) minus the largest of the negative expressions."""
+    p = np.asarray(probs, np.float64)
+    return p[:, 3] - p[:, [0, 1, 2, 4]].max(axis=1)
+
+
+def valence_by_class(probs: np.ndarray, y: np.ndarray, found: np.ndarray) -> dict:
+    """definition -> (correlation with the truth's valence, [7] mean valence per true class), faces found."""
+    from vision.features import valence
+
+    truth = np.array([-1, -1, -1, 1, -1, 0, 0], float)[y[found]]
+    out = {}
+    for name, fn in (("sum (ours)", valence), ("max (FaceReader)", valence_max)):
+        v = np.asarray(fn(probs[found]), np.float64)
+        out[name] = (float(np.corrcoef(v, truth)[0, 1]), [float(v[y[found] == k].mean()) for k in range(7)])
+    return out
 
 
 def by_band(probs: list[np.ndarray], y: np.ndarray, found: list[np.ndarray], width: list[np.ndarray], split,
@@ -129,6 +151,7 @@ def main(argv=None) -> int:
             serve_probs = [probs[f"serve{k}"] for k in range(args.copies)]
             bands = by_band(serve_probs, y, [r.found for r in serve], [r.face_width for r in serve],
                             v2.folds(y, subjects), args.bias_l2)
+            valences = {k: valence_by_class(probs[k], y, readings[k].found) for k in ("full", "serve0", "serve1")}
         if crowd is not None:
             x, rows = v2.stack(readings, train, np.arange(len(y)), v2.FEATURES[HEAD])
             model = v2.make_head(HEAD).fit(x, y[rows])
@@ -139,6 +162,11 @@ def main(argv=None) -> int:
     for (lo, hi), (n, before, after) in bands.items():
         print(f"  {lo:2d}-{hi:2d} px (n {n:4d}): " + "  ->  ".join(
             "{:.3f}/{:.3f} NLL {:.4f} cal {:.3f}".format(*fig) for fig in (before, after)))
+    print("\nvalence per true class (v7's recipe, out of fold), and its correlation with the truth's valence")
+    for k, by_def in valences.items():
+        for name, (corr, means) in by_def.items():
+            print(f"  {k:7s} {name:17s} r {corr:.3f}  " + " ".join(
+                f"{e[:4]} {m:+.2f}" for e, m in zip(ed.EMOTIONS, means)))
     if crowd is not None:
         print(f"\ncrowd photos ({args.crowds}): {len(crowd[0])} faces read; label disgust/neutral share per face height")
         for label, z, t, b in crowd_logits:

@@ -111,3 +111,18 @@ def test_band_biases_recover_a_known_shift_and_by_band_reports_before_and_after(
     n_small, before, after = bands[(24, 32)]
     assert n_small == sum(int((w < 32).sum()) for w in width)
     assert after[2] < before[2] and after[3] < before[3]  # the shifted band: the bias fixes NLL and calibration
+
+
+def test_valence_max_is_happiness_minus_the_largest_negative_and_by_class_reports_both():
+    tsp = pytest.importorskip("try_serving_path")
+    probs = np.array([[0.1, 0.2, 0.0, 0.5, 0.1, 0.0, 0.1],    # anger, disgust, fear, happiness, sadness, ...
+                      [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+                      [0.3, 0.3, 0.0, 0.0, 0.3, 0.0, 0.1]])
+    assert np.allclose(tsp.valence_max(probs), [0.5 - 0.2, 0.0, -0.3])
+    y = np.array([3, 6, 0])
+    out = tsp.valence_by_class(probs, y, np.array([True, True, True]))
+    assert set(out) == {"sum (ours)", "max (FaceReader)"}
+    _, means = out["sum (ours)"]
+    assert np.isclose(means[3], 0.5 - 0.4) and np.isclose(means[6], 0.0) and np.isclose(means[0], -0.9)
+    corr, means = out["max (FaceReader)"]
+    assert np.isclose(means[0], -0.3) and -1 <= corr <= 1
