@@ -151,7 +151,8 @@ def main(argv=None) -> int:
             serve_probs = [probs[f"serve{k}"] for k in range(args.copies)]
             bands = by_band(serve_probs, y, [r.found for r in serve], [r.face_width for r in serve],
                             v2.folds(y, subjects), args.bias_l2)
-            valences = {k: valence_by_class(probs[k], y, readings[k].found) for k in ("full", "serve0", "serve1")}
+            valences = {k: valence_by_class(probs[k], y, readings[k].found)
+                        for k in ["full"] + [f"serve{k}" for k in range(args.copies)]}
         if crowd is not None:
             x, rows = v2.stack(readings, train, np.arange(len(y)), v2.FEATURES[HEAD])
             model = v2.make_head(HEAD).fit(x, y[rows])
