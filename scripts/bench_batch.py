@@ -81,7 +81,9 @@ def main(argv=None) -> int:
         t, frames, _, in_jobs = batch(manifest, tmp / "local", args.fps, "--engine", "local", "--workers", "1")
         results["local, 1 core"] = (t, frames, peak_rss_mb(resource.RUSAGE_CHILDREN), in_jobs)
         everything = os.sched_getaffinity(0)
-        cluster = None
+        cluster, ray_tmpdir = None, os.environ.get("RAY_TMPDIR")
+        (tmp / "ray").mkdir()  # Ray's default folder (RAY_TMPDIR/ray), where the cluster writes its address file:
+        os.environ["RAY_TMPDIR"] = str(tmp)  # here, not /tmp/ray, which a fresh machine does not have
         try:
             os.sched_setaffinity(0, {0})  # the node's processes inherit the core
             cluster = Cluster(initialize_head=True, head_node_args=dict(NODE, include_dashboard=False,
@@ -97,6 +99,7 @@ def main(argv=None) -> int:
             os.sched_setaffinity(0, everything)
             if cluster is not None:
                 cluster.shutdown()
+            os.environ.pop("RAY_TMPDIR") if ray_tmpdir is None else os.environ.__setitem__("RAY_TMPDIR", ray_tmpdir)
     print(f"{args.recordings} recordings of {args.video.name}, analysis rate {args.fps or 'every frame'}")
     for name, (t, frames, rss, in_jobs) in results.items():
         print(f"  {name:15s} {t:7.1f} s  {frames / t:7.1f} frames/s  ({frames} frames; {in_jobs:.1f} s inside "

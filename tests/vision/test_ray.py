@@ -56,12 +56,17 @@ def cluster():
     """A head node of one CPU; tests add a second. Shut down at the end, also on failure."""
     from ray.cluster_utils import Cluster
 
-    saved = {k: os.environ.get(k) for k in ENV}
-    os.environ.update(ENV)
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    # Ray's own folder inside it, and RAY_TMPDIR naming it: the cluster writes its address file into Ray's default
+    # folder (RAY_TMPDIR/ray), which on a fresh machine does not exist (no earlier Ray run made /tmp/ray)
+    env = {**ENV, "RAY_TMPDIR": temp}
+    ray_dir = os.path.join(temp, "ray")
+    os.makedirs(ray_dir)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     c = None
     try:
-        c = Cluster(initialize_head=True, head_node_args=dict(NODE, include_dashboard=False, temp_dir=temp))
+        c = Cluster(initialize_head=True, head_node_args=dict(NODE, include_dashboard=False, temp_dir=ray_dir))
         yield c
     finally:
         if c is not None:
