@@ -22,6 +22,7 @@ import resource
 import subprocess
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 from _bench import AUDIENCE, ROOT, Stopwatch, peak_rss_mb
 
@@ -81,25 +82,24 @@ def main(argv=None) -> int:
         t, frames, _, in_jobs = batch(manifest, tmp / "local", args.fps, "--engine", "local", "--workers", "1")
         results["local, 1 core"] = (t, frames, peak_rss_mb(resource.RUSAGE_CHILDREN), in_jobs)
         everything = os.sched_getaffinity(0)
-        cluster, ray_tmpdir = None, os.environ.get("RAY_TMPDIR")
+        cluster = None
         (tmp / "ray").mkdir()  # Ray's default folder (RAY_TMPDIR/ray), where the cluster writes its address file:
-        os.environ["RAY_TMPDIR"] = str(tmp)  # here, not /tmp/ray, which a fresh machine does not have
-        try:
-            os.sched_setaffinity(0, {0})  # the node's processes inherit the core
-            cluster = Cluster(initialize_head=True, head_node_args=dict(NODE, include_dashboard=False,
-                                                                        temp_dir=str(tmp / "ray")))
-            results["ray, 1 node"] = batch(manifest, tmp / "ray1", args.fps, "--engine", "ray", "--address",
-                                           cluster.address)
-            os.sched_setaffinity(0, {1})
-            cluster.add_node(**NODE)
-            os.sched_setaffinity(0, everything)
-            results["ray, 2 nodes"] = batch(manifest, tmp / "ray2", args.fps, "--engine", "ray", "--address",
-                                            cluster.address)
-        finally:
-            os.sched_setaffinity(0, everything)
-            if cluster is not None:
-                cluster.shutdown()
-            os.environ.pop("RAY_TMPDIR") if ray_tmpdir is None else os.environ.__setitem__("RAY_TMPDIR", ray_tmpdir)
+        with mock.patch.dict(os.environ, {"RAY_TMPDIR": str(tmp)}):  # here, not /tmp/ray (a fresh machine lacks it)
+            try:
+                os.sched_setaffinity(0, {0})  # the node's processes inherit the core
+                cluster = Cluster(initialize_head=True, head_node_args=dict(NODE, include_dashboard=False,
+                                                                            temp_dir=str(tmp / "ray")))
+                results["ray, 1 node"] = batch(manifest, tmp / "ray1", args.fps, "--engine", "ray", "--address",
+                                               cluster.address)
+                os.sched_setaffinity(0, {1})
+                cluster.add_node(**NODE)
+                os.sched_setaffinity(0, everything)
+                results["ray, 2 nodes"] = batch(manifest, tmp / "ray2", args.fps, "--engine", "ray", "--address",
+                                                cluster.address)
+            finally:
+                os.sched_setaffinity(0, everything)
+                if cluster is not None:
+                    cluster.shutdown()
     print(f"{args.recordings} recordings of {args.video.name}, analysis rate {args.fps or 'every frame'}")
     for name, (t, frames, rss, in_jobs) in results.items():
         print(f"  {name:15s} {t:7.1f} s  {frames / t:7.1f} frames/s  ({frames} frames; {in_jobs:.1f} s inside "

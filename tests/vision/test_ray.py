@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import cv2
 import numpy as np
@@ -59,22 +60,17 @@ def cluster():
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     # Ray's own folder inside it, and RAY_TMPDIR naming it: the cluster writes its address file into Ray's default
     # folder (RAY_TMPDIR/ray), which on a fresh machine does not exist (no earlier Ray run made /tmp/ray)
-    env = {**ENV, "RAY_TMPDIR": temp}
     ray_dir = os.path.join(temp, "ray")
     os.makedirs(ray_dir)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     c = None
     try:
-        c = Cluster(initialize_head=True, head_node_args=dict(NODE, include_dashboard=False, temp_dir=ray_dir))
-        yield c
+        with mock.patch.dict(os.environ, {**ENV, "RAY_TMPDIR": temp}):  # restored as it was on the way out
+            c = Cluster(initialize_head=True, head_node_args=dict(NODE, include_dashboard=False, temp_dir=ray_dir))
+            yield c
     finally:
         if c is not None:
             c.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-
 
 def raylets(c) -> set[int]:
     return {p.process.pid for n in [c.head_node, *c.worker_nodes]
